@@ -1,0 +1,41 @@
+"""The ``llm-actors`` command line: one module per subcommand, registered below."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+__all__ = ["main"]
+
+# name -> module under actors.cli; each module has ``add_arguments(parser)`` and ``run(args) -> int``
+# and a one-line docstring used as the help text.
+COMMANDS = {
+    "check": "check",
+    "fake-provider": "fake_provider",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-actors", description="Many LLM endpoints as one reliable client.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"actors.cli.{module_name}")
+        modules[name] = module
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        p = sub.add_parser(name, help=summary, description=summary)
+        module.add_arguments(p)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
