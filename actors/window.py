@@ -1,0 +1,333 @@
+"""Limits: rolling request and token windows, a concurrency counter, and a FIFO of waiters.
+
+Windows are exact: an admission at ``t`` occupies the half-open interval ``[t, t + period)``, so
+no interval of length ``period`` ever holds more than ``limit`` admissions (or tokens). Each
+stores the *expiry* of an admission (``t + period``), which makes "when does the next slot
+free" a read of the oldest entry. Times are monotonic seconds; a ``now`` earlier than one
+already seen is treated as the latest seen, so a stale timestamp can never over-admit.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import math
+from typing import Any, Callable, Iterator
+
+__all__ = ["RateWindow", "TokenWindow", "ConcurrencyLimit", "FifoWaiters"]
+
+
+class RateWindow:
+    """At most ``limit`` admissions in any ``period`` seconds (requests per minute by default)."""
+
+    __slots__ = ("limit", "period", "_expiries", "_last")
+
+    def __init__(self, limit: int, period: float = 60.0) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit!r}")
+        if not period > 0:
+            raise ValueError(f"period must be positive, got {period!r}")
+        self.limit = int(limit)
+        self.period = float(period)
+        # Expiry times of the admissions still in the window, oldest first; never longer than limit.
+        self._expiries: collections.deque[float] = collections.deque()
+        self._last = -math.inf
+
+    def _evict(self, now: float) -> float:
+        if now < self._last:
+            now = self._last
+        else:
+            self._last = now
+        expiries = self._expiries
+        while expiries and expiries[0] <= now:
+            expiries.popleft()
+        return now
+
+    def try_acquire(self, now: float) -> bool:
+        """Admit one request at ``now`` if the window has room."""
+        now = self._evict(now)
+        if len(self._expiries) >= self.limit:
+            return False
+        self._expiries.append(now + self.period)
+        return True
+
+    def count(self, now: float) -> int:
+        """Admissions inside the window ending at ``now``."""
+        self._evict(now)
+        return len(self._expiries)
+
+    def available(self, now: float) -> int:
+        """Admissions the window would still take at ``now``."""
+        self._evict(now)
+        return self.limit - len(self._expiries)
+
+    def next_free_at(self, now: float) -> float:
+        """When the window next has room: ``now`` if it has room now."""
+        now = self._evict(now)
+        if len(self._expiries) < self.limit:
+            return now
+        return self._expiries[0]
+
+    def __repr__(self) -> str:
+        return f"RateWindow({len(self._expiries)}/{self.limit} per {self.period:g}s)"
+
+
+class TokenWindow:
+    """At most ``limit`` tokens in any ``period`` seconds (tokens per minute by default).
+
+    ``try_spend`` reserves tokens before a call; ``record`` adds tokens learned only afterwards
+    (it always succeeds, since the call already happened, and later spends wait for the excess
+    to leave the window). A spend larger than ``limit`` can never fit: it is refused, and
+    ``next_free_at`` says ``math.inf``.
+    """
+
+    __slots__ = ("limit", "period", "_entries", "_used", "_last")
+
+    def __init__(self, limit: int, period: float = 60.0) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit!r}")
+        if not period > 0:
+            raise ValueError(f"period must be positive, got {period!r}")
+        self.limit = limit
+        self.period = float(period)
+        self._entries: collections.deque[tuple[float, int | float]] = collections.deque()  # (expiry, tokens)
+        self._used: int | float = 0
+        self._last = -math.inf
+
+    def _evict(self, now: float) -> float:
+        if now < self._last:
+            now = self._last
+        else:
+            self._last = now
+        entries = self._entries
+        while entries and entries[0][0] <= now:
+            self._used -= entries.popleft()[1]
+        return now
+
+    def try_spend(self, now: float, tokens: int | float) -> bool:
+        """Reserve ``tokens`` at ``now`` if they fit in the window."""
+        if tokens < 0:
+            raise ValueError(f"tokens must not be negative, got {tokens!r}")
+        now = self._evict(now)
+        if self._used + tokens > self.limit:
+            return False
+        self._add(now, tokens)
+        return True
+
+    def record(self, now: float, tokens: int | float) -> None:
+        """Count ``tokens`` already used at ``now``, even past the limit."""
+        if tokens < 0:
+            raise ValueError(f"tokens must not be negative, got {tokens!r}")
+        self._add(self._evict(now), tokens)
+
+    def _add(self, now: float, tokens: int | float) -> None:
+        if tokens:
+            self._entries.append((now + self.period, tokens))
+            self._used += tokens
+
+    def used(self, now: float) -> int | float:
+        """Tokens inside the window ending at ``now``."""
+        self._evict(now)
+        return self._used
+
+    def available(self, now: float) -> int | float:
+        """Tokens the window would still take at ``now`` (0 when over the limit)."""
+        self._evict(now)
+        return max(0, self.limit - self._used)
+
+    def next_free_at(self, now: float, tokens: int | float) -> float:
+        """When ``tokens`` will fit: ``now`` if they fit now, ``math.inf`` if they never can."""
+        if tokens > self.limit:
+            return math.inf
+        now = self._evict(now)
+        excess = self._used + tokens - self.limit
+        if excess <= 0:
+            return now
+        # Only reached when refused, so walking the window is off the fast path.
+        for expiry, spent in self._entries:
+            excess -= spent
+            if excess <= 0:
+                return expiry
+        return now  # unreachable: the whole window's tokens cover any excess
+
+    def __repr__(self) -> str:
+        return f"TokenWindow({self._used}/{self.limit} per {self.period:g}s)"
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` permits out at once; releasing more than was acquired raises (a leak bug)."""
+
+    __slots__ = ("limit", "in_flight")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit!r}")
+        self.limit = int(limit)
+        #: Permits acquired and not yet released.
+        self.in_flight = 0
+
+    def try_acquire(self) -> bool:
+        """Take a permit if one is free."""
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release(self) -> None:
+        """Give a permit back."""
+        if self.in_flight <= 0:
+            raise RuntimeError(
+                f"permit released more often than acquired (limit {self.limit}): "
+                "a lease was given back twice; every lease must be returned exactly once"
+            )
+        self.in_flight -= 1
+
+    @property
+    def available(self) -> int:
+        """Permits free now."""
+        return self.limit - self.in_flight
+
+    def __repr__(self) -> str:
+        return f"ConcurrencyLimit({self.in_flight}/{self.limit})"
+
+
+class _Entry:
+    __slots__ = ("waiter", "deadline", "seq", "alive")
+
+    def __init__(self, waiter: Any, deadline: float | None, seq: int) -> None:
+        self.waiter = waiter
+        self.deadline = deadline
+        self.seq = seq
+        self.alive = True
+
+
+class FifoWaiters:
+    """Waiters for a permit, served strictly first come first served, each with a deadline.
+
+    Removal (cancellation) and expiry mark entries dead and skip them later, so every operation
+    is O(1) or O(log n) amortized. Waiters are tracked by identity: they need not be hashable,
+    and one waiter may be queued only once at a time. A ``None`` deadline never expires.
+    """
+
+    __slots__ = ("_queue", "_deadlines", "_by_id", "_seq", "_dead")
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[_Entry] = collections.deque()
+        self._deadlines: list[tuple[float, int, _Entry]] = []  # heap by (deadline, arrival)
+        self._by_id: dict[int, _Entry] = {}
+        self._seq = itertools.count()
+        self._dead = 0  # dead entries still held in the queue
+
+    def push(self, waiter: Any, deadline: float | None = None) -> None:
+        """Queue ``waiter`` at the back."""
+        key = id(waiter)
+        if key in self._by_id:
+            raise ValueError(f"waiter {waiter!r} is already queued")
+        entry = _Entry(waiter, deadline, next(self._seq))
+        self._by_id[key] = entry
+        self._queue.append(entry)
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, entry.seq, entry))
+        self._maybe_compact()
+
+    def peek(self) -> Any | None:
+        """The waiter at the head, or None when empty."""
+        entry = self._head()
+        return entry.waiter if entry is not None else None
+
+    def pop(self) -> Any | None:
+        """Remove and return the waiter at the head, or None when empty."""
+        entry = self._head()
+        if entry is None:
+            return None
+        self._queue.popleft()
+        self._kill(entry)
+        self._dead -= 1  # it left the queue itself
+        return entry.waiter
+
+    def pop_ready(self, grant: Callable[[Any], bool]) -> list[Any]:
+        """Pop waiters from the head while ``grant(waiter)`` is True; stop at the first refusal.
+
+        ``grant`` takes the permit for the waiter it approves. Stopping at the first refusal keeps
+        the order strictly FIFO: a later waiter that would fit never overtakes the head.
+        """
+        ready = []
+        while True:
+            entry = self._head()
+            if entry is None or not grant(entry.waiter):
+                return ready
+            self._queue.popleft()
+            self._kill(entry)
+            self._dead -= 1
+            ready.append(entry.waiter)
+
+    def expire(self, now: float) -> list[Any]:
+        """Remove and return the waiters whose deadline is at or before ``now``, earliest first."""
+        expired = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)[2]
+            if entry.alive:
+                self._kill(entry)
+                expired.append(entry.waiter)
+        self._maybe_compact()
+        return expired
+
+    def remove(self, waiter: Any) -> bool:
+        """Take ``waiter`` out of the queue (cancelled); False if it was not queued."""
+        entry = self._by_id.get(id(waiter))
+        if entry is None or entry.waiter is not waiter:
+            return False
+        self._kill(entry)
+        self._maybe_compact()
+        return True
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline among queued waiters, or None."""
+        heap = self._deadlines
+        while heap and not heap[0][2].alive:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, waiter: Any) -> bool:
+        entry = self._by_id.get(id(waiter))
+        return entry is not None and entry.waiter is waiter
+
+    def __iter__(self) -> Iterator[Any]:
+        """Queued waiters, head first."""
+        return (e.waiter for e in self._queue if e.alive)
+
+    def __repr__(self) -> str:
+        return f"FifoWaiters({len(self)} waiting)"
+
+    def _head(self) -> _Entry | None:
+        queue = self._queue
+        while queue:
+            entry = queue[0]
+            if entry.alive:
+                return entry
+            queue.popleft()
+            self._dead -= 1
+        return None
+
+    def _kill(self, entry: _Entry) -> None:
+        # The entry stays in the queue (and maybe the heap) until skipped or compacted.
+        entry.alive = False
+        del self._by_id[id(entry.waiter)]
+        self._dead += 1
+
+    def _maybe_compact(self) -> None:
+        # Dead entries are only dropped when they reach the head of the queue or the top of the
+        # heap; rebuild once they outnumber the live ones, so memory stays O(live) and the cost
+        # stays amortized O(1) per operation.
+        live = len(self._by_id)
+        if self._dead > 32 and self._dead > live:
+            self._queue = collections.deque(e for e in self._queue if e.alive)
+            self._dead = 0
+        if len(self._deadlines) > 2 * live + 32:
+            self._deadlines = [item for item in self._deadlines if item[2].alive]
+            heapq.heapify(self._deadlines)
