@@ -1,0 +1,214 @@
+"""Instance gates and echelon budgets: the state a lease decision reads and changes.
+
+A request must be admitted or refused in microseconds, and two requests must never both take
+the last permit, so these objects are plain data guarded by the one lock of their
+``LeaseTable``. Callers change them only under that lock, for a few microseconds, never across
+I/O. Everything slower (statistics, latency averages, probes, timers, pool membership) belongs
+to the actors, which hear about each attempt by ``tell``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Callable
+
+from actors.breaker import BreakerState, CircuitBreaker
+from actors.outcome import Outcome
+from actors.parking import Parking
+from actors.window import ConcurrencyLimit, RateWindow
+
+if TYPE_CHECKING:
+    from actors.config.models import ModelConfig
+
+__all__ = ["InstanceGate", "EchelonBudget", "NEVER"]
+
+#: "Not before the configuration changes": an instance disabled with a reason.
+NEVER = math.inf
+
+
+class EchelonBudget:
+    """An echelon's ``concurrency_limit`` and ``rpm_limit``, shared by every route through it."""
+
+    __slots__ = ("label", "limit", "rpm", "watchers")
+
+    def __init__(self, label: str, concurrency_limit: int | None, rpm_limit: int | None) -> None:
+        self.label = label
+        self.limit = ConcurrencyLimit(concurrency_limit) if concurrency_limit else None
+        self.rpm = RateWindow(rpm_limit) if rpm_limit else None
+        self.watchers: list[Any] = []  # targets to wake when a permit frees
+
+    def room_at(self, now: float) -> float | None:
+        """None when a request fits now; else when one will (``now`` means: on a release)."""
+        if self.limit is not None and self.limit.available <= 0:
+            return now
+        if self.rpm is not None and self.rpm.available(now) <= 0:
+            return self.rpm.next_free_at(now)
+        return None
+
+    def take(self, now: float) -> None:
+        if self.limit is not None:
+            self.limit.try_acquire()
+        if self.rpm is not None:
+            self.rpm.try_acquire(now)
+
+    def give_back(self) -> None:
+        if self.limit is not None:
+            self.limit.release()
+
+    @property
+    def in_flight(self) -> int:
+        return self.limit.in_flight if self.limit is not None else 0
+
+
+class InstanceGate:
+    """The health and permits of one instance, judged per route (a pool or a task group).
+
+    Each route has its own circuit breaker with its own parameters (SPEC §4), all fed by the
+    one stream of outcomes this instance produces.
+    """
+
+    __slots__ = (
+        "name",
+        "provider",
+        "context_window",
+        "timeout",
+        "weight",
+        "client",
+        "disabled_reason",
+        "config_disabled",
+        "parking",
+        "breakers",
+        "limit",
+        "rpm",
+        "in_flight",
+        "latency",
+        "last_used",
+        "watchers",
+        "on_change",
+    )
+
+    def __init__(self, model: ModelConfig, client: Any, *, on_change: Callable[..., None] | None = None) -> None:
+        self.name = model.name
+        self.provider = model.provider or model.model_type
+        self.context_window = model.context_window
+        self.timeout = model.timeout
+        self.weight = model.weight
+        self.client = client  # the Provider that speaks this instance's API
+        self.disabled_reason: str | None = model.disabled_reason
+        self.config_disabled = model.disabled_reason is not None  # only a reload can enable it
+        self.parking = Parking()
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.limit = ConcurrencyLimit(model.concurrency_limit) if model.concurrency_limit else None
+        self.rpm = RateWindow(model.rpm_limit) if model.rpm_limit else None
+        self.in_flight = 0
+        self.latency: float | None = None  # EWMA seconds, written by the instance actor
+        self.last_used: float | None = None
+        self.watchers: list[Any] = []
+        # Called as (gate, route, event, until) when the instance opens, closes, parks or is
+        # disabled; the runtime tells the supervisor. Runs under the table lock: keep it a tell.
+        self.on_change = on_change
+
+    def add_route(self, route: str, failure_threshold: int, recovery_time: float, half_open_requests: int) -> None:
+        """Judge this instance on ``route`` with that route's breaker parameters."""
+        if route in self.breakers:
+            return
+        breaker = CircuitBreaker(failure_threshold, recovery_time, half_open_requests)
+        breaker.on_change = lambda old, new: self._notify(route, new.value, breaker.open_until)
+        self.breakers[route] = breaker
+
+    def _notify(self, route: str, event: str, until: float | None) -> None:
+        if self.on_change is not None:
+            self.on_change(self, route, event, until)
+
+    # -- reading (under the table lock) ---------------------------------------------------------
+
+    def down_until(self, route: str, now: float) -> float | None:
+        """None when healthy enough to try on ``route`` now; else when it is expected back."""
+        if self.disabled_reason is not None:
+            return NEVER
+        if self.parking.is_parked(now):
+            return self.parking.parked_until
+        breaker = self.breakers[route]
+        if breaker.state(now) is BreakerState.CLOSED:
+            return None
+        at = breaker.retry_at(now)
+        if at is None:  # half-open, every trial slot taken: back when a trial ends at the latest
+            return now + self.timeout
+        return None if at <= now else at
+
+    def room_at(self, now: float) -> float | None:
+        """None when the instance's own limits admit one more request now; else when they will."""
+        if self.limit is not None and self.limit.available <= 0:
+            return now
+        if self.rpm is not None and self.rpm.available(now) <= 0:
+            return self.rpm.next_free_at(now)
+        return None
+
+    # -- changing (under the table lock) --------------------------------------------------------
+
+    def take(self, route: str, now: float) -> bool:
+        """Take a permit for one attempt; False when the breaker refuses (half-open slots full)."""
+        if not self.breakers[route].allow(now):
+            return False
+        if self.limit is not None:
+            self.limit.try_acquire()
+        if self.rpm is not None:
+            self.rpm.try_acquire(now)
+        self.in_flight += 1
+        self.last_used = now
+        return True
+
+    def give_back(self, route: str, outcome: Outcome, now: float, retry_after: float | None, reason: str) -> None:
+        """Return the permit and record what the attempt taught us about this instance."""
+        self.in_flight -= 1
+        if self.limit is not None:
+            self.limit.release()
+        if outcome is Outcome.SUCCESS:
+            self.parking.record_success()
+            for breaker in self.breakers.values():
+                breaker.record_success(now)
+        elif outcome is Outcome.UNHEALTHY:
+            for breaker in self.breakers.values():
+                breaker.record_failure(now, retry_after=retry_after)
+        elif outcome is Outcome.RATE_LIMITED:
+            if retry_after is not None:
+                self.parking.park(now, retry_after, reason)
+            else:
+                self.parking.park_default(now)
+            self._release_trial(route)
+            self._notify(route, "parked", self.parking.parked_until)
+        elif outcome is Outcome.FATAL:
+            self.disabled_reason = reason
+            self._release_trial(route)
+            self._notify(route, "disabled", None)
+        else:  # caller's fault or cancelled: no verdict on the instance
+            self._release_trial(route)
+
+    def _release_trial(self, route: str) -> None:
+        breaker = self.breakers[route]
+        if breaker.trials_in_flight:
+            breaker.release_trial()
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """State for health and stats output; never contains secrets."""
+        if self.disabled_reason is not None:
+            state, reason = "disabled", self.disabled_reason
+        elif self.parking.is_parked(now):
+            state, reason = "parked", self.parking.reason or "rate limited"
+        else:
+            worst = max((b.state(now) for b in self.breakers.values()), key=_severity, default=BreakerState.CLOSED)
+            state, reason = worst.value, None
+        return {
+            "instance": self.name,
+            "provider": self.provider,
+            "state": state,
+            "reason": reason,
+            "in_flight": self.in_flight,
+            "parked_until": self.parking.parked_until if self.parking.is_parked(now) else None,
+            "latency_ewma": self.latency,
+            "breakers": {route: b.snapshot(now) for route, b in self.breakers.items()},
+        }
+
+
+def _severity(state: BreakerState) -> int:
+    return {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}[state]

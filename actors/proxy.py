@@ -1,0 +1,230 @@
+"""Wrappers: the thin client a caller holds, over a task-group target or a polling pool.
+
+A wrapper asks no actor anything on the request path. It builds a plan from its precomputed
+route, lets a driver lease, call and report, and keeps its own statistics under a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
+
+from actors.backoff import Backoff
+from actors.drivers import run_async, run_sync, stream_async, stream_sync
+from actors.messages import normalize_messages
+from actors.request import RequestRun
+from actors.response import LLMResponse, StreamChunk
+from actors.stats import CallStats
+from actors.table import Route
+
+if TYPE_CHECKING:
+    from actors.runtime import Runtime
+
+__all__ = ["WrapperProxy", "TaskGroupWrapper", "PollingPoolWrapper", "DEFAULT_TIMEOUT"]
+
+#: Seconds one request may take over all attempts, waits and backoffs, unless configured.
+DEFAULT_TIMEOUT = 120.0
+#: Entries kept in the fallback and rotation histories.
+HISTORY = 100
+
+
+class WrapperProxy:
+    """Sync, async and streaming ``generate`` over one route through the runtime's actors."""
+
+    kind = "wrapper"
+
+    def __init__(self, name: str, runtime: Runtime, route: Route, config: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.runtime = runtime
+        self.route = route
+        self.config = dict(config or {})
+        self.timeout = float(self.config.get("timeout") or DEFAULT_TIMEOUT)
+        self.queue_timeout = self.config.get("queue_timeout")
+        self._lock = threading.Lock()
+        self._stats = CallStats()
+        self._fallbacks: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
+        self._rotations: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
+        self._backoff = Backoff(route.retry_delay, jitter="equal")
+
+    # -- generate -------------------------------------------------------------------------------
+
+    def generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
+        """Answer ``messages`` on this thread; raises an ``LLMError`` subclass on failure."""
+        run, msgs, params = self._start(messages, parameters, kwargs)
+        try:
+            response = run_sync(run, msgs, params)
+        except BaseException as exc:
+            self._finish(run, None, exc)
+            raise
+        self._finish(run, response, None)
+        return response
+
+    async def generate_async(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
+        """Answer ``messages`` on the running event loop, never blocking it."""
+        run, msgs, params = self._start(messages, parameters, kwargs)
+        try:
+            response = await run_async(run, msgs, params)
+        except BaseException as exc:
+            self._finish(run, None, exc)
+            raise
+        self._finish(run, response, None)
+        return response
+
+    def stream_generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Iterator[StreamChunk]:
+        """Yield the answer in chunks; falls back only before the first chunk."""
+        run, msgs, params = self._start(messages, parameters, kwargs)
+        try:
+            for chunk in stream_sync(run, msgs, params):
+                yield chunk
+        except BaseException as exc:
+            self._finish(run, None, exc)
+            raise
+        self._finish(run, run.response, None)
+
+    async def stream_generate_async(
+        self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> AsyncIterator[StreamChunk]:
+        """The async twin of ``stream_generate``."""
+        run, msgs, params = self._start(messages, parameters, kwargs)
+        try:
+            async for chunk in stream_async(run, msgs, params):
+                yield chunk
+        except BaseException as exc:
+            self._finish(run, None, exc)
+            raise
+        self._finish(run, run.response, None)
+
+    def _start(self, messages: Any, parameters: dict[str, Any] | None, kwargs: dict[str, Any]) -> tuple[RequestRun, Any, dict[str, Any]]:
+        msgs = normalize_messages(messages)
+        params = dict(parameters) if parameters else {}
+        timeout = self.timeout
+        queue_timeout = self.queue_timeout
+        if kwargs:
+            timeout = float(kwargs.pop("timeout", None) or timeout)
+            queue_timeout = kwargs.pop("queue_timeout", queue_timeout)
+            params.update(kwargs)
+        run = RequestRun(
+            self.runtime.table,
+            self.route.plan(),
+            timeout=timeout,
+            backoff=self._backoff,
+            queue_timeout=queue_timeout,
+            report=self.runtime.report,
+            label=f"{self.name} ({self.route.label})",
+        )
+        return run, msgs, params
+
+    def _finish(self, run: RequestRun, response: LLMResponse | None, error: BaseException | None) -> None:
+        attempts = run.attempts
+        first = self.route.steps[0].label if self.route.steps else ""
+        fell_back = bool(attempts) and any(a.target != first for a in attempts)
+        elapsed = time.monotonic() - run.started
+        if error is not None and isinstance(error, (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)):
+            success = None
+        else:
+            success = response is not None
+        entry: dict[str, Any] | None = None
+        if fell_back or not success:
+            entry = {
+                "target": response.target if response is not None else first,
+                "success": bool(success),
+                "attempts": [a.to_dict() for a in attempts],
+                "timestamp": time.time(),
+            }
+            if error is not None:
+                entry["error"] = str(error) or type(error).__name__
+        with self._lock:
+            self._stats.record(
+                success,
+                elapsed,
+                attempts=len(attempts),
+                fallbacks=1 if fell_back else 0,
+                usage=response.token_usage if response is not None else None,
+            )
+            if entry is not None:
+                self._fallbacks.append(entry)
+            for a in attempts:
+                self._rotations.append({"instance_id": a.instance, "target": a.target, "outcome": a.outcome.value, "timestamp": time.time()})
+
+    # -- statistics and health ------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, Any]:
+        with self._lock:
+            return self._stats.to_dict()
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._stats.reset()
+
+    def get_fallback_history(self, limit: int = 10) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._fallbacks)[-limit:] if limit > 0 else []
+
+    def reset_fallback_history(self) -> None:
+        with self._lock:
+            self._fallbacks.clear()
+
+    def get_rotation_history(self, limit: int = 10) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._rotations)[-limit:] if limit > 0 else []
+
+    def reset_rotation_history(self) -> None:
+        with self._lock:
+            self._rotations.clear()
+
+    def health(self) -> dict[str, Any]:
+        """Health of every instance this wrapper may reach, judged on the route it reaches it by."""
+        return self.runtime.route_health(self.route)
+
+    async def health_check(self) -> dict[str, Any]:
+        """The original's keys (``healthy``, ``healthy_instances``, ``total_instances``,
+        ``health_ratio``) plus each instance's state and reason."""
+        return self.health()
+
+    def supports_function_calling(self) -> bool:
+        return self.runtime.route_supports_tools(self.route)
+
+    def get_model_info(self) -> dict[str, Any]:
+        return {
+            "type": f"{self.kind}_wrapper",
+            "name": self.name,
+            "target": self.route.label,
+            "strategy": self.route.plan_cls.name,
+            "steps": [s.label for s in self.route.steps],
+            "max_attempts": self.route.max_attempts,
+            "timeout": self.timeout,
+        }
+
+    def get_metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "type": type(self).__name__, "config": dict(self.config)}
+
+    # Helpers the original design's wrappers offered.
+
+    @staticmethod
+    def get_token_count(text: str) -> int:
+        """A rough count (about four characters a token) for budgeting, not billing."""
+        return max(1, len(text) // 4)
+
+    def get_messages_token_count(self, messages: Iterable[Any]) -> int:
+        return sum(self.get_token_count(str(m.get("content", ""))) for m in normalize_messages(list(messages)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, route={self.route.label!r})"
+
+
+class TaskGroupWrapper(WrapperProxy):
+    """A wrapper over a task-group reference such as ``fast_group.echelon1``."""
+
+    kind = "task_group"
+
+
+class PollingPoolWrapper(WrapperProxy):
+    """A wrapper over a polling pool."""
+
+    kind = "polling_pool"
+
+    def get_pool_status(self) -> dict[str, Any] | None:
+        return self.runtime.pool_status(self.route.label.removeprefix("pool:"))

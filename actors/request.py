@@ -1,0 +1,344 @@
+"""The decision core of one request, shared by the sync and async drivers.
+
+``RequestRun.next()`` says what to do now: ``Call`` an instance (the lease is already taken),
+``Wait`` for a permit (the request is queued FIFO at its target), ``Sleep`` (backoff), or
+``Fail``. The driver does it and reports back (``succeeded``, ``failed``, ``abort``). All the
+policy lives here, under the lease table's lock for microseconds at a time; the drivers only do
+I/O and waiting, so sync and async behave identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable
+
+from actors.backoff import Backoff
+from actors.errors import (
+    AllAttemptsFailedError,
+    ContextWindowExceededError,
+    LLMCallError,
+    LLMTimeoutError,
+    NoCapacityError,
+)
+from actors.fallback import FallbackPlan, Verdict
+from actors.gate import NEVER
+from actors.outcome import Outcome
+from actors.response import Attempt, LLMResponse
+from actors.target import Lease
+
+__all__ = ["RequestRun", "Call", "Wait", "Sleep", "Fail", "ThreadWaiter", "LoopWaiter"]
+
+
+class Call:
+    """Call ``lease``'s instance, giving it at most ``timeout`` seconds."""
+
+    __slots__ = ("lease", "timeout")
+
+    def __init__(self, lease: Lease, timeout: float) -> None:
+        self.lease = lease
+        self.timeout = timeout
+
+
+class Wait:
+    """Wait on ``waiter`` until woken or ``timeout`` seconds pass, then ask again."""
+
+    __slots__ = ("waiter", "timeout")
+
+    def __init__(self, waiter: Any, timeout: float) -> None:
+        self.waiter = waiter
+        self.timeout = timeout
+
+
+class Sleep:
+    """Back off for ``delay`` seconds, then ask again."""
+
+    __slots__ = ("delay",)
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+
+class Fail:
+    """Raise ``error``: the request is over."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class ThreadWaiter:
+    """A queued sync request; woken by whichever thread frees a permit."""
+
+    __slots__ = ("event", "gone")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.gone = False
+
+    def wake(self) -> bool:
+        if self.gone:
+            return False
+        self.event.set()
+        return True
+
+    def rearm(self) -> None:
+        self.event.clear()
+
+    def wait(self, timeout: float) -> bool:
+        return self.event.wait(timeout)
+
+
+class LoopWaiter:
+    """A queued async request; woken thread-safely on its own event loop, never blocking it."""
+
+    __slots__ = ("loop", "future", "gone")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[None] = self.loop.create_future()
+        self.gone = False
+
+    def wake(self) -> bool:
+        if self.gone:
+            return False
+        try:
+            self.loop.call_soon_threadsafe(_resolve, self.future)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            return False
+        return True
+
+    def rearm(self) -> None:
+        if self.future.done():
+            self.future = self.loop.create_future()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.shield(self.future), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class RequestRun:
+    """One request's attempts, waits and backoffs under one deadline."""
+
+    __slots__ = (
+        "table",
+        "plan",
+        "deadline",
+        "backoff",
+        "clock",
+        "queue_timeout",
+        "report",
+        "attempts",
+        "delay",
+        "waiter",
+        "waiting_at",
+        "queue_deadline",
+        "down_until",
+        "last_error",
+        "started",
+        "label",
+        "response",
+    )
+
+    def __init__(
+        self,
+        table: Any,
+        plan: FallbackPlan,
+        *,
+        timeout: float,
+        backoff: Backoff,
+        queue_timeout: float | None = None,
+        report: Callable[[Lease, Outcome | None, float, Any], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        label: str = "",
+    ) -> None:
+        self.table = table
+        self.plan = plan
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + timeout
+        self.backoff = backoff
+        self.queue_timeout = queue_timeout
+        self.report = report
+        self.attempts: list[Attempt] = []
+        self.delay = 0.0
+        self.waiter: Any = None
+        self.waiting_at: Any = None  # the target whose queue holds our waiter
+        self.queue_deadline: float | None = None
+        self.down_until = NEVER
+        self.last_error: BaseException | None = None
+        self.label = label
+        self.response: LLMResponse | None = None
+
+    # -- deciding -------------------------------------------------------------------------------
+
+    def next(self, make_waiter: Callable[[], Any]) -> Call | Wait | Sleep | Fail:
+        """What to do now."""
+        if self.delay:
+            delay, self.delay = self.delay, 0.0
+            return Sleep(delay)
+        now = self.clock()
+        if now >= self.deadline:
+            return Fail(self._deadline_error())
+        plan = self.plan
+        with self.table.lock:
+            while (step := plan.step) is not None:
+                target = step.target
+                if target.waiters and target.waiters[0] is not self.waiter:
+                    result: Any = None  # others queued first: FIFO says wait behind them
+                    until = self.deadline
+                else:
+                    result = target.lease(plan, now)
+                    if isinstance(result, Lease):
+                        self._leave_queue(passing_on=True)
+                        return Call(result, self._attempt_timeout(result, now))
+                    until = result.until
+                if result is None or result.full:
+                    if self.queue_deadline is None:
+                        budget = self.deadline - now if self.queue_timeout is None else self.queue_timeout
+                        self.queue_deadline = min(self.deadline, now + budget)
+                    if now < self.queue_deadline:
+                        # ``until == now`` means "when a permit is released"; later means an rpm
+                        # window frees a slot then, and no release will wake us for it.
+                        wake_by = self.queue_deadline if until <= now else min(until, self.queue_deadline)
+                        return Wait(self._enqueue(target, make_waiter), wake_by - now)
+                    self._leave_queue(passing_on=True)
+                else:
+                    self.down_until = min(self.down_until, until)
+                    if plan.sticky is not None:
+                        plan.sticky = None  # simple_retry: the same instance is not available
+                        continue
+                plan.advance()
+                self.queue_deadline = None
+            self._leave_queue(passing_on=True)
+        return Fail(self._exhausted_error())
+
+    def _enqueue(self, target: Any, make_waiter: Callable[[], Any]) -> Any:
+        if self.waiter is not None and self.waiting_at is not target:
+            self._leave_queue(passing_on=True)
+        if self.waiter is None:
+            self.waiter = make_waiter()
+            self.waiting_at = target
+            target.waiters.append(self.waiter)
+        else:
+            self.waiter.rearm()
+        return self.waiter
+
+    def _leave_queue(self, *, passing_on: bool) -> None:
+        """Leave the target's queue; if we held the head, let the next waiter try."""
+        waiter, target = self.waiter, self.waiting_at
+        if waiter is None:
+            return
+        self.waiter = self.waiting_at = None
+        waiter.gone = True
+        try:
+            if target.waiters and target.waiters[0] is waiter:
+                target.waiters.popleft()
+                if passing_on:
+                    target.wake_head()
+            else:
+                target.waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def _attempt_timeout(self, lease: Lease, now: float) -> float:
+        limit = lease.target.attempt_timeout(lease.member)
+        return max(0.001, min(limit, self.deadline - now))
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def succeeded(self, lease: Lease, response: LLMResponse, duration: float) -> LLMResponse:
+        """Record a successful attempt and finish the response."""
+        self._give_back(lease, Outcome.SUCCESS, None, "")
+        self.attempts.append(Attempt(lease.member.name, Outcome.SUCCESS, duration, None, lease.target.label))
+        if self.report is not None:
+            self.report(lease, Outcome.SUCCESS, duration, response)
+        response.target = lease.target.label
+        response.attempts = self.attempts
+        response.response_time = self.clock() - self.started
+        self.response = response
+        return response
+
+    def failed(self, lease: Lease, error: LLMCallError, duration: float) -> None:
+        """Record a failed attempt and decide: retry (after ``delay``), fall back, or fail."""
+        outcome = error.outcome
+        self._give_back(lease, outcome, error.retry_after, str(error))
+        self.attempts.append(Attempt(lease.member.name, outcome, duration, str(error), lease.target.label))
+        if self.report is not None:
+            self.report(lease, outcome, duration, error)
+        self.last_error = error
+        verdict = self.plan.record(lease.member, outcome)
+        if outcome is Outcome.CALLER_FAULT:
+            window = lease.member.context_window or 0
+            if isinstance(error, ContextWindowExceededError) and self.plan.escalate(window):
+                return
+            raise error
+        if verdict is Verdict.RETRY:
+            # A backoff longer than the time left ends in the deadline error, as it should.
+            self.delay = max(0.0, min(self.backoff.delay(self.plan.at_step - 1), self.deadline - self.clock()))
+        elif verdict is Verdict.STOP:
+            self.plan.index = len(self.plan.steps)  # the next ``next()`` fails with every attempt
+
+    def abort(self, lease: Lease | None) -> None:
+        """The caller gave up (cancelled, interrupted): return the lease and leave any queue."""
+        with self.table.lock:
+            self._leave_queue(passing_on=True)
+        if lease is not None:
+            self._give_back(lease, None, None, "cancelled")
+            if self.report is not None:
+                self.report(lease, None, self.clock() - lease.taken_at, None)
+
+    def _give_back(self, lease: Lease, outcome: Outcome | None, retry_after: float | None, reason: str) -> None:
+        member = lease.member
+        now = self.clock()
+        with self.table.lock:
+            member.gate.give_back(lease.route, outcome, now, retry_after, reason)
+            if member.budget is not None:
+                member.budget.give_back()
+            for target in member.gate.watchers:
+                if target.waiters:
+                    target.wake_head()
+            if member.budget is not None:
+                for target in member.budget.watchers:
+                    if target.waiters:
+                        target.wake_head()
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def _deadline_error(self) -> BaseException:
+        waited = self.clock() - self.started
+        return LLMTimeoutError(
+            f"{self.label or 'request'}: deadline of {self.deadline - self.started:.3g} s passed after "
+            f"{len(self.attempts)} attempt(s) and {waited:.3g} s; raise the timeout or add capacity",
+        )
+
+    def _exhausted_error(self) -> BaseException:
+        if self.attempts:
+            last = self.last_error
+            names = ", ".join(f"{a.instance} ({a.outcome.value})" for a in self.attempts)
+            return AllAttemptsFailedError(
+                f"{self.label or 'request'}: all {len(self.attempts)} attempt(s) failed: {names}; last error: {last}",
+                self.attempts,
+                last_error=last,
+            )
+        if self.down_until < NEVER:
+            wait = max(0.0, self.down_until - self.clock())
+            return NoCapacityError(
+                f"{self.label or 'request'}: every candidate instance is unavailable (breaker open, parked "
+                f"or full); the earliest is expected back in {wait:.3g} s",
+                retry_after=wait,
+            )
+        return NoCapacityError(
+            f"{self.label or 'request'}: no instance can take this request (all disabled or none "
+            "configured); check `llm-actors check` for disabled models and their reasons",
+        )

@@ -1,0 +1,285 @@
+"""The runtime: builds the lease table and starts every actor from one configuration.
+
+``Runtime.from_config("config")`` is a context manager: entering starts the instance, group
+and pool actors, the rotation supervisor, its scheduler and prober, in dependency order;
+leaving stops them in reverse, closes the HTTP clients, and leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actors.config import LLMConfig, load_config
+from actors.group import TaskGroupActor
+from actors.instance import AttemptDone, GetStats, InstanceActor, InstanceHandle
+from actors.outcome import Outcome
+from actors.pool import PoolActor
+from actors.providers import HTTPClients, make_provider
+from actors.reply import ask_async, ask_sync
+from actors.scheduler import Scheduler
+from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
+from actors.table import LeaseTable, Route, pool_label
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class _PoolEntry:
+    ref: Any
+    route: str
+    members: list[str]
+    health_check_interval: float
+
+
+class Runtime:
+    """One configuration, running: its lease table, actors, wrapper factory and HTTP clients."""
+
+    def __init__(self, config: LLMConfig, *, simulate: bool = False) -> None:
+        self.config = _simulated(config) if simulate else config
+        self.simulate = simulate
+        self.clients = HTTPClients()
+        self.table: LeaseTable | None = None
+        self.handles: dict[str, InstanceHandle] = {}
+        self.group_refs: dict[str, Any] = {}
+        self.pool_refs: dict[str, Any] = {}
+        self.owner_of: dict[str, Any] = {}  # target label -> the group or pool actor counting it
+        self.supervisor: Any = None
+        self.scheduler: Scheduler | None = None
+        self.prober: Prober | None = None
+        self.factory: Any = None
+        self.started = False
+        self._stop_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, path: str | Path, *, simulate: bool = False) -> Runtime:
+        """A runtime for the configuration at ``path`` (``config`` or ``config/llms``)."""
+        return cls(load_config(path), simulate=simulate)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        if self.started:
+            return self
+        cfg = self.config
+        providers = {name: make_provider(model, self.clients) for name, model in cfg.models.items()}
+        self.table = table = LeaseTable.build(cfg, providers, on_change=self._on_gate_change)
+        try:
+            for name, gate in table.gates.items():
+                handle = InstanceHandle(gate)
+                self.handles[name] = handle
+                self._start_instance(handle)
+            for gname, group in cfg.groups.items():
+                ref = TaskGroupActor.start(gname, group)
+                self.group_refs[gname] = ref
+                for tname, tier in group.tiers_by_priority():
+                    self.owner_of[f"{gname}.{tname}"] = ref
+            pools: dict[str, _PoolEntry] = {}
+            for pname, pool in cfg.pools.items():
+                target = table.targets[pool_label(pname)]
+                ref = PoolActor.start(pname, list(target.names), pool)
+                self.pool_refs[pname] = ref
+                self.owner_of[target.label] = ref
+                pools[pname] = _PoolEntry(ref, target.route, list(target.names), float(pool.health_check_interval))
+            self.scheduler = Scheduler().start()
+            self.prober = Prober().start()
+            self.supervisor = RotationSupervisor.start(
+                table, self.handles, pools, self.scheduler, self.prober, self._restart_instance
+            )
+            ask_sync(self.supervisor, GetStats)  # surfaces a start-up failure now, not later
+        except BaseException:
+            self.stop()
+            raise
+        from actors.factory import LLMWrapperFactory
+
+        self.factory = LLMWrapperFactory(self)
+        self.factory.create_wrappers_from_config(
+            {name: w.model_dump(exclude_none=True) for name, w in cfg.wrappers.items()}, strict=True
+        )
+        self.started = True
+        _live.add(self)
+        return self
+
+    def stop(self) -> None:
+        """Stop every actor (reverse start order), the timer and probe threads, and the clients."""
+        with self._stop_lock:
+            refs = [self.supervisor, *self.pool_refs.values(), *self.group_refs.values()]
+            refs += [h.ref for h in self.handles.values()]
+            for ref in refs:
+                if ref is not None:
+                    try:
+                        ref.stop(block=True, timeout=5)
+                    except Exception:
+                        pass
+            for h in self.handles.values():
+                h.ref = None
+            self.supervisor = None
+            self.pool_refs.clear()
+            self.group_refs.clear()
+            if self.scheduler is not None:
+                self.scheduler.stop()
+            if self.prober is not None:
+                self.prober.stop()
+            self.clients.close()
+            self.started = False
+            _live.discard(self)
+
+    def __enter__(self) -> Runtime:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _start_instance(self, handle: InstanceHandle) -> None:
+        name = handle.gate.name
+        handle.ref = InstanceActor.start(handle.gate, handle.restarts, lambda actor, exc: self._on_crash(name, exc))
+
+    def _restart_instance(self, handle: InstanceHandle) -> None:
+        handle.restarts += 1
+        self._start_instance(handle)
+
+    def _on_crash(self, name: str, exc: BaseException | None) -> None:
+        handle = self.handles.get(name)
+        if handle is not None:
+            handle.ref = None
+        if self.supervisor is not None:
+            self.supervisor.tell(Crashed(name, repr(exc)))
+
+    # -- what callers and the table tell --------------------------------------------------------
+
+    def report(self, lease: Any, outcome: Outcome | None, duration: float, result: Any) -> None:
+        """One attempt ended: tell the instance's actor and the actor of the target it went through."""
+        usage = result.token_usage if outcome is Outcome.SUCCESS else None
+        error = str(result) if isinstance(result, BaseException) else None
+        message = AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error)
+        self.handles[lease.member.name].tell(message)
+        owner = self.owner_of.get(lease.target.label)
+        if owner is not None:
+            try:
+                owner.tell(message)
+            except Exception:
+                pass
+
+    def _on_gate_change(self, gate: Any, route: str, event: str, until: float | None) -> None:
+        supervisor = self.supervisor
+        if supervisor is not None:
+            try:
+                supervisor.tell(StateChanged(gate.name, route, event, until))
+            except Exception:
+                pass
+
+    # -- views ----------------------------------------------------------------------------------
+
+    def route_health(self, route: Route) -> dict[str, Any]:
+        """The original health keys over every instance a route may reach, plus each one's state."""
+        now = time.monotonic()
+        seen: dict[str, dict[str, Any]] = {}
+        assert self.table is not None
+        with self.table.lock:
+            for target in route.targets:
+                for m in target.members:
+                    if m.name in seen:
+                        continue
+                    snap = m.gate.snapshot(now)
+                    down = m.gate.down_until(target.route, now)
+                    seen[m.name] = {
+                        "instance": m.name,
+                        "target": target.label,
+                        "available": down is None,
+                        "state": snap["state"],
+                        "reason": snap["reason"],
+                        "in_flight": snap["in_flight"],
+                    }
+        total = len(seen)
+        healthy = sum(1 for s in seen.values() if s["available"])
+        return {
+            "healthy": total > 0 and healthy > total / 2,
+            "available": healthy > 0,
+            "healthy_instances": healthy,
+            "total_instances": total,
+            "health_ratio": healthy / total if total else 0.0,
+            "instances": list(seen.values()),
+        }
+
+    def route_supports_tools(self, route: Route) -> bool:
+        """Whether the route's first tier declares ``function_calling`` (pools: every member tier)."""
+        tiers = set()
+        for step in route.steps[:1]:
+            tiers.update(m.tier for m in step.target.members)
+        if not tiers:
+            return False
+        for label in tiers:
+            group, tier = label.split(".", 1)
+            if not self.config.groups[group].tiers[tier].function_calling:
+                return False
+        return True
+
+    def instance_stats(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        return ask_sync(self.handles[name].ref, GetStats, timeout)
+
+    def pool_status(self, pool: str, timeout: float = 5.0) -> dict[str, Any] | None:
+        ref = self.pool_refs.get(pool)
+        return ask_sync(ref, GetStats, timeout) if ref is not None else None
+
+    def group_stats(self, group: str, timeout: float = 5.0) -> dict[str, Any]:
+        return ask_sync(self.group_refs[group], GetStats, timeout)
+
+    def supervisor_stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        return ask_sync(self.supervisor, GetStats, timeout)
+
+    async def supervisor_stats_async(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await ask_async(self.supervisor, GetStats, timeout)
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        """Everything: instances, groups, pools, wrappers and the supervisor."""
+        assert self.table is not None
+        out = {
+            "instances": {n: {**self.instance_stats(n, timeout), **self.table.gates[n].snapshot(time.monotonic())} for n in self.handles},
+            "groups": {g: self.group_stats(g, timeout) for g in self.group_refs},
+            "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
+            "supervisor": self.supervisor_stats(timeout),
+        }
+        if self.factory is not None:
+            out["wrappers"] = self.factory.get_wrapper_stats()
+        return out
+
+    def crash_instance(self, name: str) -> None:
+        """Drill hook: make an instance actor fail; the supervisor restarts it."""
+        from actors.actor import Crash
+
+        self.handles[name].tell(Crash())
+
+    def __repr__(self) -> str:
+        state = "running" if self.started else "stopped"
+        return f"Runtime({state}, {len(self.handles)} instances, simulate={self.simulate})"
+
+
+def _simulated(config: LLMConfig) -> LLMConfig:
+    """The same topology with every model answered by the in-process simulated provider.
+
+    Models disabled only for a missing key come back enabled: a simulation needs no keys.
+    """
+    models = {
+        name: m.model_copy(update={"model_type": "simulated", "disabled_reason": None})
+        for name, m in config.models.items()
+    }
+    return config.model_copy(update={"models": models})
+
+
+# Runtimes still running at interpreter exit are stopped, so no actor thread outlives main.
+_live: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for rt in list(_live):
+        try:
+            rt.stop()
+        except Exception:
+            pass
+

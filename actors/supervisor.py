@@ -1,0 +1,255 @@
+"""The rotation supervisor: instance health over time, by message passing.
+
+It hears every state change of every instance (breaker opened or closed, parked, disabled),
+rotates the instance out of the pools it belongs to and back in when its time comes, drives the
+breaker timers and the active health probes from the runtime's one scheduler, and restarts an
+actor that crashed.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+from actors.actor import Actor
+from actors.instance import GetStats, InstanceHandle
+from actors.pool import Rotate
+from actors.scheduler import Scheduler
+
+__all__ = ["RotationSupervisor", "StateChanged", "Crashed", "Prober"]
+
+log = logging.getLogger(__name__)
+
+HISTORY = 500
+
+
+class StateChanged:
+    """``instance`` moved to ``event`` (open, half_open, closed, parked, disabled) on ``route``."""
+
+    __slots__ = ("instance", "route", "event", "until")
+
+    def __init__(self, instance: str, route: str, event: str, until: float | None) -> None:
+        self.instance = instance
+        self.route = route
+        self.event = event
+        self.until = until
+
+
+class _RecoveryDue:
+    __slots__ = ("instance",)
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+
+
+class _ProbeDue:
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: str) -> None:
+        self.pool = pool
+
+
+class _ProbeResult:
+    __slots__ = ("instance", "error")
+
+    def __init__(self, instance: str, error: BaseException | None) -> None:
+        self.instance = instance
+        self.error = error
+
+
+class Crashed:
+    """An instance actor died of an unexpected error; restart it."""
+
+    __slots__ = ("instance", "error")
+
+    def __init__(self, instance: str, error: str) -> None:
+        self.instance = instance
+        self.error = error
+
+
+class Prober:
+    """Runs health probes one at a time on its own thread, so no actor ever does I/O."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="llm-actors-prober", daemon=True)
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def submit(self, name: str, probe: Callable[[], None], done: Callable[[BaseException | None], None]) -> bool:
+        """Queue one probe of ``name`` unless one is already queued or running."""
+        with self._lock:
+            if name in self._busy:
+                return False
+            self._busy.add(name)
+        self._queue.put((name, probe, done))
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            name, probe, done = item
+            error: BaseException | None = None
+            try:
+                probe()
+            except BaseException as exc:
+                error = exc
+            with self._lock:
+                self._busy.discard(name)
+            try:
+                done(error)
+            except BaseException:
+                log.exception("probe callback failed")
+
+
+class RotationSupervisor(Actor):
+    """Watches instance health; every other actor and every caller reaches it by ``tell``."""
+
+    handlers = {
+        StateChanged: "_on_state",
+        _RecoveryDue: "_on_recovery",
+        _ProbeDue: "_on_probe_due",
+        _ProbeResult: "_on_probe_result",
+        Crashed: "_on_crashed",
+        GetStats: "_on_get_stats",
+    }
+
+    def __init__(
+        self,
+        table: Any,
+        handles: dict[str, InstanceHandle],
+        pools: dict[str, Any],
+        scheduler: Scheduler,
+        prober: Prober,
+        restart: Callable[[InstanceHandle], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        probe_timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.table = table
+        self.handles = handles
+        self.pools = pools  # name -> PoolEntry(ref, route, members, health_check_interval)
+        self.scheduler = scheduler
+        self.prober = prober
+        self.restart = restart
+        self.clock = clock
+        self.probe_timeout = probe_timeout
+        self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
+        self.restarts = 0
+        self.probes = collections.Counter()
+        self._pools_of: dict[str, list[str]] = collections.defaultdict(list)
+        for name, entry in pools.items():
+            for member in entry.members:
+                self._pools_of[member].append(name)
+
+    def on_start(self) -> None:
+        for name, entry in self.pools.items():
+            self._schedule_probe(name, entry.health_check_interval)
+
+    # -- state changes --------------------------------------------------------------------------
+
+    def _on_state(self, m: StateChanged) -> None:
+        self.history.append(
+            {"instance": m.instance, "route": m.route, "event": m.event, "until": m.until, "timestamp": time.time()}
+        )
+        if m.event in ("open", "parked", "disabled"):
+            reason = {"open": "circuit breaker open", "parked": "rate limited", "disabled": "disabled"}[m.event]
+            if m.event == "disabled":
+                reason = f"disabled: {self.table.gates[m.instance].disabled_reason}"
+            self._rotate(m.instance, m.route, out=True, reason=reason, every_pool=m.event != "open")
+            if m.until is not None:
+                self.scheduler.call_at(m.until, lambda i=m.instance: self._tell(_RecoveryDue(i)))
+        elif m.event in ("closed", "half_open"):
+            self._rotate(m.instance, m.route, out=False, reason=m.event, every_pool=False)
+
+    def _on_recovery(self, m: _RecoveryDue) -> None:
+        """A breaker's open period or a parking ended: back into rotation where it is healthy."""
+        now = self.clock()
+        for pool in self._pools_of.get(m.instance, ()):
+            entry = self.pools[pool]
+            with self.table.lock:
+                down = self.table.gates[m.instance].down_until(entry.route, now)
+            if down is None:
+                entry.ref.tell(Rotate(m.instance, False, "recovered"))
+
+    def _rotate(self, instance: str, route: str, *, out: bool, reason: str, every_pool: bool) -> None:
+        for pool in self._pools_of.get(instance, ()):
+            entry = self.pools[pool]
+            if every_pool or entry.route == route:
+                entry.ref.tell(Rotate(instance, out, reason))
+
+    # -- probes ---------------------------------------------------------------------------------
+
+    def _schedule_probe(self, pool: str, interval: float) -> None:
+        self.scheduler.call_later(interval, lambda: self._tell(_ProbeDue(pool)))
+
+    def _on_probe_due(self, m: _ProbeDue) -> None:
+        entry = self.pools[m.pool]
+        now = self.clock()
+        for name in entry.members:
+            gate = self.table.gates[name]
+            with self.table.lock:
+                sick = gate.disabled_reason is not None and not gate.config_disabled
+                sick = sick or gate.breakers[entry.route].state(now).value != "closed"
+            if sick:
+                client = gate.client
+                self.probes["sent"] += 1
+                self.prober.submit(
+                    name,
+                    lambda c=client: c.probe(timeout=self.probe_timeout),
+                    lambda err, n=name: self._tell(_ProbeResult(n, err)),
+                )
+        self._schedule_probe(m.pool, entry.health_check_interval)
+
+    def _on_probe_result(self, m: _ProbeResult) -> None:
+        gate = self.table.gates[m.instance]
+        now = self.clock()
+        self.probes["passed" if m.error is None else "failed"] += 1
+        if m.error is not None:
+            return
+        with self.table.lock:
+            if gate.disabled_reason is not None and not gate.config_disabled:
+                gate.disabled_reason = None
+            for breaker in gate.breakers.values():
+                breaker.end_open_period(now)  # a passing probe earns trial calls, not a full close
+        self.history.append({"instance": m.instance, "route": "*", "event": "probe_passed", "until": None, "timestamp": time.time()})
+        self._on_recovery(_RecoveryDue(m.instance))
+
+    # -- restarts -------------------------------------------------------------------------------
+
+    def _on_crashed(self, m: Crashed) -> None:
+        handle = self.handles.get(m.instance)
+        if handle is None:
+            return
+        self.restarts += 1
+        self.history.append({"instance": m.instance, "route": "*", "event": "restarted", "until": None, "timestamp": time.time(), "error": m.error})
+        self.restart(handle)
+
+    def _on_get_stats(self, m: GetStats) -> None:
+        m.reply.set(
+            {
+                "restarts": self.restarts,
+                "probes": dict(self.probes),
+                "history": list(self.history),
+                "timers": len(self.scheduler),
+            }
+        )
+
+    def _tell(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except Exception:  # stopped: timers and probes outlive us by a moment
+            pass

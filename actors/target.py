@@ -1,0 +1,170 @@
+"""Targets: a group tier or a pool, whose members a request leases from, in rotation order."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from actors.gate import NEVER, EchelonBudget, InstanceGate
+
+__all__ = ["Member", "Target", "Lease", "Blocked"]
+
+
+class Member:
+    """An instance as reached through one echelon: its gate and the echelon's budget."""
+
+    __slots__ = ("gate", "budget", "name", "provider", "context_window", "tier")
+
+    def __init__(self, gate: InstanceGate, budget: EchelonBudget | None, tier: str) -> None:
+        self.gate = gate
+        self.budget = budget
+        self.name = gate.name
+        self.provider = gate.provider
+        self.context_window = gate.context_window
+        self.tier = tier  # "group.tier" this member's permits are counted against
+
+
+class Lease:
+    """One admitted attempt: a member of a target, taken on ``route``; give it back exactly once."""
+
+    __slots__ = ("member", "target", "route", "taken_at")
+
+    def __init__(self, member: Member, target: Target, route: str, taken_at: float) -> None:
+        self.member = member
+        self.target = target
+        self.route = route
+        self.taken_at = taken_at
+
+    @property
+    def gate(self) -> InstanceGate:
+        return self.member.gate
+
+
+@dataclass(slots=True)
+class Blocked:
+    """Nothing in the target can be leased now.
+
+    ``full`` is True when some admitted member is healthy but out of permits (worth waiting
+    for, until ``until``); otherwise every admitted member is down until ``until``.
+    """
+
+    full: bool
+    until: float
+
+
+class Target:
+    """A set of members leased in rotation, with a FIFO of requests waiting for permits."""
+
+    __slots__ = ("label", "route", "members", "by_name", "rotation", "waiters", "names", "view", "timeout", "defaults")
+
+    def __init__(
+        self,
+        label: str,
+        route: str,
+        members: Sequence[Member],
+        rotation: Any,
+        *,
+        timeout: float | None = None,
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        self.label = label
+        self.defaults = defaults or {}  # the tier's parameter defaults (temperature, max_tokens...)
+        self.timeout = timeout  # the tier's per-attempt ``timeout``; pools have none
+        self.route = route  # whose breaker judges the members: "pool:<name>" or "group:<name>"
+        self.members = tuple(members)
+        self.names = tuple(m.name for m in self.members)
+        self.by_name = {m.name: m for m in self.members}
+        self.rotation = rotation
+        self.waiters: collections.deque[Any] = collections.deque()
+        self.view = _GateView(self)
+        for m in self.members:
+            m.gate.watchers.append(self)
+            if m.budget is not None and self not in m.budget.watchers:
+                m.budget.watchers.append(self)
+
+    def lease(self, plan: Any, now: float) -> Lease | Blocked:
+        """Lease the member the rotation picks among those the plan admits and can take one now."""
+        ok: set[str] = set()
+        full_until = NEVER
+        down_until = NEVER
+        best_pref = None
+        for m in self.members:
+            if not plan.admits(m):
+                continue
+            gate = m.gate
+            down = gate.down_until(self.route, now)
+            if down is not None:
+                down_until = min(down_until, down)
+                continue
+            room = gate.room_at(now)
+            if room is None and m.budget is not None:
+                room = m.budget.room_at(now)
+            if room is not None:
+                full_until = min(full_until, room)
+                continue
+            pref = plan.preference(m)
+            if best_pref is None or pref < best_pref:
+                best_pref, ok = pref, {m.name}
+            elif pref == best_pref:
+                ok.add(m.name)
+        while ok:
+            name = self.rotation.choose(self.names, self.view.with_ok(ok))
+            if name is None:
+                break
+            member = self.by_name[name]
+            if member.gate.take(self.route, now):
+                if member.budget is not None:
+                    member.budget.take(now)
+                return Lease(member, self, self.route, now)
+            ok.discard(name)  # half-open trial slots are all taken
+        if full_until < NEVER:
+            return Blocked(True, full_until)
+        return Blocked(False, down_until)
+
+    def merge(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The request's parameters over this target's defaults."""
+        return {**self.defaults, **params} if self.defaults else params
+
+    def attempt_timeout(self, member: Member) -> float:
+        """Seconds one attempt on ``member`` may take: the tier's timeout or the model's."""
+        if self.timeout is None:
+            return member.gate.timeout
+        return min(self.timeout, member.gate.timeout)
+
+    def wake_head(self) -> None:
+        """A permit freed: let the first waiter try again (it wakes the next if room remains)."""
+        while self.waiters:
+            waiter = self.waiters[0]
+            if waiter.wake():
+                return
+            self.waiters.popleft()  # already gone (timed out or cancelled)
+
+
+class _GateView:
+    """Facts a rotation strategy may read about a target's members, for one choice."""
+
+    __slots__ = ("target", "ok")
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.ok: set[str] = set()
+
+    def with_ok(self, ok: set[str]) -> _GateView:
+        self.ok = ok
+        return self
+
+    def available(self, name: str) -> bool:
+        return name in self.ok
+
+    def in_flight(self, name: str) -> int:
+        return self.target.by_name[name].gate.in_flight
+
+    def latency(self, name: str) -> float | None:
+        return self.target.by_name[name].gate.latency
+
+    def last_used(self, name: str) -> float | None:
+        return self.target.by_name[name].gate.last_used
+
+    def weight(self, name: str) -> float:
+        return self.target.by_name[name].gate.weight
