@@ -1,0 +1,87 @@
+"""Applying a fault: what the server sends for one request, as a plan the connection carries out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.fake.faults import Fault
+from actors.fake.shapes import GARBAGE_BODY, GARBAGE_EVENT, Reply, Shape
+
+__all__ = ["Plan", "plan_chat", "plan_models"]
+
+_NORMAL = Fault()
+
+
+@dataclass(slots=True)
+class Plan:
+    """A response to send: an optional wait, then nothing (hang/drop), a JSON body, or SSE events."""
+
+    status: int | None = 200  # None: no response at all (hang or drop)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # beyond the framing ones
+    body: bytes | None = None  # a complete body, sent with Content-Length
+    events: list[bytes] = field(default_factory=list)  # stream pieces, sent chunked when body is None
+    cut: bool = False  # close the connection after the events instead of ending the body
+    latency: float = 0.0
+    chunk_delay: float = 0.0
+    hang: bool = False
+
+
+def _replace(plan: Plan, fault: Fault, shape: Shape, body: Any, stream: bool) -> bool:
+    """Fill ``plan`` with what the fault sends instead of an answer; False if it sends none."""
+    if fault.hang:
+        plan.status, plan.hang = None, True
+    elif fault.drop:
+        plan.status = None
+    elif fault.status is not None:
+        valid = isinstance(body, dict)
+        model = str(body.get("model") or "") if valid else ""
+        prompt = Reply.build(body, 0).prompt_tokens if valid else 1
+        plan.status = fault.status
+        plan.body = shape.error(fault.status, fault.error_code, model=model, prompt_tokens=prompt)
+    elif fault.garbage:
+        if stream:
+            plan.events = [GARBAGE_EVENT]
+        else:
+            plan.body = GARBAGE_BODY
+    else:
+        return False
+    return True
+
+
+def plan_chat(shape: Shape, body: Any, fault: Fault | None, seq: int) -> Plan:
+    """The plan for a chat request (``body`` is the parsed JSON, or None if it did not parse)."""
+    fault = fault or _NORMAL
+    stream = isinstance(body, dict) and body.get("stream") is True
+    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    if _replace(plan, fault, shape, body, stream):
+        return plan
+    problem = shape.validate(body)
+    if problem is not None:
+        plan.status, plan.body = 400, shape.error(400, message=problem)
+        return plan
+    reply = Reply.build(body, seq, fault.reply)
+    if not stream:
+        plan.body = shape.completion(reply)
+        return plan
+    opening, content, closing = shape.stream(reply)
+    plan.chunk_delay = fault.chunk_delay
+    if fault.fail_mid_stream is None:
+        plan.events = opening + content + closing
+    else:
+        plan.events = opening + content[: fault.fail_mid_stream]
+        failure = shape.stream_error()
+        if failure is None:
+            plan.cut = True
+        else:
+            plan.events.append(failure)
+    return plan
+
+
+def plan_models(shape: Shape, fault: Fault | None) -> Plan:
+    """The plan for a model listing, the cheap call health probes make."""
+    fault = fault or _NORMAL
+    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    if not _replace(plan, fault, shape, None, False):
+        plan.body = shape.models()
+    return plan
