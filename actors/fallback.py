@@ -37,6 +37,7 @@ class Verdict(enum.Enum):
     """What the driver does after an attempt failed."""
 
     RETRY = "retry"  # another attempt at the current step, after a backoff
+    AGAIN = "again"  # another attempt at the current step now, on another instance
     NEXT = "next"  # go on to the next step now, without waiting
     STOP = "stop"  # no more attempts: raise
 
@@ -121,8 +122,10 @@ class FallbackPlan:
         return False
 
     def _retry_here(self, member: Member, outcome: Outcome) -> Verdict:
-        # Rate-limited and unhealthy retries both go to a fresh instance of the same step.
-        return Verdict.RETRY
+        # The next attempt goes to a fresh instance of the same step; only after an unhealthy
+        # outcome does it back off (the tier may be struggling). A 429 or a fatal answer is
+        # about that one instance: try another now (SPEC §4).
+        return Verdict.RETRY if outcome is Outcome.UNHEALTHY else Verdict.AGAIN
 
 
 class EchelonDown(FallbackPlan):
@@ -165,10 +168,13 @@ class ProviderFailover(FallbackPlan):
 
 
 class InstanceRotation(FallbackPlan):
-    """A pool: each attempt takes the next instance by rotation, never one already tried."""
+    """A pool: each attempt takes the next instance by rotation at once, never one already tried."""
 
     name = "instance_rotation"
     __slots__ = ()
+
+    def _retry_here(self, member: Member, outcome: Outcome) -> Verdict:
+        return Verdict.AGAIN  # a different instance is a fresh chance: nothing to back off from
 
 
 class SimpleRetry(FallbackPlan):
@@ -178,8 +184,11 @@ class SimpleRetry(FallbackPlan):
     __slots__ = ()
 
     def _retry_here(self, member: Member, outcome: Outcome) -> Verdict:
-        self.sticky = member.name if outcome is Outcome.UNHEALTHY else None
-        return Verdict.RETRY
+        if outcome is Outcome.UNHEALTHY:
+            self.sticky = member.name
+            return Verdict.RETRY
+        self.sticky = None
+        return Verdict.AGAIN
 
     def unstick(self) -> None:
         """The sticky instance cannot be leased now (open, parked): let another take the retry."""

@@ -88,13 +88,13 @@ def test_simple_retry_sticks_to_an_unhealthy_instance_and_moves_on_when_limited(
     plan = make_plan("simple_retry", steps([OA1, OA2, AN1]), max_attempts=3)
     assert plan.record(OA1, Outcome.UNHEALTHY) is Verdict.RETRY
     assert plan.admits(OA1) and not plan.admits(OA2)
-    assert plan.record(OA1, Outcome.RATE_LIMITED) is Verdict.RETRY
+    assert plan.record(OA1, Outcome.RATE_LIMITED) is Verdict.AGAIN
     assert not plan.admits(OA1) and plan.admits(OA2)
 
 
 def test_instance_rotation_never_repeats_an_instance():
     plan = make_plan("instance_rotation", steps([OA1, OA2, AN1]), max_attempts=3)
-    plan.record(OA1, Outcome.UNHEALTHY)
+    assert plan.record(OA1, Outcome.UNHEALTHY) is Verdict.AGAIN
     plan.record(OA2, Outcome.FATAL)
     assert [m.name for m in (OA1, OA2, AN1) if plan.admits(m)] == ["an1"]
 

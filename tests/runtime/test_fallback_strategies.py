@@ -142,3 +142,23 @@ def test_max_instance_attempts_caps_a_pool_request(fake, runtime_for):
         w.generate(MSG)
     assert len(info.value.attempts) == 2
     assert len(fake.log) == 2
+
+
+def test_unhealthy_retries_in_a_tier_back_off_within_the_deadline(fake, runtime_for):
+    rt = runtime_for(**two_groups("echelon_down", retry_delay=30))
+    fake.configure("a1", status=503)
+    fake.configure("a2", status=503)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    with pytest.raises(actors.LLMTimeoutError, match="deadline"):
+        w.generate(MSG, timeout=0.3)
+    assert len(fake.log) == 1  # a backoff of at least 15 s did not fit the deadline
+
+
+def test_a_rate_limited_instance_is_replaced_at_once_without_backoff(fake, runtime_for):
+    rt = runtime_for(**two_groups("echelon_down", retry_delay=30))
+    fake.configure("a1", status=429, retry_after=30)
+    fake.configure("a2", status=429, retry_after=30)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    r = w.generate(MSG, timeout=2)
+    assert [a.outcome for a in r.attempts] == [Outcome.RATE_LIMITED, Outcome.RATE_LIMITED, Outcome.SUCCESS]
+    assert r.instance == "b"
