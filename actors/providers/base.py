@@ -1,0 +1,426 @@
+"""The provider interface, and the sync and async HTTP drivers every HTTP provider shares.
+
+A provider is its model's configuration plus pure codec functions: build a request from
+canonical messages and parameters, parse a reply body, turn stream events into chunks. The
+drivers here do the I/O around them; the sync and async twins differ only in how they send and
+read, so both go through one decision core (``_prepare``, ``_reply``, ``_probed``, the stream
+decoder) and fail with the same errors, built in ``actors.providers.errors``.
+
+A provider holds no per-call state, so one object serves any number of threads and event loops
+at once; its HTTP clients come from the shared ``HTTPClients``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, AsyncIterator, ClassVar, Iterator, Mapping, Sequence
+
+import httpx
+
+from actors.config.models import ModelConfig
+from actors.errors import BadRequestError, ConfigError, LLMCallError
+from actors.providers.clients import HTTPClients, default_clients, origin_of
+from actors.providers.errors import (
+    ErrorContext,
+    classify_status,
+    classify_transport,
+    disabled,
+    interrupted,
+    malformed,
+)
+from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
+from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
+
+__all__ = [
+    "Provider",
+    "HTTPProvider",
+    "HTTPRequest",
+    "StreamDecoder",
+    "ToolCallAssembler",
+    "merge_params",
+    "text_of",
+]
+
+_perf = time.perf_counter
+_MIN_TIMEOUT = 0.001
+# What a codec raises when a 2xx body has the wrong shape; anything else is a bug, not the server.
+_SHAPE_ERRORS = (LookupError, TypeError, ValueError, AttributeError)
+
+Messages = Sequence[Mapping[str, Any]]
+
+
+def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Call parameters over the model's defaults; a None value means "not given"."""
+    merged = {k: v for k, v in defaults.items() if v is not None} if defaults else {}
+    for key, value in params.items():
+        if value is not None:
+            merged[key] = value
+    return merged
+
+
+def text_of(content: Any) -> str:
+    """The text of a message content: a string, or a list of text parts (others skipped)."""
+    if isinstance(content, str):
+        return content
+    if not content:
+        return ""
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "".join(parts)
+    return str(content)
+
+
+class HTTPRequest:
+    """What to send: method, URL and JSON body (headers are the provider's, fixed at start)."""
+
+    __slots__ = ("method", "url", "json")
+
+    def __init__(self, method: str, url: str, json: Any = None) -> None:
+        self.method = method
+        self.url = url
+        self.json = json
+
+    def __repr__(self) -> str:
+        return f"HTTPRequest({self.method} {self.url})"
+
+
+class ToolCallAssembler:
+    """Collects streamed tool-call pieces by index; the whole calls come out at the end."""
+
+    __slots__ = ("_calls",)
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[Any]] = {}
+
+    def add(self, index: int, *, id: str | None = None, name: str | None = None, arguments: str | None = None) -> None:
+        call = self._calls.get(index)
+        if call is None:
+            call = self._calls[index] = ["", "", []]
+        if id:
+            call[0] = id
+        if name:
+            call[1] = name
+        if arguments:
+            call[2].append(arguments)
+
+    def result(self) -> list[ToolCall]:
+        return [ToolCall(c[0], c[1], "".join(c[2]) or "{}") for _, c in sorted(self._calls.items())]
+
+
+class StreamDecoder:
+    """One stream's state: turns provider events into chunks, remembers the text given so far.
+
+    Text chunks go out as they come; tool calls, ``finish_reason`` and usage go on one final
+    chunk. A failure after any text was given becomes ``StreamInterruptedError`` carrying it;
+    before that it stays the ordinary error, so the runtime may still fall back.
+    """
+
+    __slots__ = ("ctx", "instance", "model", "parts", "finish_reason", "usage", "tools", "done")
+
+    def __init__(self, ctx: ErrorContext, instance: str, model: str) -> None:
+        self.ctx = ctx
+        self.instance = instance
+        self.model = model
+        self.parts: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage: TokenUsage | None = None
+        self.tools = ToolCallAssembler()
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> Sequence[StreamChunk]:
+        """The chunks one event makes (usually none or one); raises the classified error."""
+        try:
+            return self.decode(event)
+        except _SHAPE_ERRORS as exc:
+            why = f"unexpected event shape: {type(exc).__name__}: {exc}"
+            raise self.failed(malformed(self.ctx, why, event.data)) from None
+
+    def decode(self, event: SSEEvent) -> Sequence[StreamChunk]:
+        """``feed`` for one provider; may raise lookup/type/value errors on a bad shape."""
+        raise NotImplementedError
+
+    def load(self, data: str) -> Any:
+        """An event's JSON data, or the malformed-stream error."""
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise self.failed(malformed(self.ctx, "an event is not JSON", data)) from None
+
+    def text(self, delta: str) -> Sequence[StreamChunk]:
+        if not delta:
+            return ()
+        self.parts.append(delta)
+        return (StreamChunk(delta=delta, instance=self.instance, model=self.model),)
+
+    def final(self) -> Sequence[StreamChunk]:
+        self.done = True
+        chunk = StreamChunk(
+            tool_calls=self.tools.result(),
+            finish_reason=self.finish_reason or "stop",
+            usage=self.usage,
+            instance=self.instance,
+            model=self.model,
+        )
+        return (chunk,)
+
+    def end(self) -> Sequence[StreamChunk]:
+        """At end of input: the final chunk if the reply was complete, else the error."""
+        if self.done:
+            return ()
+        if self.finish_reason is not None:  # finished, only the terminator is missing: accept it
+            return self.final()
+        raise self.failed(malformed(self.ctx, "the stream ended before the reply was complete"))
+
+    def failed(self, error: LLMCallError) -> LLMCallError:
+        """``error`` as the caller should see it, given what the stream has already yielded."""
+        return interrupted(error, "".join(self.parts)) if self.parts else error
+
+
+class Provider:
+    """Speaks one model instance's API; stateless apart from its configuration.
+
+    ``call``/``acall`` return an ``LLMResponse``, ``stream``/``astream`` yield ``StreamChunk``s,
+    ``probe``/``aprobe`` check health cheaply; all raise ``actors.errors.LLMCallError`` types.
+    ``timeout`` is the per-attempt limit in seconds (None: the model's ``timeout``). Over HTTP it
+    bounds connecting, sending, and each wait for data (httpx's semantics): a stream may last
+    longer than ``timeout`` as long as its events keep coming.
+    """
+
+    #: What to tell a user to check when the key is refused.
+    key_env: ClassVar[str] = "the model's api_key"
+
+    def __init__(self, model: ModelConfig, clients: HTTPClients | None = None) -> None:
+        self.model = model
+        self.name = model.name or model.model_name
+        self.kind: str = model.model_type
+        self.provider = model.provider or model.model_type
+        self.clients = clients
+        self.defaults = merge_params(model.parameters, {})
+        self.base_url = ""
+        self.errors = self._error_context(model, self.base_url)
+
+    def _error_context(self, model: ModelConfig, base_url: str) -> ErrorContext:
+        return ErrorContext(
+            instance=self.name,
+            provider=self.provider,
+            model_name=model.model_name,
+            base_url=base_url or "(none)",
+            key_hint=model.api_key_env or self.key_env,
+            secret=model.key(),
+        )
+
+    def check_enabled(self) -> None:
+        """Raise ``AuthenticationError`` with the reason if the configuration disabled this model."""
+        if self.model.disabled_reason is not None:
+            raise disabled(self.errors, self.model.disabled_reason)
+
+    def call(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+        raise NotImplementedError
+
+    async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+        raise NotImplementedError
+
+    def stream(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> Iterator[StreamChunk]:
+        raise NotImplementedError
+
+    def astream(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> AsyncIterator[StreamChunk]:
+        raise NotImplementedError
+
+    def probe(self, *, timeout: float | None = None) -> None:
+        raise NotImplementedError
+
+    async def aprobe(self, *, timeout: float | None = None) -> None:
+        raise NotImplementedError
+
+    def _seconds(self, timeout: float | None) -> float:
+        return self.model.timeout if timeout is None else max(timeout, _MIN_TIMEOUT)
+
+    def __repr__(self) -> str:
+        where = f" at {self.base_url}" if self.base_url else ""
+        return f"<{type(self).__name__} {self.name!r} model={self.model.model_name!r}{where}>"
+
+
+class HTTPProvider(Provider):
+    """A provider over HTTP: subclasses supply the codec, this class does the I/O."""
+
+    #: Used when the model has no ``base_url``; None means one is required.
+    default_base_url: ClassVar[str | None] = None
+
+    def __init__(self, model: ModelConfig, clients: HTTPClients | None = None) -> None:
+        super().__init__(model, clients or default_clients())
+        base_url = (model.base_url or self.default_base_url or "").rstrip("/")
+        if not base_url:
+            raise ConfigError(f"model {self.name!r} ({model.model_type}) needs a base_url", path="base_url")
+        try:
+            self._origin = origin_of(base_url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ConfigError(f"model {self.name!r}: base_url {base_url!r} is not a URL ({exc})", path="base_url") from None
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"model {self.name!r}: base_url {base_url!r} must start with http:// or https://", path="base_url")
+        self.base_url = base_url
+        self.errors = self._error_context(model, base_url)
+        self._headers = {**self.auth_headers(model.key()), **model.headers}
+        self._timeout = httpx.Timeout(model.timeout)
+
+    # -- the codec: pure functions of configuration and data -------------------------------
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        """Headers that carry the key (and API version) on every request."""
+        raise NotImplementedError
+
+    def build_request(self, messages: Messages, params: dict[str, Any], *, stream: bool) -> HTTPRequest:
+        """The chat request for canonical ``messages`` and merged ``params``."""
+        raise NotImplementedError
+
+    def parse_response(self, data: Any) -> LLMResponse:
+        """A reply body (parsed JSON) as an ``LLMResponse``; raises a lookup/type/value error on a bad shape."""
+        raise NotImplementedError
+
+    def stream_decoder(self) -> StreamDecoder:
+        """A fresh decoder for one streamed reply."""
+        raise NotImplementedError
+
+    def probe_request(self) -> HTTPRequest:
+        """The cheap request a health probe sends."""
+        raise NotImplementedError
+
+    # -- drivers ---------------------------------------------------------------------------
+
+    def call(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+        request = self._prepare(messages, params, stream=False)
+        start = _perf()
+        return self._reply(self._send(request, timeout), start)
+
+    async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+        request = self._prepare(messages, params, stream=False)
+        start = _perf()
+        return self._reply(await self._asend(request, timeout), start)
+
+    def probe(self, *, timeout: float | None = None) -> None:
+        self.check_enabled()
+        self._probed(self._send(self.probe_request(), timeout))
+
+    async def aprobe(self, *, timeout: float | None = None) -> None:
+        self.check_enabled()
+        self._probed(await self._asend(self.probe_request(), timeout))
+
+    def stream(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> Iterator[StreamChunk]:
+        request = self._prepare(messages, params, stream=True)
+        decoder = self.stream_decoder()
+        client = self.clients.sync_client(self._origin)
+        try:
+            with client.stream(request.method, request.url, **self._send_args(request, timeout)) as response:
+                if not _is_event_stream(response):
+                    response.read()
+                    yield from self._whole(response)
+                    return
+                for event in iter_sse(response.iter_lines()):
+                    yield from decoder.feed(event)
+            yield from decoder.end()
+        except httpx.HTTPError as exc:
+            raise decoder.failed(classify_transport(self.errors, exc, self._seconds(timeout))) from exc
+
+    async def astream(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> AsyncIterator[StreamChunk]:
+        request = self._prepare(messages, params, stream=True)
+        decoder = self.stream_decoder()
+        client = self.clients.async_client(self._origin)
+        try:
+            async with client.stream(request.method, request.url, **self._send_args(request, timeout)) as response:
+                if not _is_event_stream(response):
+                    await response.aread()
+                    for chunk in self._whole(response):
+                        yield chunk
+                    return
+                async for event in aiter_sse(response.aiter_lines()):
+                    for chunk in decoder.feed(event):
+                        yield chunk
+            for chunk in decoder.end():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise decoder.failed(classify_transport(self.errors, exc, self._seconds(timeout))) from exc
+
+    # -- the shared core ---------------------------------------------------------------------
+
+    def _prepare(self, messages: Messages, params: Mapping[str, Any], *, stream: bool) -> HTTPRequest:
+        self.check_enabled()
+        try:
+            return self.build_request(messages, merge_params(self.defaults, params), stream=stream)
+        except _SHAPE_ERRORS as exc:
+            raise self.errors.error(
+                BadRequestError,
+                f"cannot build a {self.kind} request from these messages and parameters ({type(exc).__name__}: "
+                f"{exc}); fix the request",
+            ) from None
+
+    def _send_args(self, request: HTTPRequest, timeout: float | None) -> dict[str, Any]:
+        return {
+            "headers": self._headers,
+            "json": request.json,
+            "timeout": self._timeout if timeout is None else httpx.Timeout(max(timeout, _MIN_TIMEOUT)),
+        }
+
+    def _send(self, request: HTTPRequest, timeout: float | None) -> httpx.Response:
+        try:
+            return self.clients.sync_client(self._origin).request(
+                request.method, request.url, **self._send_args(request, timeout)
+            )
+        except httpx.HTTPError as exc:
+            raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
+
+    async def _asend(self, request: HTTPRequest, timeout: float | None) -> httpx.Response:
+        try:
+            return await self.clients.async_client(self._origin).request(
+                request.method, request.url, **self._send_args(request, timeout)
+            )
+        except httpx.HTTPError as exc:
+            raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
+
+    def _reply(self, response: httpx.Response, start: float) -> LLMResponse:
+        """The response for a completed exchange, or its classified error."""
+        elapsed = _perf() - start
+        body = response.content
+        if not 200 <= response.status_code < 300:
+            raise classify_status(self.errors, response.status_code, response.headers, body)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise malformed(self.errors, "the body is not JSON", body, status_code=response.status_code) from None
+        try:
+            reply = self.parse_response(data)
+        except _SHAPE_ERRORS as exc:
+            why = f"unexpected shape: {type(exc).__name__}: {exc}"
+            raise malformed(self.errors, why, body, status_code=response.status_code) from None
+        reply.response_time = elapsed
+        return reply
+
+    def _probed(self, response: httpx.Response) -> None:
+        if not 200 <= response.status_code < 300:
+            raise classify_status(self.errors, response.status_code, response.headers, response.content)
+
+    def _whole(self, response: httpx.Response) -> Sequence[StreamChunk]:
+        """Chunks for a streamed request answered with a whole body: an error, or a JSON reply."""
+        reply = self._reply(response, _perf())
+        final = StreamChunk(
+            tool_calls=reply.tool_calls,
+            finish_reason=reply.finish_reason,
+            usage=reply.token_usage,
+            instance=reply.instance,
+            model=reply.model,
+        )
+        if not reply.content:
+            return (final,)
+        return (StreamChunk(delta=reply.content, instance=reply.instance, model=reply.model), final)
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return 200 <= response.status_code < 300 and "text/event-stream" in response.headers.get("content-type", "")

@@ -1,0 +1,133 @@
+"""Shared httpx clients: one sync client per origin, one async client per (event loop, origin)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import threading
+import weakref
+
+import httpx
+
+__all__ = ["HTTPClients", "DEFAULT_LIMITS", "origin_of", "default_clients"]
+
+#: Generous pools: the runtime's own limits decide how many calls run, not the connection pool.
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~30 ms; without sharing, every new client (one per origin and
+    # per event loop) would pay it on the hot path.
+    return httpx.create_ssl_context()
+
+
+def origin_of(url: str | httpx.URL) -> str:
+    """``scheme://host:port`` of ``url``, the key clients are shared by."""
+    url = httpx.URL(url)
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+    return f"{url.scheme}://{url.host}:{port}"
+
+
+class HTTPClients:
+    """The httpx clients every provider shares, created lazily.
+
+    ``httpx.Client`` is thread-safe, so one per origin serves every thread. An
+    ``httpx.AsyncClient`` is bound to the event loop it first ran on, so async clients are kept
+    per running loop (weakly: the entry goes when the loop is garbage-collected) and a client is
+    never handed to another loop.
+
+    ``close()`` closes the sync clients and forgets the async clients of loops already closed.
+    ``aclose()`` closes the calling loop's async clients; call it before a loop ends to close its
+    connections cleanly. Clients of a loop that ended without ``aclose()`` are dropped with the
+    loop, and their sockets are closed when collected. Both may be called more than once; a
+    later call simply creates fresh clients.
+    """
+
+    def __init__(self, *, limits: httpx.Limits | None = None, http2: bool = False) -> None:
+        self._limits = limits or DEFAULT_LIMITS
+        self._http2 = http2
+        self._lock = threading.Lock()
+        self._sync: dict[str, httpx.Client] = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def sync_client(self, origin: str) -> httpx.Client:
+        """The sync client for ``origin`` (see ``origin_of``), shared by all threads."""
+        client = self._sync.get(origin)  # lock-free hit: a dict read is atomic
+        if client is None:
+            with self._lock:
+                client = self._sync.get(origin)
+                if client is None:
+                    client = self._sync[origin] = httpx.Client(**self._options())
+        return client
+
+    def async_client(self, origin: str) -> httpx.AsyncClient:
+        """The async client for ``origin`` on the running event loop."""
+        loop = asyncio.get_running_loop()
+        clients = self._async.get(loop)
+        client = clients.get(origin) if clients is not None else None
+        if client is None:
+            with self._lock:
+                clients = self._async.get(loop)
+                if clients is None:
+                    clients = self._async[loop] = {}
+                client = clients.get(origin)
+                if client is None:
+                    client = clients[origin] = httpx.AsyncClient(**self._options())
+        return client
+
+    def _options(self) -> dict[str, object]:
+        return {"limits": self._limits, "http2": self._http2, "verify": _ssl_context()}
+
+    def close(self) -> None:
+        """Close every sync client; forget async clients of closed loops (they cannot be closed)."""
+        with self._lock:
+            clients, self._sync = list(self._sync.values()), {}
+            for loop in [loop for loop in list(self._async.keys()) if loop.is_closed()]:
+                self._async.pop(loop, None)
+        for client in clients:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async clients."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            clients = self._async.pop(loop, None) or {}
+        for client in clients.values():
+            await client.aclose()
+
+    def __enter__(self) -> HTTPClients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> HTTPClients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HTTPClients(sync={sorted(self._sync)}, loops={len(self._async)})"
+
+
+_default: HTTPClients | None = None
+_default_lock = threading.Lock()
+
+
+def default_clients() -> HTTPClients:
+    """The process-wide clients ``make_provider`` uses when given none; closed at exit."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                import atexit
+
+                _default = HTTPClients()
+                atexit.register(_default.close)
+    return _default

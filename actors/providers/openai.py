@@ -1,0 +1,148 @@
+"""OpenAI chat completions (``{base_url}/chat/completions``), also spoken by OpenAI-compatible servers.
+
+Messages are already in OpenAI's shape, and unknown parameters pass through untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from actors.providers.base import HTTPProvider, HTTPRequest, Messages, StreamDecoder, text_of
+from actors.providers.errors import classify_payload
+from actors.providers.sse import SSEEvent
+from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
+
+__all__ = [
+    "OpenAIProvider",
+    "OpenAICompatibleProvider",
+    "OpenAIStreamDecoder",
+    "build_chat_body",
+    "parse_chat_completion",
+    "openai_usage",
+    "normalize_finish_reason",
+]
+
+# Set by the driver, never by parameters.
+_DRIVER_KEYS = ("model", "messages", "stream")
+
+
+def build_chat_body(model_name: str, messages: Messages, params: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The JSON body of a chat completion request."""
+    body: dict[str, Any] = {"model": model_name, "messages": messages}
+    for key, value in params.items():
+        if key not in _DRIVER_KEYS:
+            body[key] = value
+    if stream:
+        body["stream"] = True
+        options = body.get("stream_options")
+        body["stream_options"] = {**options, "include_usage": True} if isinstance(options, Mapping) else {"include_usage": True}
+    else:
+        body.pop("stream_options", None)
+    return body
+
+
+def normalize_finish_reason(reason: Any) -> str | None:
+    """OpenAI's words, with the legacy ``function_call`` folded into ``tool_calls``."""
+    if reason is None:
+        return None
+    return "tool_calls" if reason == "function_call" else str(reason)
+
+
+def openai_usage(usage: Any) -> TokenUsage:
+    if not isinstance(usage, Mapping):
+        return TokenUsage()
+    return TokenUsage(
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        total_tokens=int(usage.get("total_tokens") or 0),
+    )
+
+
+def _tool_calls(message: Mapping[str, Any]) -> list[ToolCall]:
+    calls = [
+        ToolCall(str(c.get("id") or ""), str(c["function"]["name"]), c["function"].get("arguments") or "{}")
+        for c in message.get("tool_calls") or ()
+    ]
+    legacy = message.get("function_call")
+    if not calls and isinstance(legacy, Mapping):
+        calls.append(ToolCall("", str(legacy["name"]), legacy.get("arguments") or "{}"))
+    return calls
+
+
+def parse_chat_completion(data: Any, *, instance: str, model: str) -> LLMResponse:
+    """A chat completion body as an ``LLMResponse`` (first choice); KeyError and the like on a bad shape."""
+    choice = data["choices"][0]
+    message = choice["message"]
+    return LLMResponse(
+        content=text_of(message.get("content")),
+        model=data.get("model") or model,
+        instance=instance,
+        token_usage=openai_usage(data.get("usage")),
+        finish_reason=normalize_finish_reason(choice.get("finish_reason")),
+        tool_calls=_tool_calls(message),
+        metadata={"provider_response_id": data.get("id")},
+    )
+
+
+class OpenAIStreamDecoder(StreamDecoder):
+    """``data:`` chunks until ``[DONE]``; usage arrives on a last chunk with no choices."""
+
+    __slots__ = ()
+
+    def decode(self, event: SSEEvent) -> Sequence[StreamChunk]:
+        data = event.data
+        if data == "[DONE]":
+            return self.final()
+        obj = self.load(data)
+        if "error" in obj and not obj.get("choices"):
+            raise self.failed(classify_payload(self.ctx, obj))
+        if obj.get("model"):
+            self.model = obj["model"]
+        if obj.get("usage"):
+            self.usage = openai_usage(obj["usage"])
+        text = ""
+        for choice in obj.get("choices") or ():
+            if choice.get("index", 0) != 0:  # n > 1 is not supported: keep the first choice
+                continue
+            delta = choice.get("delta") or {}
+            text = delta.get("content") or ""
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") or {}
+                self.tools.add(
+                    call.get("index", 0), id=call.get("id"), name=function.get("name"), arguments=function.get("arguments")
+                )
+            if choice.get("finish_reason"):
+                self.finish_reason = normalize_finish_reason(choice["finish_reason"])
+        return self.text(text)
+
+
+class OpenAIProvider(HTTPProvider):
+    """OpenAI's chat completions API."""
+
+    default_base_url = "https://api.openai.com/v1"
+    key_env = "OPENAI_API_KEY"
+
+    def auth_headers(self, key: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def build_request(self, messages: Messages, params: dict[str, Any], *, stream: bool) -> HTTPRequest:
+        body = build_chat_body(self.model.model_name, messages, params, stream=stream)
+        return HTTPRequest("POST", self.base_url + "/chat/completions", body)
+
+    def parse_response(self, data: Any) -> LLMResponse:
+        if isinstance(data, dict) and "error" in data and "choices" not in data:
+            raise classify_payload(self.errors, data)  # some compatible servers answer errors with 200
+        return parse_chat_completion(data, instance=self.name, model=self.model.model_name)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return OpenAIStreamDecoder(self.errors, self.name, self.model.model_name)
+
+    def probe_request(self) -> HTTPRequest:
+        return HTTPRequest("GET", self.base_url + "/models")
+
+
+class OpenAICompatibleProvider(OpenAIProvider):
+    """A server that speaks OpenAI's API (vLLM, Ollama, LiteLLM, ...): ``base_url`` is required."""
+
+    default_base_url = None
+    key_env = "the model's api_key"
