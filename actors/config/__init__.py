@@ -1,0 +1,60 @@
+"""Validated configuration: the models of ``config/llms`` files and ``load_config`` to read them.
+
+``load_config("config")`` returns an ``LLMConfig`` or raises one ``ConfigError`` that lists every
+problem with its file and field path.
+"""
+
+from actors.config.env import expand, substitute
+from actors.config.loader import find_llms_dir, load_config
+from actors.config.models import (
+    DEFAULT_BASE_URLS,
+    CircuitBreakerConfig,
+    EchelonConfig,
+    FallbackConfig,
+    FallbackStrategy,
+    GlobalFallbackConfig,
+    ModelConfig,
+    PollingPoolConfig,
+    PoolFallbackConfig,
+    PoolFallbackStrategy,
+    RegistryConfig,
+    RegistryEntry,
+    RotationStrategy,
+    SimulationConfig,
+    TaskGroupConfig,
+    ThinkingConfig,
+    WrapperConfig,
+    WrapperType,
+)
+from actors.config.refs import parse_ref
+from actors.config.topology import LLMConfig
+from actors.errors import ConfigError, ConfigIssue
+
+__all__ = [
+    "load_config",
+    "find_llms_dir",
+    "LLMConfig",
+    "ModelConfig",
+    "SimulationConfig",
+    "DEFAULT_BASE_URLS",
+    "EchelonConfig",
+    "ThinkingConfig",
+    "CircuitBreakerConfig",
+    "FallbackStrategy",
+    "FallbackConfig",
+    "TaskGroupConfig",
+    "RotationStrategy",
+    "PoolFallbackStrategy",
+    "PoolFallbackConfig",
+    "PollingPoolConfig",
+    "WrapperType",
+    "WrapperConfig",
+    "RegistryEntry",
+    "RegistryConfig",
+    "GlobalFallbackConfig",
+    "parse_ref",
+    "expand",
+    "substitute",
+    "ConfigError",
+    "ConfigIssue",
+]

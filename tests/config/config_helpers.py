@@ -1,0 +1,27 @@
+"""Constants and helpers shared by the configuration tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "config"
+#: Variables the shipped config reads; tests start with none of them set.
+CONFIG_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OLLAMA_BASE_URL")
+#: A fake key distinctive enough that finding it anywhere in output is a leak.
+FAKE_KEY = "sk-test-Zq7LEAKCANARY9xWv3"
+
+
+def edit_yaml(path: Path, change: Callable[[Any], object]) -> None:
+    """Load ``path``, let ``change`` mutate the data (its return value is ignored), write it back."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    write_yaml(path, data)
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

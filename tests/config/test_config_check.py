@@ -1,0 +1,78 @@
+"""``llm-actors check``: the topology on stdout, or every problem on stderr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import actors.cli
+from config_helpers import CONFIG_VARS, FAKE_KEY, REPO, edit_yaml
+
+pytestmark = pytest.mark.usefixtures("no_keys")
+
+
+def test_check_shipped_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(REPO)
+    assert actors.cli.main(["check"]) == 0  # CONFIG_DIR defaults to config
+    out, err = capsys.readouterr()
+    assert err == ""
+    for heading in ("Models (7)", "Task groups (3)", "Polling pools (3)", "Wrappers (5)"):
+        assert heading in out
+    assert "disabled: API key variable OPENAI_API_KEY is not set" in out
+    assert "OK: 7 models (6 disabled), 3 task groups, 3 polling pools, 5 wrappers." in out
+    # Tiers print in priority order with their limits.
+    fast = out[out.index("fast_group - "):out.index("fast_small_group - ")]
+    rows = [line.split() for line in fast.splitlines() if line.startswith("  echelon")]
+    assert [row[0] for row in rows] == ["echelon1", "echelon2", "echelon3"]
+    assert rows[0] == ["echelon1", "1", "openai-gpt4,", "anthropic-claude-3-opus", "10", "100", "30s", "3", "0.7", "2000"]
+    assert "strategy echelon_down" in fast
+
+
+def test_check_table_columns_line_up(capsys: pytest.CaptureFixture[str]) -> None:
+    assert actors.cli.main(["check", str(REPO / "config")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("MODEL "))
+    columns = [lines[header].index(name) for name in ("PROVIDER", "TYPE", "MODEL NAME", "STATE")]
+    for row in lines[header + 2 : header + 9]:
+        for col in columns:
+            assert row[col - 2 : col] == "  " and row[col] != " ", row
+
+
+def test_check_with_keys_set_reports_all_enabled(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    assert actors.cli.main(["check", str(REPO / "config" / "llms")]) == 0
+    out = capsys.readouterr().out
+    assert "(0 disabled)" in out and "disabled:" not in out
+    assert FAKE_KEY not in out
+
+
+def test_check_invalid_config_lists_every_error(llms: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit_yaml(llms / "groups" / "fast_group.yaml", lambda d: d["echelon1"].update(rpm_limit=-1))
+    edit_yaml(llms / "wrappers.yaml", lambda d: d["fast_pool_wrapper"].update(pool="fast_pol"))
+    assert actors.cli.main(["check", str(llms.parent)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "error: the configuration is invalid (2 problems):" in err
+    assert f"{llms / 'groups' / 'fast_group.yaml'}: echelon1.rpm_limit: must be greater than 0; got -1" in err
+    assert f"{llms / 'wrappers.yaml'}: fast_pool_wrapper.pool: unknown pool 'fast_pol'; did you mean 'fast_pool'?" in err
+
+
+def test_check_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert actors.cli.main(["check", str(tmp_path / "absent")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_check_as_a_subprocess() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    result = subprocess.run(
+        [sys.executable, "-m", "actors", "check", "config"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK: 7 models (6 disabled)" in result.stdout
+    assert "API key variable ANTHROPIC_API_KEY is not set: anthropic-claude-3-haiku" in result.stdout
