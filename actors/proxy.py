@@ -23,10 +23,12 @@ from actors.table import Route
 if TYPE_CHECKING:
     from actors.runtime import Runtime
 
-__all__ = ["WrapperProxy", "TaskGroupWrapper", "PollingPoolWrapper", "DEFAULT_TIMEOUT"]
+__all__ = ["WrapperProxy", "TaskGroupWrapper", "PollingPoolWrapper", "DEFAULT_TIMEOUT", "DEFAULT_QUEUE_TIMEOUT"]
 
 #: Seconds one request may take over all attempts, waits and backoffs, unless configured.
 DEFAULT_TIMEOUT = 120.0
+#: Seconds a request waits in FIFO order for a full target's permit before falling back.
+DEFAULT_QUEUE_TIMEOUT = 5.0
 #: Entries kept in the fallback and rotation histories.
 HISTORY = 100
 
@@ -42,7 +44,7 @@ class WrapperProxy:
         self.route = route
         self.config = dict(config or {})
         self.timeout = float(self.config.get("timeout") or DEFAULT_TIMEOUT)
-        self.queue_timeout = self.config.get("queue_timeout")
+        self.queue_timeout = float(self.config.get("queue_timeout") or DEFAULT_QUEUE_TIMEOUT)
         self._lock = threading.Lock()
         self._stats = CallStats()
         self._fallbacks: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)

@@ -8,6 +8,7 @@ leaving stops them in reverse, closes the HTTP clients, and leaves no thread beh
 from __future__ import annotations
 
 import atexit
+import collections
 import threading
 import time
 import weakref
@@ -17,7 +18,8 @@ from typing import Any
 
 from actors.config import LLMConfig, load_config
 from actors.group import TaskGroupActor
-from actors.instance import AttemptDone, GetStats, InstanceActor, InstanceHandle
+from actors.instance import InstanceActor, InstanceHandle
+from actors.protocol import AttemptBatch, AttemptDone, GetStats
 from actors.outcome import Outcome
 from actors.pool import PoolActor
 from actors.providers import HTTPClients, make_provider
@@ -26,7 +28,10 @@ from actors.scheduler import Scheduler
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, pool_label
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "FLUSH_INTERVAL"]
+
+#: Seconds between deliveries of attempt reports to the actors.
+FLUSH_INTERVAL = 0.05
 
 
 @dataclass
@@ -55,6 +60,10 @@ class Runtime:
         self.factory: Any = None
         self.started = False
         self._stop_lock = threading.Lock()
+        # Attempt reports wait here until the next flush: telling an actor per attempt would
+        # wake its thread on every request and cost the caller a GIL hand-off.
+        self._outbox: collections.deque[AttemptDone] = collections.deque()
+        self._flush_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path, *, simulate: bool = False) -> Runtime:
@@ -92,6 +101,7 @@ class Runtime:
                 table, self.handles, pools, self.scheduler, self.prober, self._restart_instance
             )
             ask_sync(self.supervisor, GetStats)  # surfaces a start-up failure now, not later
+            self._schedule_flush()
         except BaseException:
             self.stop()
             raise
@@ -108,6 +118,8 @@ class Runtime:
     def stop(self) -> None:
         """Stop every actor (reverse start order), the timer and probe threads, and the clients."""
         with self._stop_lock:
+            if self.started:
+                self.flush()
             refs = [self.supervisor, *self.pool_refs.values(), *self.group_refs.values()]
             refs += [h.ref for h in self.handles.values()]
             for ref in refs:
@@ -153,17 +165,45 @@ class Runtime:
     # -- what callers and the table tell --------------------------------------------------------
 
     def report(self, lease: Any, outcome: Outcome | None, duration: float, result: Any) -> None:
-        """One attempt ended: tell the instance's actor and the actor of the target it went through."""
+        """One attempt ended; its instance's actor and its target's actor hear of it at the next flush."""
         usage = result.token_usage if outcome is Outcome.SUCCESS else None
         error = str(result) if isinstance(result, BaseException) else None
-        message = AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error)
-        self.handles[lease.member.name].tell(message)
-        owner = self.owner_of.get(lease.target.label)
-        if owner is not None:
-            try:
-                owner.tell(message)
-            except Exception:
-                pass
+        self._outbox.append(AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error))
+
+    def flush(self) -> None:
+        """Deliver the pending attempt reports, one batch per actor.
+
+        Runs every ``FLUSH_INTERVAL`` on the scheduler, and before every statistics read, so a
+        read sees every attempt that ended before it.
+        """
+        with self._flush_lock:
+            outbox = self._outbox
+            by_instance: dict[str, list[AttemptDone]] = collections.defaultdict(list)
+            by_target: dict[str, list[AttemptDone]] = collections.defaultdict(list)
+            while outbox:
+                item = outbox.popleft()
+                by_instance[item.instance].append(item)
+                by_target[item.target].append(item)
+            for name, items in by_instance.items():
+                self.handles[name].tell(AttemptBatch(items))
+            for label, items in by_target.items():
+                owner = self.owner_of.get(label)
+                if owner is not None:
+                    try:
+                        owner.tell(AttemptBatch(items))
+                    except Exception:  # stopping
+                        pass
+
+    def _schedule_flush(self) -> None:
+        scheduler = self.scheduler
+        if scheduler is None:
+            return
+
+        def tick() -> None:
+            self.flush()
+            self._schedule_flush()
+
+        scheduler.call_later(FLUSH_INTERVAL, tick)
 
     def _on_gate_change(self, gate: Any, route: str, event: str, until: float | None) -> None:
         supervisor = self.supervisor
@@ -220,13 +260,18 @@ class Runtime:
         return True
 
     def instance_stats(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        self.flush()
         return ask_sync(self.handles[name].ref, GetStats, timeout)
 
     def pool_status(self, pool: str, timeout: float = 5.0) -> dict[str, Any] | None:
         ref = self.pool_refs.get(pool)
-        return ask_sync(ref, GetStats, timeout) if ref is not None else None
+        if ref is None:
+            return None
+        self.flush()
+        return ask_sync(ref, GetStats, timeout)
 
     def group_stats(self, group: str, timeout: float = 5.0) -> dict[str, Any]:
+        self.flush()
         return ask_sync(self.group_refs[group], GetStats, timeout)
 
     def supervisor_stats(self, timeout: float = 5.0) -> dict[str, Any]:

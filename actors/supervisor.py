@@ -16,7 +16,8 @@ import time
 from typing import Any, Callable
 
 from actors.actor import Actor
-from actors.instance import GetStats, InstanceHandle
+from actors.instance import InstanceHandle
+from actors.protocol import GetStats
 from actors.pool import Rotate
 from actors.scheduler import Scheduler
 

@@ -144,7 +144,7 @@ async def test_1000_concurrent_async_requests_all_end_in_a_response_or_a_typed_e
         pools={"p": {"task_groups": ["g.echelon1"], "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 3}}},
     )
     fake.configure("b", status=503, failure_rate=0.3, seed=7)
-    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "timeout": 60})
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "timeout": 60, "queue_timeout": 60})
     results = await asyncio.gather(*(w.generate_async(MSG) for _ in range(1000)), return_exceptions=True)
     assert len(results) == 1000
     assert all(isinstance(r, (actors.LLMResponse, actors.LLMError)) for r in results)
