@@ -129,27 +129,25 @@ class LeaseTable:
         self,
         config: LLMConfig,
         ref: str,
-        fallback_refs: Iterable[str],
+        fallback_groups: list[str] | None,
         plan_cls: type[FallbackPlan],
     ) -> list[Step]:
-        """The steps of a task-group request: ``ref``'s tiers, lower tiers if the plan descends,
-        then the fallback refs' tiers, each tier once."""
-        labels: list[str] = []
+        """The steps of a task-group request: ``ref``'s tiers, the group's lower tiers when the
+        plan descends, then the fallback ladder (``LLMConfig.fallback_tiers``), each tier once."""
         first = config.resolve(ref)
-        labels += [f"{g}.{t}" for g, t in first]
-        if plan_cls.descends and first:
+        pairs = list(first)
+        if plan_cls.descends:
             group = first[0][0]
-            ordered = [f"{group}.{t}" for t, _ in config.groups[group].tiers_by_priority()]
-            start = ordered.index(labels[-1]) if labels[-1] in ordered else len(ordered)
-            labels += ordered[start + 1 :]
-        for fref in fallback_refs:
-            labels += [f"{g}.{t}" for g, t in config.resolve(fref)]
+            ordered = [(group, t) for t, _ in config.groups[group].tiers_by_priority()]
+            start = ordered.index(first[-1])
+            pairs += ordered[start + 1 :]
+        pairs += config.fallback_tiers(ref, fallback_groups)
         steps, seen = [], set()
-        for label in labels:
+        for group, tier in pairs:
+            label = f"{group}.{tier}"
             if label in seen:
                 continue
             seen.add(label)
-            group, tier = label.split(".", 1)
             retries = config.groups[group].tiers[tier].max_retries
             steps.append(Step(self.targets[label], 1 + retries, label))
         return steps
@@ -169,7 +167,7 @@ class LeaseTable:
         fb = group.effective_fallback
         name = strategy or _value(fb.strategy)
         plan_cls = _plan_class(name)
-        refs = list(fb.fallback_groups if fallback_groups is None else fallback_groups)
+        refs = None if fallback_groups is None else list(fallback_groups)
         steps = self.tier_steps(config, ref, refs, plan_cls)
         delay = fb.retry_delay if retry_delay is None else retry_delay
         return Route(ref, plan_cls, steps, max_attempts or fb.max_attempts, delay)
