@@ -13,6 +13,7 @@ __all__ = ["main"]
 # and a one-line docstring used as the help text.
 COMMANDS = {
     "check": "check",
+    "demo": "demo",
     "fake-provider": "fake_provider",
 }
 
