@@ -26,7 +26,7 @@ from actors.providers import HTTPClients, make_provider
 from actors.reply import ask_async, ask_sync
 from actors.scheduler import Scheduler
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
-from actors.table import LeaseTable, Route, pool_label
+from actors.table import LeaseTable, Route, group_route, pool_label
 
 __all__ = ["Runtime", "FLUSH_INTERVAL"]
 
@@ -34,8 +34,14 @@ __all__ = ["Runtime", "FLUSH_INTERVAL"]
 FLUSH_INTERVAL = 0.05
 
 
+#: Seconds between health probes of a task group's unhealthy instances (pools set their own).
+GROUP_PROBE_INTERVAL = 30.0
+
+
 @dataclass
-class _PoolEntry:
+class _Members:
+    """A pool's or group's instances as the supervisor sees them (``ref`` only for pools)."""
+
     ref: Any
     route: str
     members: list[str]
@@ -45,8 +51,11 @@ class _PoolEntry:
 class Runtime:
     """One configuration, running: its lease table, actors, wrapper factory and HTTP clients."""
 
-    def __init__(self, config: LLMConfig, *, simulate: bool = False) -> None:
+    def __init__(
+        self, config: LLMConfig, *, simulate: bool = False, group_probe_interval: float = GROUP_PROBE_INTERVAL
+    ) -> None:
         self.config = _simulated(config) if simulate else config
+        self.group_probe_interval = group_probe_interval
         self.simulate = simulate
         self.clients = HTTPClients()
         self.table: LeaseTable | None = None
@@ -66,9 +75,9 @@ class Runtime:
         self._flush_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, path: str | Path, *, simulate: bool = False) -> Runtime:
+    def from_config(cls, path: str | Path, *, simulate: bool = False, **options: Any) -> Runtime:
         """A runtime for the configuration at ``path`` (``config`` or ``config/llms``)."""
-        return cls(load_config(path), simulate=simulate)
+        return cls(load_config(path), simulate=simulate, **options)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -88,17 +97,22 @@ class Runtime:
                 self.group_refs[gname] = ref
                 for tname, tier in group.tiers_by_priority():
                     self.owner_of[f"{gname}.{tname}"] = ref
-            pools: dict[str, _PoolEntry] = {}
+            pools: dict[str, _Members] = {}
             for pname, pool in cfg.pools.items():
                 target = table.targets[pool_label(pname)]
                 ref = PoolActor.start(pname, list(target.names), pool)
                 self.pool_refs[pname] = ref
                 self.owner_of[target.label] = ref
-                pools[pname] = _PoolEntry(ref, target.route, list(target.names), float(pool.health_check_interval))
+                pools[pname] = _Members(ref, target.route, list(target.names), float(pool.health_check_interval))
             self.scheduler = Scheduler().start()
             self.prober = Prober().start()
+            probe_sets = {entry.route: entry for entry in pools.values()}
+            for gname, group in cfg.groups.items():
+                names = list(dict.fromkeys(m for _, tier in group.tiers_by_priority() for m in tier.models))
+                entry = _Members(None, group_route(gname), names, self.group_probe_interval)
+                probe_sets[entry.route] = entry
             self.supervisor = RotationSupervisor.start(
-                table, self.handles, pools, self.scheduler, self.prober, self._restart_instance
+                table, self.handles, pools, probe_sets, self.scheduler, self.prober, self._restart_instance
             )
             ask_sync(self.supervisor, GetStats)  # surfaces a start-up failure now, not later
             self._schedule_flush()

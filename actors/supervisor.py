@@ -48,10 +48,10 @@ class _RecoveryDue:
 
 
 class _ProbeDue:
-    __slots__ = ("pool",)
+    __slots__ = ("route",)
 
-    def __init__(self, pool: str) -> None:
-        self.pool = pool
+    def __init__(self, route: str) -> None:
+        self.route = route
 
 
 class _ProbeResult:
@@ -132,6 +132,7 @@ class RotationSupervisor(Actor):
         table: Any,
         handles: dict[str, InstanceHandle],
         pools: dict[str, Any],
+        probe_sets: dict[str, Any],
         scheduler: Scheduler,
         prober: Prober,
         restart: Callable[[InstanceHandle], None],
@@ -142,7 +143,8 @@ class RotationSupervisor(Actor):
         super().__init__()
         self.table = table
         self.handles = handles
-        self.pools = pools  # name -> PoolEntry(ref, route, members, health_check_interval)
+        self.pools = pools  # name -> entry with ref, route, members
+        self.probe_sets = probe_sets  # route -> entry with route, members, health_check_interval
         self.scheduler = scheduler
         self.prober = prober
         self.restart = restart
@@ -157,8 +159,8 @@ class RotationSupervisor(Actor):
                 self._pools_of[member].append(name)
 
     def on_start(self) -> None:
-        for name, entry in self.pools.items():
-            self._schedule_probe(name, entry.health_check_interval)
+        for route, entry in self.probe_sets.items():
+            self._schedule_probe(route, entry.health_check_interval)
 
     # -- state changes --------------------------------------------------------------------------
 
@@ -194,11 +196,12 @@ class RotationSupervisor(Actor):
 
     # -- probes ---------------------------------------------------------------------------------
 
-    def _schedule_probe(self, pool: str, interval: float) -> None:
-        self.scheduler.call_later(interval, lambda: self._tell(_ProbeDue(pool)))
+    def _schedule_probe(self, route: str, interval: float) -> None:
+        self.scheduler.call_later(interval, lambda: self._tell(_ProbeDue(route)))
 
     def _on_probe_due(self, m: _ProbeDue) -> None:
-        entry = self.pools[m.pool]
+        """Probe the route's members that are not healthy on it (open, half-open, disabled)."""
+        entry = self.probe_sets[m.route]
         now = self.clock()
         for name in entry.members:
             gate = self.table.gates[name]
@@ -213,7 +216,7 @@ class RotationSupervisor(Actor):
                     lambda c=client: c.probe(timeout=self.probe_timeout),
                     lambda err, n=name: self._tell(_ProbeResult(n, err)),
                 )
-        self._schedule_probe(m.pool, entry.health_check_interval)
+        self._schedule_probe(m.route, entry.health_check_interval)
 
     def _on_probe_result(self, m: _ProbeResult) -> None:
         gate = self.table.gates[m.instance]

@@ -169,3 +169,16 @@ def test_stop_leaves_no_actor_thread_behind(fake, runtime_for):
     w.generate(MSG)
     rt.stop()
     wait_until(lambda: not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()], timeout=5)
+
+
+def test_probes_also_cover_instances_reached_only_through_a_group(fake, runtime_for):
+    rt = runtime_for(
+        models={"a": {}, "b": {}},
+        groups={"g": {"echelon1": {"models": ["a", "b"], "priority": 1}}},
+        group_probe_interval=0.1,
+    )
+    fake.configure("a", status=403, times=1)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    assert w.generate(MSG).instance == "b"
+    wait_until(lambda: rt.table.gates["a"].disabled_reason is None)
+    assert ("a", "probe_passed") in [(h["instance"], h["event"]) for h in rt.supervisor_stats()["history"]]
