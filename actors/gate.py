@@ -109,8 +109,17 @@ class InstanceGate:
         self.on_change = on_change
 
     def add_route(self, route: str, failure_threshold: int, recovery_time: float, half_open_requests: int) -> None:
-        """Judge this instance on ``route`` with that route's breaker parameters."""
-        if route in self.breakers:
+        """Judge this instance on ``route`` with that route's breaker parameters.
+
+        A route already judged with the same parameters keeps its breaker (a reload keeps the
+        state of what did not change).
+        """
+        current = self.breakers.get(route)
+        if current is not None and (
+            current.failure_threshold,
+            current.recovery_time,
+            current.half_open_requests,
+        ) == (failure_threshold, float(recovery_time), half_open_requests):
             return
         breaker = CircuitBreaker(failure_threshold, recovery_time, half_open_requests)
         breaker.on_change = lambda old, new: self._notify(route, new.value, breaker.open_until)
@@ -128,9 +137,9 @@ class InstanceGate:
             return NEVER
         if self.parking.is_parked(now):
             return self.parking.parked_until
-        breaker = self.breakers[route]
-        if breaker.state(now) is BreakerState.CLOSED:
-            return None
+        breaker = self.breakers.get(route)
+        if breaker is None or breaker.state(now) is BreakerState.CLOSED:
+            return None  # no breaker: a route dropped by a reload, still draining
         at = breaker.retry_at(now)
         if at is None:  # half-open, every trial slot taken: back when a trial ends at the latest
             return now + self.timeout
@@ -148,7 +157,8 @@ class InstanceGate:
 
     def take(self, route: str, now: float) -> bool:
         """Take a permit for one attempt; False when the breaker refuses (half-open slots full)."""
-        if not self.breakers[route].allow(now):
+        breaker = self.breakers.get(route)
+        if breaker is not None and not breaker.allow(now):
             return False
         if self.limit is not None:
             self.limit.try_acquire()
@@ -184,9 +194,14 @@ class InstanceGate:
         else:  # caller's fault or cancelled: no verdict on the instance
             self._release_trial(route)
 
+    def retain_routes(self, routes: set[str]) -> None:
+        """Forget the breakers of routes a reload removed."""
+        for route in [r for r in self.breakers if r not in routes]:
+            del self.breakers[route]
+
     def _release_trial(self, route: str) -> None:
-        breaker = self.breakers[route]
-        if breaker.trials_in_flight:
+        breaker = self.breakers.get(route)
+        if breaker is not None and breaker.trials_in_flight:
             breaker.release_trial()
 
     def snapshot(self, now: float) -> dict[str, Any]:

@@ -51,6 +51,11 @@ class WrapperProxy:
         self._rotations: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
         self._backoff = Backoff(route.retry_delay, jitter="equal")
 
+    def rebind(self, route: Route) -> None:
+        """Serve ``route`` from now on (a reload); requests in flight finish on the old one."""
+        self._backoff = Backoff(route.retry_delay, jitter="equal")
+        self.route = route
+
     # -- generate -------------------------------------------------------------------------------
 
     def generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:

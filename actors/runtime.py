@@ -73,6 +73,7 @@ class Runtime:
         # wake its thread on every request and cost the caller a GIL hand-off.
         self._outbox: collections.deque[AttemptDone] = collections.deque()
         self._flush_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | Path, *, simulate: bool = False, **options: Any) -> Runtime:
@@ -86,35 +87,13 @@ class Runtime:
             return self
         cfg = self.config
         providers = {name: make_provider(model, self.clients) for name, model in cfg.models.items()}
-        self.table = table = LeaseTable.build(cfg, providers, on_change=self._on_gate_change)
+        self.table = LeaseTable.build(cfg, providers, on_change=self._on_gate_change)
         try:
-            for name, gate in table.gates.items():
-                handle = InstanceHandle(gate)
-                self.handles[name] = handle
-                self._start_instance(handle)
-            for gname, group in cfg.groups.items():
-                ref = TaskGroupActor.start(gname, group)
-                self.group_refs[gname] = ref
-                for tname, tier in group.tiers_by_priority():
-                    self.owner_of[f"{gname}.{tname}"] = ref
-            pools: dict[str, _Members] = {}
-            for pname, pool in cfg.pools.items():
-                target = table.targets[pool_label(pname)]
-                ref = PoolActor.start(pname, list(target.names), pool)
-                self.pool_refs[pname] = ref
-                self.owner_of[target.label] = ref
-                pools[pname] = _Members(ref, target.route, list(target.names), float(pool.health_check_interval))
+            for gate in self.table.gates.values():
+                self._add_instance(gate)
             self.scheduler = Scheduler().start()
             self.prober = Prober().start()
-            probe_sets = {entry.route: entry for entry in pools.values()}
-            for gname, group in cfg.groups.items():
-                names = list(dict.fromkeys(m for _, tier in group.tiers_by_priority() for m in tier.models))
-                entry = _Members(None, group_route(gname), names, self.group_probe_interval)
-                probe_sets[entry.route] = entry
-            self.supervisor = RotationSupervisor.start(
-                table, self.handles, pools, probe_sets, self.scheduler, self.prober, self._restart_instance
-            )
-            ask_sync(self.supervisor, GetStats)  # surfaces a start-up failure now, not later
+            self._start_topology()
             self._schedule_flush()
         except BaseException:
             self.stop()
@@ -129,24 +108,102 @@ class Runtime:
         _live.add(self)
         return self
 
+    def _add_instance(self, gate: Any) -> None:
+        handle = InstanceHandle(gate)
+        self.handles[gate.name] = handle
+        self._start_instance(handle)
+
+    def _start_topology(self) -> None:
+        """Start the group and pool actors and the supervisor for the current table."""
+        cfg, table = self.config, self.table
+        assert table is not None and self.scheduler is not None and self.prober is not None
+        owner_of: dict[str, Any] = {}
+        for gname, group in cfg.groups.items():
+            ref = TaskGroupActor.start(gname, group)
+            self.group_refs[gname] = ref
+            for tname, _ in group.tiers_by_priority():
+                owner_of[f"{gname}.{tname}"] = ref
+        pools: dict[str, _Members] = {}
+        for pname, pool in cfg.pools.items():
+            target = table.targets[pool_label(pname)]
+            ref = PoolActor.start(pname, list(target.names), pool)
+            self.pool_refs[pname] = ref
+            owner_of[target.label] = ref
+            pools[pname] = _Members(ref, target.route, list(target.names), float(pool.health_check_interval))
+        self.owner_of = owner_of
+        probe_sets = {entry.route: entry for entry in pools.values()}
+        for gname, group in cfg.groups.items():
+            names = list(dict.fromkeys(m for _, tier in group.tiers_by_priority() for m in tier.models))
+            entry = _Members(None, group_route(gname), names, self.group_probe_interval)
+            probe_sets[entry.route] = entry
+        self.supervisor = RotationSupervisor.start(
+            table, self.handles, pools, probe_sets, self.scheduler, self.prober, self._restart_instance
+        )
+        ask_sync(self.supervisor, GetStats)  # surfaces a start-up failure now, not later
+
+    def _stop_topology(self) -> None:
+        refs = [self.supervisor, *self.pool_refs.values(), *self.group_refs.values()]
+        self.supervisor = None
+        self.pool_refs.clear()
+        self.group_refs.clear()
+        _stop_refs(refs)
+
+    def reload(self, source: str | Path | LLMConfig) -> dict[str, Any]:
+        """Switch to a new configuration without dropping a request.
+
+        The new configuration is validated first: an invalid one raises ``ConfigError`` and the
+        current one keeps serving. Instances whose settings did not change keep their gate
+        (breakers, parking, permits in flight) and their actor; tiers whose limits did not
+        change keep their budgets. Requests in flight finish on what they leased. Wrappers keep
+        their identity and statistics and are rebound to the new routes; a wrapper created in
+        code whose target no longer exists is removed. Returns a summary of what changed.
+        """
+        new = source if isinstance(source, LLMConfig) else load_config(source)
+        if self.simulate:
+            new = _simulated(new)
+        if not self.started or self.table is None:
+            raise RuntimeError("start the runtime before reloading it")
+        with self._reload_lock:
+            old, old_table = self.config, self.table
+            keep = frozenset(n for n, m in new.models.items() if old.models.get(n) == m)
+            providers = {
+                n: (old_table.gates[n].client if n in keep else make_provider(m, self.clients))
+                for n, m in new.models.items()
+            }
+            with old_table.lock:
+                table = LeaseTable.build(new, providers, on_change=self._on_gate_change, previous=old_table, keep=keep)
+            self.flush()
+            self._stop_topology()
+            removed = [n for n in old.models if n not in keep]
+            for name in removed:
+                handle = self.handles.pop(name)
+                _stop_refs([handle.ref])
+            self.config, self.table = new, table
+            for name in new.models:
+                if name not in keep:
+                    self._add_instance(table.gates[name])
+            self._start_topology()
+            dropped = self.factory.rebind() if self.factory is not None else []
+            for name, w in new.wrappers.items():
+                if self.factory is not None and self.factory.get_wrapper(name) is None:
+                    self.factory.create_wrapper_from_config(name, w.type.value if hasattr(w.type, "value") else w.type, w.model_dump(exclude_none=True))
+        return {
+            "kept": sorted(keep),
+            "added": sorted(n for n in new.models if n not in old.models),
+            "changed": sorted(n for n in new.models if n in old.models and n not in keep),
+            "removed": sorted(n for n in old.models if n not in new.models),
+            "wrappers_dropped": dropped,
+        }
+
     def stop(self) -> None:
         """Stop every actor (reverse start order), the timer and probe threads, and the clients."""
         with self._stop_lock:
             if self.started:
                 self.flush()
-            refs = [self.supervisor, *self.pool_refs.values(), *self.group_refs.values()]
-            refs += [h.ref for h in self.handles.values()]
-            for ref in refs:
-                if ref is not None:
-                    try:
-                        ref.stop(block=True, timeout=5)
-                    except Exception:
-                        pass
+            self._stop_topology()
+            _stop_refs([h.ref for h in self.handles.values()])
             for h in self.handles.values():
                 h.ref = None
-            self.supervisor = None
-            self.pool_refs.clear()
-            self.group_refs.clear()
             if self.scheduler is not None:
                 self.scheduler.stop()
             if self.prober is not None:
@@ -199,7 +256,9 @@ class Runtime:
                 by_instance[item.instance].append(item)
                 by_target[item.target].append(item)
             for name, items in by_instance.items():
-                self.handles[name].tell(AttemptBatch(items))
+                handle = self.handles.get(name)  # None: removed by a reload meanwhile
+                if handle is not None:
+                    handle.tell(AttemptBatch(items))
             for label, items in by_target.items():
                 owner = self.owner_of.get(label)
                 if owner is not None:
@@ -328,6 +387,15 @@ def _simulated(config: LLMConfig) -> LLMConfig:
         for name, m in config.models.items()
     }
     return config.model_copy(update={"models": models})
+
+
+def _stop_refs(refs: list[Any]) -> None:
+    for ref in refs:
+        if ref is not None:
+            try:
+                ref.stop(block=True, timeout=5)
+            except Exception:  # already dead
+                pass
 
 
 # Runtimes still running at interpreter exit are stopped, so no actor thread outlives main.

@@ -47,6 +47,17 @@ class Route:
         return [step.target for step in self.steps]
 
 
+def _reusable_budget(previous: LeaseTable | None, label: str, concurrency: int | None, rpm: int | None) -> Any:
+    """The old budget of a tier whose limits did not change (its permits in flight carry over)."""
+    if previous is None:
+        return None
+    old = previous.budgets.get(label)
+    if old is None:
+        return None
+    same = (old.limit.limit if old.limit else None) == concurrency and (old.rpm.limit if old.rpm else None) == rpm
+    return old if same else None
+
+
 def _value(x: Any) -> str:
     return x.value if hasattr(x, "value") else str(x)
 
@@ -73,8 +84,8 @@ def pool_label(pool: str) -> str:
 class LeaseTable:
     """Gates by instance, budgets by ``group.tier``, targets by label; built from a config."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
+    def __init__(self, lock: Any = None) -> None:
+        self.lock = lock if lock is not None else threading.Lock()
         self.gates: dict[str, InstanceGate] = {}
         self.budgets: dict[str, EchelonBudget] = {}
         self.targets: dict[str, Target] = {}
@@ -86,22 +97,39 @@ class LeaseTable:
         clients: dict[str, Any],
         *,
         on_change: Callable[..., None] | None = None,
+        previous: LeaseTable | None = None,
+        keep: frozenset[str] = frozenset(),
     ) -> LeaseTable:
-        """Make a gate per model, a budget and a target per tier, and a target per pool."""
-        table = cls()
+        """Make a gate per model, a budget and a target per tier, and a target per pool.
+
+        With ``previous`` (a reload), the instances in ``keep`` keep their gates (breakers,
+        parking, permits in flight) and tiers whose limits are unchanged keep their budgets;
+        the new table shares the old one's lock, so leases taken before the reload are given
+        back safely while new ones are taken.
+        """
+        table = cls(previous.lock if previous is not None else None)
         for name, model in config.models.items():
-            table.gates[name] = InstanceGate(model, clients[name], on_change=on_change)
+            if previous is not None and name in keep:
+                table.gates[name] = previous.gates[name]
+            else:
+                table.gates[name] = InstanceGate(model, clients[name], on_change=on_change)
+        if previous is not None:
+            previous.detach(table.gates.values(), previous.budgets.values())
+        routes: dict[str, set[str]] = {}
         for gname, group in config.groups.items():
             breaker = group.effective_fallback.circuit_breaker
             route = group_route(gname)
             for tname, tier in group.tiers_by_priority():
                 label = f"{gname}.{tname}"
-                budget = EchelonBudget(label, tier.concurrency_limit, tier.rpm_limit)
+                budget = _reusable_budget(previous, label, tier.concurrency_limit, tier.rpm_limit)
+                if budget is None:
+                    budget = EchelonBudget(label, tier.concurrency_limit, tier.rpm_limit)
                 table.budgets[label] = budget
                 members = []
                 for model_name in tier.models:
                     gate = table.gates[model_name]
                     gate.add_route(route, breaker.failure_threshold, breaker.recovery_time, breaker.half_open_requests)
+                    routes.setdefault(model_name, set()).add(route)
                     members.append(Member(gate, budget, label))
                 defaults = {"temperature": tier.temperature, "max_tokens": tier.max_tokens}
                 if tier.response_format is not None:
@@ -119,11 +147,19 @@ class LeaseTable:
                 seen.add(model_name)
                 gate = table.gates[model_name]
                 gate.add_route(route, pool.failure_threshold, pool.recovery_time, 1)
+                routes.setdefault(model_name, set()).add(route)
                 members.append(Member(gate, table.budgets[f"{gname}.{tname}"], f"{gname}.{tname}"))
             weights = {m.name: (pool.weights or {}).get(m.name, m.gate.weight) for m in members}
             rotation = make_strategy(pool.rotation_strategy, **({"weights": weights} if pool.rotation_strategy == "weighted" else {}))
             table.targets[pool_label(pname)] = Target(pool_label(pname), route, members, rotation)
+        for name in keep:
+            table.gates[name].retain_routes(routes.get(name, set()))
         return table
+
+    def detach(self, gates: Any, budgets: Any) -> None:
+        """Before a reload's targets attach: keep only old targets that still have waiters."""
+        for holder in (*gates, *budgets):
+            holder.watchers = [t for t in holder.watchers if t.waiters]
 
     def tier_steps(
         self,
