@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from actors.breaker import BreakerState, CircuitBreaker
 from actors.outcome import Outcome
 from actors.parking import Parking
-from actors.window import ConcurrencyLimit, RateWindow
+from actors.window import ConcurrencyLimit, RateWindow, TokenWindow
 
 if TYPE_CHECKING:
     from actors.config.models import ModelConfig
@@ -26,16 +26,19 @@ __all__ = ["InstanceGate", "EchelonBudget", "NEVER"]
 NEVER = math.inf
 
 
-class EchelonBudget:
-    """An echelon's ``concurrency_limit`` and ``rpm_limit``, shared by every route through it."""
+class Permits:
+    """Concurrency, requests-per-minute and tokens-per-minute limits; each one optional.
 
-    __slots__ = ("label", "limit", "rpm", "watchers")
+    Tokens are known only after a call, so ``tpm`` admits while the last minute's tokens are
+    under the limit and counts each call's tokens when it ends.
+    """
 
-    def __init__(self, label: str, concurrency_limit: int | None, rpm_limit: int | None) -> None:
-        self.label = label
-        self.limit = ConcurrencyLimit(concurrency_limit) if concurrency_limit else None
-        self.rpm = RateWindow(rpm_limit) if rpm_limit else None
-        self.watchers: list[Any] = []  # targets to wake when a permit frees
+    __slots__ = ("limit", "rpm", "tpm")
+
+    def __init__(self, concurrency: int | None, rpm: int | None, tpm: int | None = None) -> None:
+        self.limit = ConcurrencyLimit(concurrency) if concurrency else None
+        self.rpm = RateWindow(rpm) if rpm else None
+        self.tpm = TokenWindow(tpm) if tpm else None
 
     def room_at(self, now: float) -> float | None:
         """None when a request fits now; else when one will (``now`` means: on a release)."""
@@ -43,6 +46,8 @@ class EchelonBudget:
             return now
         if self.rpm is not None and self.rpm.available(now) <= 0:
             return self.rpm.next_free_at(now)
+        if self.tpm is not None and self.tpm.available(now) <= 0:
+            return self.tpm.next_free_at(now, 1)
         return None
 
     def take(self, now: float) -> None:
@@ -51,13 +56,30 @@ class EchelonBudget:
         if self.rpm is not None:
             self.rpm.try_acquire(now)
 
-    def give_back(self) -> None:
+    def give_back(self, now: float, tokens: int) -> None:
         if self.limit is not None:
             self.limit.release()
+        if self.tpm is not None and tokens:
+            self.tpm.record(now, tokens)
 
     @property
     def in_flight(self) -> int:
         return self.limit.in_flight if self.limit is not None else 0
+
+
+class EchelonBudget:
+    """An echelon's ``concurrency_limit`` and ``rpm_limit``, shared by every route through it."""
+
+    __slots__ = ("label", "permits", "watchers")
+
+    def __init__(self, label: str, concurrency_limit: int | None, rpm_limit: int | None) -> None:
+        self.label = label
+        self.permits = Permits(concurrency_limit, rpm_limit)
+        self.watchers: list[Any] = []  # targets to wake when a permit frees
+
+    @property
+    def in_flight(self) -> int:
+        return self.permits.in_flight
 
 
 class InstanceGate:
@@ -78,8 +100,7 @@ class InstanceGate:
         "config_disabled",
         "parking",
         "breakers",
-        "limit",
-        "rpm",
+        "permits",
         "in_flight",
         "latency",
         "last_used",
@@ -98,8 +119,7 @@ class InstanceGate:
         self.config_disabled = model.disabled_reason is not None  # only a reload can enable it
         self.parking = Parking()
         self.breakers: dict[str, CircuitBreaker] = {}
-        self.limit = ConcurrencyLimit(model.concurrency_limit) if model.concurrency_limit else None
-        self.rpm = RateWindow(model.rpm_limit) if model.rpm_limit else None
+        self.permits = Permits(model.concurrency_limit, model.rpm_limit, model.tpm_limit)
         self.in_flight = 0
         self.latency: float | None = None  # EWMA seconds, written by the instance actor
         self.last_used: float | None = None
@@ -145,14 +165,6 @@ class InstanceGate:
             return now + self.timeout
         return None if at <= now else at
 
-    def room_at(self, now: float) -> float | None:
-        """None when the instance's own limits admit one more request now; else when they will."""
-        if self.limit is not None and self.limit.available <= 0:
-            return now
-        if self.rpm is not None and self.rpm.available(now) <= 0:
-            return self.rpm.next_free_at(now)
-        return None
-
     # -- changing (under the table lock) --------------------------------------------------------
 
     def take(self, route: str, now: float) -> bool:
@@ -160,19 +172,17 @@ class InstanceGate:
         breaker = self.breakers.get(route)
         if breaker is not None and not breaker.allow(now):
             return False
-        if self.limit is not None:
-            self.limit.try_acquire()
-        if self.rpm is not None:
-            self.rpm.try_acquire(now)
+        self.permits.take(now)
         self.in_flight += 1
         self.last_used = now
         return True
 
-    def give_back(self, route: str, outcome: Outcome, now: float, retry_after: float | None, reason: str) -> None:
+    def give_back(
+        self, route: str, outcome: Outcome | None, now: float, retry_after: float | None, reason: str, tokens: int = 0
+    ) -> None:
         """Return the permit and record what the attempt taught us about this instance."""
         self.in_flight -= 1
-        if self.limit is not None:
-            self.limit.release()
+        self.permits.give_back(now, tokens)
         if outcome is Outcome.SUCCESS:
             self.parking.record_success()
             for breaker in self.breakers.values():

@@ -21,9 +21,10 @@ class InstanceActor(CountingActor):
     themselves; this actor only learns from outcomes, off the request path.
     """
 
-    def __init__(self, gate: InstanceGate, restarts: int = 0, on_crash: Any = None) -> None:
+    def __init__(self, gate: InstanceGate, restarts: int = 0, on_crash: Any = None, model: Any = None) -> None:
         super().__init__(on_crash=on_crash)
         self.gate = gate
+        self.model = model  # its ModelConfig: prices turn token counts into cost
         self.ewma = Ewma(0.3)
         self.last_error: str | None = None
         self.restarts = restarts
@@ -37,7 +38,13 @@ class InstanceActor(CountingActor):
 
     def describe(self) -> dict[str, Any]:
         out = self.stats.to_dict()
+        model = self.model
+        cost = None
+        if model is not None and (model.input_price is not None or model.output_price is not None):
+            cost = (self.stats.prompt_tokens * (model.input_price or 0.0)
+                    + self.stats.completion_tokens * (model.output_price or 0.0)) / 1e6
         out.update(
+            cost_usd=cost,
             instance=self.gate.name,
             provider=self.gate.provider,
             latency_ewma=self.ewma.value,

@@ -259,7 +259,7 @@ class RequestRun:
 
     def succeeded(self, lease: Lease, response: LLMResponse, duration: float) -> LLMResponse:
         """Record a successful attempt and finish the response."""
-        self._give_back(lease, Outcome.SUCCESS, None, "")
+        self._give_back(lease, Outcome.SUCCESS, None, "", response.token_usage.total_tokens)
         self.attempts.append(Attempt(lease.member.name, Outcome.SUCCESS, duration, None, lease.target.label))
         if self.report is not None:
             self.report(lease, Outcome.SUCCESS, duration, response)
@@ -298,13 +298,15 @@ class RequestRun:
             if self.report is not None:
                 self.report(lease, None, self.clock() - lease.taken_at, None)
 
-    def _give_back(self, lease: Lease, outcome: Outcome | None, retry_after: float | None, reason: str) -> None:
+    def _give_back(
+        self, lease: Lease, outcome: Outcome | None, retry_after: float | None, reason: str, tokens: int = 0
+    ) -> None:
         member = lease.member
         now = self.clock()
         with self.table.lock:
-            member.gate.give_back(lease.route, outcome, now, retry_after, reason)
+            member.gate.give_back(lease.route, outcome, now, retry_after, reason, tokens)
             if member.budget is not None:
-                member.budget.give_back()
+                member.budget.permits.give_back(now, tokens)
             for target in member.gate.watchers:
                 if target.waiters:
                     target.wake_head()

@@ -220,7 +220,9 @@ class Runtime:
 
     def _start_instance(self, handle: InstanceHandle) -> None:
         name = handle.gate.name
-        handle.ref = InstanceActor.start(handle.gate, handle.restarts, lambda actor, exc: self._on_crash(name, exc))
+        handle.ref = InstanceActor.start(
+            handle.gate, handle.restarts, lambda actor, exc: self._on_crash(name, exc), self.config.models.get(name)
+        )
 
     def _restart_instance(self, handle: InstanceHandle) -> None:
         handle.restarts += 1

@@ -54,7 +54,10 @@ def _reusable_budget(previous: LeaseTable | None, label: str, concurrency: int |
     old = previous.budgets.get(label)
     if old is None:
         return None
-    same = (old.limit.limit if old.limit else None) == concurrency and (old.rpm.limit if old.rpm else None) == rpm
+    permits = old.permits
+    same = (permits.limit.limit if permits.limit else None) == concurrency and (
+        permits.rpm.limit if permits.rpm else None
+    ) == rpm
     return old if same else None
 
 

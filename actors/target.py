@@ -97,9 +97,9 @@ class Target:
             if down is not None:
                 down_until = min(down_until, down)
                 continue
-            room = gate.room_at(now)
+            room = gate.permits.room_at(now)
             if room is None and m.budget is not None:
-                room = m.budget.room_at(now)
+                room = m.budget.permits.room_at(now)
             if room is not None:
                 full_until = min(full_until, room)
                 continue
@@ -115,7 +115,7 @@ class Target:
             member = self.by_name[name]
             if member.gate.take(self.route, now):
                 if member.budget is not None:
-                    member.budget.take(now)
+                    member.budget.permits.take(now)
                 return Lease(member, self, self.route, now)
             ok.discard(name)  # half-open trial slots are all taken
         if full_until < NEVER:

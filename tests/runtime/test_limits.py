@@ -21,8 +21,7 @@ def assert_no_leases(rt):
     with table.lock:
         for gate in table.gates.values():
             assert gate.in_flight == 0, gate.name
-            if gate.limit is not None:
-                assert gate.limit.in_flight == 0
+            assert gate.permits.in_flight == 0
             for b in gate.breakers.values():
                 assert b.trials_in_flight == 0
         for budget in table.budgets.values():
@@ -224,3 +223,16 @@ async def _async_wait_until(cond, timeout=5.0):
         if loop.time() > end:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.001)
+
+
+def test_a_models_tpm_limit_stops_admitting_once_the_minutes_tokens_are_spent(fake, runtime_for):
+    # The window admits a call while the last minute's tokens are under the limit, and counts
+    # each call's tokens when it ends: with 9 tokens, ceil(9 / tokens per call) calls get in.
+    rt = runtime_for(models={"a": {"tpm_limit": 9}, "b": {}}, groups={"g": tier(["a", "b"])},
+                     pools={"p": {"task_groups": ["g.echelon1"], "rotation_strategy": "least_recently_used"}})
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "queue_timeout": 0.05})
+    served = [w.generate(MSG) for _ in range(8)]
+    per_call = served[0].token_usage.total_tokens
+    admitted = -(-9 // per_call)  # calls until the window holds at least 9 tokens
+    assert [r.instance for r in served].count("a") == admitted
+    assert fake.stats("a")["requests"] == admitted

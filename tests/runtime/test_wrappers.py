@@ -146,3 +146,11 @@ def test_simulate_runs_the_shipped_config_without_keys(monkeypatch):
         r = w.generate(MSG, timeout=10)
         assert r.content.startswith("echo")
         assert rt.factory.get_wrapper("fast_pool_wrapper").generate(MSG).instance
+
+
+def test_instance_stats_turn_tokens_into_cost_with_the_models_prices(fake, runtime_for):
+    rt = runtime_for(models={"a": {"input_price": 10.0, "output_price": 30.0}}, groups={"g": {"echelon1": {"models": ["a"]}}})
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    r = w.generate(MSG)
+    usage = r.token_usage
+    assert rt.instance_stats("a")["cost_usd"] == pytest.approx((usage.prompt_tokens * 10 + usage.completion_tokens * 30) / 1e6)
