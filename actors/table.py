@@ -47,6 +47,18 @@ class Route:
         return [step.target for step in self.steps]
 
 
+def tier_defaults(tier: Any) -> dict[str, Any]:
+    """The request parameters a tier sets unless the request does."""
+    defaults: dict[str, Any] = {"temperature": tier.temperature, "max_tokens": tier.max_tokens}
+    if tier.response_format is not None:
+        defaults["response_format"] = tier.response_format
+    thinking = tier.thinking_config
+    if thinking is not None and thinking.enabled:
+        # Anthropic's shape; providers without extended thinking drop it.
+        defaults["thinking"] = {"type": "enabled", "budget_tokens": thinking.budget_tokens or 1024}
+    return defaults
+
+
 def _reusable_budget(previous: LeaseTable | None, label: str, concurrency: int | None, rpm: int | None) -> Any:
     """The old budget of a tier whose limits did not change (its permits in flight carry over)."""
     if previous is None:
@@ -134,11 +146,14 @@ class LeaseTable:
                     gate.add_route(route, breaker.failure_threshold, breaker.recovery_time, breaker.half_open_requests)
                     routes.setdefault(model_name, set()).add(route)
                     members.append(Member(gate, budget, label))
-                defaults = {"temperature": tier.temperature, "max_tokens": tier.max_tokens}
-                if tier.response_format is not None:
-                    defaults["response_format"] = tier.response_format
                 table.targets[label] = Target(
-                    label, route, members, make_strategy("round_robin"), timeout=tier.timeout, defaults=defaults
+                    label,
+                    route,
+                    members,
+                    make_strategy("round_robin"),
+                    timeout=tier.timeout,
+                    defaults=tier_defaults(tier),
+                    tool_choice=tier.function_calling if isinstance(tier.function_calling, str) else None,
                 )
         for pname, pool in config.pools.items():
             route = pool_route(pname)

@@ -56,7 +56,9 @@ class Blocked:
 class Target:
     """A set of members leased in rotation, with a FIFO of requests waiting for permits."""
 
-    __slots__ = ("label", "route", "members", "by_name", "rotation", "waiters", "names", "view", "timeout", "defaults")
+    __slots__ = (
+        "label", "route", "members", "by_name", "rotation", "waiters", "names", "view", "timeout", "defaults", "tool_choice"
+    )
 
     def __init__(
         self,
@@ -67,8 +69,10 @@ class Target:
         *,
         timeout: float | None = None,
         defaults: dict[str, Any] | None = None,
+        tool_choice: str | None = None,
     ) -> None:
         self.label = label
+        self.tool_choice = tool_choice  # the tier's ``function_calling`` when it names a tool_choice
         self.defaults = defaults or {}  # the tier's parameter defaults (temperature, max_tokens...)
         self.timeout = timeout  # the tier's per-attempt ``timeout``; pools have none
         self.route = route  # whose breaker judges the members: "pool:<name>" or "group:<name>"
@@ -124,7 +128,10 @@ class Target:
 
     def merge(self, params: dict[str, Any]) -> dict[str, Any]:
         """The request's parameters over this target's defaults."""
-        return {**self.defaults, **params} if self.defaults else params
+        merged = {**self.defaults, **params} if self.defaults else params
+        if self.tool_choice is not None and "tools" in merged and "tool_choice" not in merged:
+            merged = {**merged, "tool_choice": self.tool_choice}
+        return merged
 
     def attempt_timeout(self, member: Member) -> float:
         """Seconds one attempt on ``member`` may take: the tier's timeout or the model's."""

@@ -22,8 +22,9 @@ __all__ = [
     "normalize_finish_reason",
 ]
 
-# Set by the driver, never by parameters.
-_DRIVER_KEYS = ("model", "messages", "stream")
+# Set by the driver, never by parameters; ``thinking`` (a tier's extended-thinking default, in
+# Anthropic's shape) has no chat-completions equivalent.
+_DRIVER_KEYS = ("model", "messages", "stream", "thinking")
 
 
 def build_chat_body(model_name: str, messages: Messages, params: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:

@@ -154,3 +154,22 @@ def test_instance_stats_turn_tokens_into_cost_with_the_models_prices(fake, runti
     r = w.generate(MSG)
     usage = r.token_usage
     assert rt.instance_stats("a")["cost_usd"] == pytest.approx((usage.prompt_tokens * 10 + usage.completion_tokens * 30) / 1e6)
+
+
+def test_tier_defaults_reach_the_provider_and_requests_override_them(fake, runtime_for):
+    rt = runtime_for(
+        models={"oa": {}, "an": {"model_type": "anthropic"}},
+        groups={
+            "g": {
+                "echelon1": {"models": ["oa"], "temperature": 0.3, "max_tokens": 77, "function_calling": "required"},
+                "echelon2": {"models": ["an"], "thinking_config": {"budget_tokens": 2048}, "max_tokens": 4096},
+            }
+        },
+    )
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    rt.factory.create_task_group_wrapper("w1", {"target": "g.echelon1"}).generate(MSG, tools=tools, temperature=0.9)
+    body = fake.requests("oa")[0]["body"]
+    assert body["max_tokens"] == 77 and body["temperature"] == 0.9 and body["tool_choice"] == "required"
+    assert "thinking" not in body
+    rt.factory.create_task_group_wrapper("w2", {"target": "g.echelon2"}).generate(MSG)
+    assert fake.requests("an")[0]["body"]["thinking"] == {"type": "enabled", "budget_tokens": 2048}
