@@ -76,38 +76,54 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
         raise
 
 
-class _StreamTally:
-    """What a stream delivered so far, to build the final response and partial-text errors."""
+class _StreamAttempt:
+    """One streamed attempt: what it delivered, and what its ending means for the request."""
 
-    __slots__ = ("parts", "last")
+    __slots__ = ("run", "lease", "parts", "last", "start")
 
-    def __init__(self) -> None:
+    def __init__(self, run: RequestRun, lease: Any) -> None:
+        self.run = run
+        self.lease = lease
         self.parts: list[str] = []
         self.last: StreamChunk | None = None
+        self.start = _perf()
 
     def add(self, chunk: StreamChunk) -> None:
         if chunk.delta:
             self.parts.append(chunk.delta)
         self.last = chunk
 
-    def response(self, instance: str) -> LLMResponse:
+    def done(self) -> None:
         last = self.last or StreamChunk()
-        return LLMResponse(
+        response = LLMResponse(
             content="".join(self.parts),
             model=last.model,
-            instance=instance,
+            instance=self.lease.member.name,
             token_usage=last.usage or TokenUsage(),
             finish_reason=last.finish_reason,
             tool_calls=list(last.tool_calls),
         )
+        self.run.succeeded(self.lease, response, _perf() - self.start)
 
-    def interrupted(self, exc: LLMCallError, instance: str) -> StreamInterruptedError:
+    def failed(self, exc: LLMCallError) -> BaseException | None:
+        """Record the failure; None means fall back (nothing reached the caller yet)."""
+        run, duration = self.run, _perf() - self.start
+        if self.last is None:
+            run.failed(self.lease, exc, duration)
+            return None
+        # After the first chunk: the breaker hears of it, but there is no fallback.
+        try:
+            run.failed(self.lease, exc, duration)
+        except LLMCallError:
+            pass
+        run.plan.index = len(run.plan.steps)
+        run.delay = 0.0
         if isinstance(exc, StreamInterruptedError):
             return exc
         return StreamInterruptedError(
             f"stream failed after its first chunk: {exc.message}",
             partial_text="".join(self.parts),
-            instance=instance,
+            instance=self.lease.member.name,
             provider=exc.provider,
             status_code=exc.status_code,
         )
@@ -121,22 +137,19 @@ def stream_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[st
             action = run.next(ThreadWaiter)
             if type(action) is Call:
                 lease = action.lease
-                name = lease.member.name
-                tally = _StreamTally()
-                start = _perf()
+                attempt = _StreamAttempt(run, lease)
                 try:
                     for chunk in lease.member.gate.client.stream(messages, lease.target.merge(params), timeout=action.timeout):
-                        tally.add(chunk)
+                        attempt.add(chunk)
                         yield chunk
                 except LLMCallError as exc:
-                    held, lease = lease, None
-                    if tally.last is None:
-                        run.failed(held, exc, _perf() - start)
+                    lease = None
+                    error = attempt.failed(exc)
+                    if error is None:
                         continue
-                    _fail_quietly(run, held, exc, _perf() - start)
-                    raise tally.interrupted(exc, name) from exc
-                held, lease = lease, None
-                run.succeeded(held, tally.response(name), _perf() - start)
+                    raise error from exc
+                lease = None
+                attempt.done()
                 return
             if type(action) is Wait:
                 action.waiter.wait(action.timeout)
@@ -159,22 +172,21 @@ async def stream_async(
             action = run.next(LoopWaiter)
             if type(action) is Call:
                 lease = action.lease
-                name = lease.member.name
-                tally = _StreamTally()
-                start = _perf()
+                attempt = _StreamAttempt(run, lease)
                 try:
-                    async for chunk in lease.member.gate.client.astream(messages, lease.target.merge(params), timeout=action.timeout):
-                        tally.add(chunk)
+                    async for chunk in lease.member.gate.client.astream(
+                        messages, lease.target.merge(params), timeout=action.timeout
+                    ):
+                        attempt.add(chunk)
                         yield chunk
                 except LLMCallError as exc:
-                    held, lease = lease, None
-                    if tally.last is None:
-                        run.failed(held, exc, _perf() - start)
+                    lease = None
+                    error = attempt.failed(exc)
+                    if error is None:
                         continue
-                    _fail_quietly(run, held, exc, _perf() - start)
-                    raise tally.interrupted(exc, name) from exc
-                held, lease = lease, None
-                run.succeeded(held, tally.response(name), _perf() - start)
+                    raise error from exc
+                lease = None
+                attempt.done()
                 return
             if type(action) is Wait:
                 await action.waiter.wait(action.timeout)
@@ -185,13 +197,3 @@ async def stream_async(
     except BaseException:
         run.abort(lease)
         raise
-
-
-def _fail_quietly(run: RequestRun, lease: Any, exc: LLMCallError, duration: float) -> None:
-    """Record a mid-stream failure for the breaker and stats; no fallback after the first chunk."""
-    try:
-        run.failed(lease, exc, duration)
-    except LLMCallError:
-        pass
-    run.plan.index = len(run.plan.steps)
-    run.delay = 0.0
