@@ -15,6 +15,7 @@ COMMANDS = {
     "check": "check",
     "demo": "demo",
     "fake-provider": "fake_provider",
+    "migrate": "migrate",
 }
 
 
