@@ -1,8 +1,21 @@
-"""The wrapper factory: creates, finds and retires named wrappers over one runtime."""
+"""The wrapper factory: creates, finds and retires named wrappers over one runtime.
+
+Two ways to build one, both thin views over a single running ``Runtime``:
+
+- ``LLMWrapperFactory(runtime)``: what ``Runtime.start`` builds as ``rt.factory``; it holds the
+  wrappers declared in ``wrappers.yaml``.
+- ``LLMWrapperFactory(task_group_manager=..., polling_pool_manager=..., fallback_manager=...)``
+  (or ``LLMWrapperFactory(task_group_manager)``), as the original design did. The managers share
+  the manager's runtime, which starts on first use. Such a factory keeps its own registry: it
+  lists and counts the wrappers created through it, not the ones ``wrappers.yaml`` declares
+  (those stay reachable through ``runtime.factory``, which is where ``LLMNode`` also looks).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import inspect
 import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -10,35 +23,90 @@ from actors.errors import ConfigError, WrapperConfigError, WrapperFactoryError
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
 
 if TYPE_CHECKING:
+    from actors.managers import EnhancedFallbackManager, PollingPoolManager, TaskGroupManager
     from actors.runtime import Runtime
+    from actors.table import Route
 
-__all__ = ["LLMWrapperFactory"]
+__all__ = ["LLMWrapperFactory", "build_route", "resolve_pool_name"]
+
+#: Seconds ``health_check_all`` waits for a custom wrapper's async ``health_check``.
+HEALTH_CHECK_TIMEOUT = 5.0
 
 
 class LLMWrapperFactory:
     """Named wrappers over one runtime; safe to use from many threads."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        runtime: Runtime | TaskGroupManager | None = None,
+        polling_pool_manager: PollingPoolManager | None = None,
+        fallback_manager: EnhancedFallbackManager | None = None,
+        *,
+        task_group_manager: TaskGroupManager | None = None,
+    ) -> None:
+        from actors.managers import TaskGroupManager
+
+        if isinstance(runtime, TaskGroupManager):  # the original's positional task_group_manager
+            if task_group_manager is not None and task_group_manager is not runtime:
+                raise WrapperFactoryError("pass the task group manager once, positionally or by keyword")
+            runtime, task_group_manager = None, runtime
+        if task_group_manager is None:
+            for manager in (polling_pool_manager, fallback_manager):
+                if manager is not None:
+                    task_group_manager = manager.task_group_manager
+                    break
+        if runtime is None and task_group_manager is None:
+            raise WrapperFactoryError(
+                "LLMWrapperFactory needs a Runtime or a TaskGroupManager, e.g. "
+                "LLMWrapperFactory(task_group_manager=TaskGroupManager('config'))"
+            )
+        for manager in (polling_pool_manager, fallback_manager):
+            if manager is not None and manager.task_group_manager is not task_group_manager:
+                raise WrapperFactoryError(
+                    f"{type(manager).__name__} was built over another TaskGroupManager; build every manager "
+                    "over the same one so that they share one runtime"
+                )
+        self._runtime = runtime
+        self.task_group_manager = task_group_manager
+        self.polling_pool_manager = polling_pool_manager
+        self.fallback_manager = fallback_manager
         self._lock = threading.Lock()
         self._wrappers: dict[str, WrapperProxy] = {}
         self._types: dict[str, type[WrapperProxy]] = {
             "task_group": TaskGroupWrapper,
             "polling_pool": PollingPoolWrapper,
         }
+        if task_group_manager is not None:
+            task_group_manager._register_factory(self)  # rebound when the manager reloads
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime the wrappers run on; a manager-built factory starts it on first use."""
+        if self._runtime is None:
+            assert self.task_group_manager is not None
+            return self.task_group_manager.runtime
+        return self._runtime
 
     # -- creating -------------------------------------------------------------------------------
 
     def create_task_group_wrapper(
         self, name: str, config: Mapping[str, Any] | None = None, *, replace: bool = False
     ) -> TaskGroupWrapper:
-        """A wrapper over ``config["target"]`` (default: the wrapper's name as a group ref)."""
+        """A wrapper over ``config["target"]`` (default: the wrapper's name as a group ref).
+
+        ``fallback_groups`` replaces the group's own list; ``strategy``, ``max_attempts``,
+        ``retry_delay`` and ``timeout`` override the group's values for this wrapper.
+        """
         return self.create_wrapper_from_config(name, "task_group", config, replace=replace)  # type: ignore[return-value]
 
     def create_polling_pool_wrapper(
         self, name: str, config: Mapping[str, Any] | None = None, *, replace: bool = False
     ) -> PollingPoolWrapper:
-        """A wrapper over ``config["pool"]`` (default: the wrapper's name as a pool name)."""
+        """A wrapper over a polling pool, found as ``resolve_pool_name`` says.
+
+        Raises ``WrapperFactoryError`` when the configuration has no polling pools at all (the
+        original's "no polling pool manager"), ``WrapperConfigError`` when the pool is unknown.
+        """
         return self.create_wrapper_from_config(name, "polling_pool", config, replace=replace)  # type: ignore[return-value]
 
     def create_wrapper_from_config(
@@ -52,8 +120,9 @@ class LLMWrapperFactory:
             )
         cfg = dict(config or {})
         cfg.pop("type", None)
-        route = self._route(name, cls, cfg)
-        wrapper = cls(name, self.runtime, route, cfg)
+        runtime = self.runtime
+        route = build_route(runtime, name, cls, cfg)
+        wrapper = cls(name, runtime, route, cfg)
         with self._lock:
             if name in self._wrappers and not replace:
                 raise WrapperFactoryError(
@@ -91,41 +160,10 @@ class LLMWrapperFactory:
             )
         return created
 
-    def _route(self, name: str, cls: type[WrapperProxy], cfg: dict[str, Any]) -> Any:
-        rt = self.runtime
-        assert rt.table is not None
-        try:
-            if issubclass(cls, PollingPoolWrapper):
-                pool = cfg.get("pool") or name
-                if pool not in rt.config.pools:
-                    raise WrapperConfigError(
-                        f"wrapper {name!r}: no polling pool {pool!r}; set 'pool' to one of {sorted(rt.config.pools)}"
-                    )
-                return rt.table.pool_route(
-                    rt.config,
-                    pool,
-                    max_instance_attempts=cfg.get("max_instance_attempts"),
-                    strategy=cfg.get("strategy"),
-                    retry_delay=cfg.get("retry_delay"),
-                )
-            target = cfg.get("target") or name
-            rt.config.resolve(target)
-            return rt.table.group_route(
-                rt.config,
-                target,
-                fallback_groups=cfg.get("fallback_groups"),
-                strategy=cfg.get("strategy"),
-                max_attempts=cfg.get("max_attempts"),
-                retry_delay=cfg.get("retry_delay"),
-            )
-        except ConfigError as exc:
-            raise WrapperConfigError(f"wrapper {name!r}: {exc}") from exc
-        except (KeyError, ValueError) as exc:
-            raise WrapperConfigError(f"wrapper {name!r}: {exc}") from exc
-
     # -- finding and retiring -------------------------------------------------------------------
 
     def get_wrapper(self, name: str) -> WrapperProxy | None:
+        """The wrapper created under ``name`` here, or None."""
         with self._lock:
             return self._wrappers.get(name)
 
@@ -139,7 +177,11 @@ class LLMWrapperFactory:
             return self._wrappers.pop(name, None) is not None
 
     def register_wrapper_type(self, wrapper_type: str, cls: type[WrapperProxy]) -> None:
-        """Make ``cls`` (a ``WrapperProxy`` subclass) creatable as ``wrapper_type``."""
+        """Make ``cls`` (a ``WrapperProxy`` subclass) creatable as ``wrapper_type``.
+
+        It is built as ``cls(name, runtime, route, config)``; the route is a pool's when ``cls``
+        subclasses ``PollingPoolWrapper``, a task-group target's otherwise.
+        """
         if not (isinstance(cls, type) and issubclass(cls, WrapperProxy)):
             raise WrapperFactoryError(f"wrapper type {wrapper_type!r}: {cls!r} is not a WrapperProxy subclass")
         with self._lock:
@@ -160,15 +202,20 @@ class LLMWrapperFactory:
         return {"total_wrappers": len(wrappers), "wrapper_types": dict(types), "wrapper_stats": stats}
 
     def health_check_all(self) -> dict[str, dict[str, Any]]:
-        """Each wrapper's health; callable from sync code and from inside a running loop."""
+        """Each wrapper's health; callable from sync code and from inside a running loop.
+
+        A wrapper without a ``health_check`` is reported ``{healthy: True, type, note}``; one
+        whose check raises is reported ``{healthy: False, type, error}``.
+        """
         with self._lock:
             wrappers = dict(self._wrappers)
         out: dict[str, dict[str, Any]] = {}
         for name, w in wrappers.items():
+            kind = type(w).__name__
             try:
-                out[name] = w.health()
+                out[name] = _health_of(w, kind)
             except Exception as exc:
-                out[name] = {"healthy": False, "error": str(exc)}
+                out[name] = {"healthy": False, "type": kind, "error": str(exc) or type(exc).__name__}
         return out
 
     def reset_all_stats(self) -> None:
@@ -177,7 +224,136 @@ class LLMWrapperFactory:
         for w in wrappers:
             w.reset_stats()
 
+    def rebind(self) -> list[str]:
+        """After ``Runtime.reload``: point every wrapper at its route through the new table.
+
+        Wrappers keep their identity and statistics. One whose target no longer exists is
+        removed; the names removed are returned.
+        """
+        with self._lock:
+            wrappers = dict(self._wrappers)
+        dropped = []
+        for name, w in wrappers.items():
+            try:
+                w.rebind(build_route(self.runtime, name, type(w), w.config))
+            except (WrapperConfigError, WrapperFactoryError):
+                dropped.append(name)
+                with self._lock:
+                    if self._wrappers.get(name) is w:
+                        del self._wrappers[name]
+        return dropped
+
     def shutdown(self) -> None:
         """Forget every wrapper (the runtime's actors keep running until the runtime stops)."""
         with self._lock:
             self._wrappers.clear()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            n = len(self._wrappers)
+        return f"LLMWrapperFactory({n} wrapper(s))"
+
+
+def _health_of(w: Any, kind: str) -> dict[str, Any]:
+    check = getattr(w, "health_check", None)
+    if not callable(check):
+        return {"healthy": True, "type": kind, "note": "no health check method"}
+    if isinstance(w, WrapperProxy) and type(w).health_check is WrapperProxy.health_check:
+        return w.health()  # the built-in check is synchronous underneath: no loop needed
+    result = check()
+    if inspect.isawaitable(result):
+        result = _run_awaitable(result)
+    return dict(result)
+
+
+def _run_awaitable(awaitable: Any) -> Any:
+    """Run a custom wrapper's coroutine to completion, whether or not this thread has a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_as_coroutine(awaitable, HEALTH_CHECK_TIMEOUT))
+    # A loop is running here: we may not block on it, so the check gets its own loop and thread.
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = asyncio.run(_as_coroutine(awaitable, HEALTH_CHECK_TIMEOUT))
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="health-check", daemon=True)
+    thread.start()
+    thread.join(HEALTH_CHECK_TIMEOUT + 1.0)
+    if "error" in box:
+        raise box["error"]
+    if "value" not in box:
+        raise TimeoutError(f"health check did not finish within {HEALTH_CHECK_TIMEOUT} s")
+    return box["value"]
+
+
+async def _as_coroutine(awaitable: Any, timeout: float) -> Any:
+    return await asyncio.wait_for(awaitable, timeout)
+
+
+def resolve_pool_name(runtime: Runtime, name: str, cfg: Mapping[str, Any]) -> str:
+    """The pool a pool wrapper named ``name`` serves.
+
+    In order: ``cfg["pool"]``; else a pool named like the wrapper (the original looked pools up
+    by the wrapper's name); else the name without a ``_wrapper`` suffix, so the original's
+    ``fast_pool_wrapper`` finds ``fast_pool``.
+    """
+    pools = runtime.config.pools
+    if not pools:
+        raise WrapperFactoryError(
+            f"wrapper {name!r}: there is no polling pool manager to serve it: the configuration has no "
+            "polling pools; add config/llms/polling_pools/<pool>.yaml"
+        )
+    pool = cfg.get("pool")
+    if pool:
+        if pool not in pools:
+            raise WrapperConfigError(
+                f"wrapper {name!r}: no polling pool {pool!r}; set 'pool' to one of {sorted(pools)}"
+            )
+        return pool
+    if name in pools:
+        return name
+    stem = name.removesuffix("_wrapper")
+    if stem != name and stem in pools:
+        return stem
+    raise WrapperConfigError(
+        f"wrapper {name!r}: no polling pool {name!r}"
+        + (f" or {stem!r}" if stem != name else "")
+        + f"; set 'pool' to one of {sorted(pools)}"
+    )
+
+
+def build_route(runtime: Runtime, name: str, cls: type[WrapperProxy], cfg: Mapping[str, Any]) -> Route:
+    """The precomputed route a wrapper of class ``cls`` named ``name`` takes with settings ``cfg``."""
+    if runtime.table is None:
+        raise WrapperFactoryError(
+            f"wrapper {name!r}: the runtime is not running; start it (rt.start() or a with block) first"
+        )
+    try:
+        if issubclass(cls, PollingPoolWrapper):
+            pool = resolve_pool_name(runtime, name, cfg)
+            return runtime.table.pool_route(
+                runtime.config,
+                pool,
+                max_instance_attempts=cfg.get("max_instance_attempts"),
+                strategy=cfg.get("strategy"),
+                retry_delay=cfg.get("retry_delay"),
+            )
+        target = cfg.get("target") or name
+        runtime.config.resolve(target)
+        return runtime.table.group_route(
+            runtime.config,
+            target,
+            fallback_groups=cfg.get("fallback_groups"),
+            strategy=cfg.get("strategy"),
+            max_attempts=cfg.get("max_attempts"),
+            retry_delay=cfg.get("retry_delay"),
+        )
+    except ConfigError as exc:
+        raise WrapperConfigError(f"wrapper {name!r}: {exc}") from exc
+    except (KeyError, ValueError) as exc:
+        raise WrapperConfigError(f"wrapper {name!r}: {exc}") from exc
