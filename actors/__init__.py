@@ -1,52 +1,50 @@
-"""llm-actors: many LLM endpoints behaving like one reliable, fast LLM client."""
+"""llm-actors: many LLM endpoints behaving like one reliable, fast LLM client.
+
+Start with ``Runtime.from_config("config")`` (a context manager) and its ``factory``; the
+seed-compatible managers, ``LLMNode`` and ``ConfigMigrator`` serve code written for the
+original design. Every error is an ``LLMError`` (see ``actors.errors``).
+"""
 
 from actors.errors import *  # noqa: F401,F403
 from actors.errors import __all__ as _errors_all
+from actors.factory import LLMWrapperFactory
+from actors.managers import EnhancedFallbackManager, PollingPoolManager, TaskGroupManager, YamlConfigLoader
 from actors.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from actors.migration import ConfigMigrator
+from actors.node import LLMNode, NodeExecutionResult
 from actors.outcome import Outcome
+from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
 from actors.response import Attempt, LLMResponse, StreamChunk, TokenUsage, ToolCall
+from actors.runtime import Runtime
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AIMessage",
-    "Attempt",
+    # Running
+    "Runtime",
+    "LLMWrapperFactory",
+    "WrapperProxy",
+    "TaskGroupWrapper",
+    "PollingPoolWrapper",
+    # Messages and results
     "BaseMessage",
-    "ConfigMigrator",
     "HumanMessage",
-    "LLMResponse",
-    "Outcome",
-    "StreamChunk",
     "SystemMessage",
+    "AIMessage",
+    "ToolMessage",
+    "LLMResponse",
+    "StreamChunk",
     "TokenUsage",
     "ToolCall",
-    "ToolMessage",
-    *_errors_all,
-]
-
-# Seed-compatible managers, the wrapper factory and the workflow node.
-from actors.factory import LLMWrapperFactory  # noqa: E402
-from actors.managers import (  # noqa: E402
-    EnhancedFallbackManager,
-    PollingPoolManager,
-    TaskGroupManager,
-    YamlConfigLoader,
-)
-from actors.node import LLMNode, NodeExecutionResult  # noqa: E402
-from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy  # noqa: E402
-from actors.runtime import Runtime  # noqa: E402
-
-__all__ += [
-    "EnhancedFallbackManager",
-    "LLMNode",
-    "LLMWrapperFactory",
-    "NodeExecutionResult",
-    "PollingPoolManager",
-    "PollingPoolWrapper",
-    "Runtime",
+    "Attempt",
+    "Outcome",
+    # The original design's API
     "TaskGroupManager",
-    "TaskGroupWrapper",
-    "WrapperProxy",
+    "PollingPoolManager",
+    "EnhancedFallbackManager",
     "YamlConfigLoader",
+    "LLMNode",
+    "NodeExecutionResult",
+    "ConfigMigrator",
+    *_errors_all,
 ]
