@@ -121,6 +121,7 @@ class LLMWrapperFactory:
         cfg = dict(config or {})
         cfg.pop("type", None)
         runtime = self.runtime
+        runtime.attach_factory(self)
         route = build_route(runtime, name, cls, cfg)
         wrapper = cls(name, runtime, route, cfg)
         with self._lock:

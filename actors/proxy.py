@@ -234,4 +234,6 @@ class PollingPoolWrapper(WrapperProxy):
     kind = "polling_pool"
 
     def get_pool_status(self) -> dict[str, Any] | None:
-        return self.runtime.pool_status(self.route.label.removeprefix("pool:"))
+        """The pool actor's view (membership, rotation history, counts) with the health keys."""
+        status = self.runtime.pool_status(self.route.label.removeprefix("pool:"))
+        return None if status is None else {**status, **self.health()}

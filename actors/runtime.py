@@ -74,6 +74,7 @@ class Runtime:
         self._outbox: collections.deque[AttemptDone] = collections.deque()
         self._flush_lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._factories: weakref.WeakSet[Any] = weakref.WeakSet()  # rebound on reload
 
     @classmethod
     def from_config(cls, path: str | Path, *, simulate: bool = False, **options: Any) -> Runtime:
@@ -107,6 +108,10 @@ class Runtime:
         self.started = True
         _live.add(self)
         return self
+
+    def attach_factory(self, factory: Any) -> None:
+        """Have ``factory``'s wrappers rebound to the new routes on every ``reload``."""
+        self._factories.add(factory)
 
     def _add_instance(self, gate: Any) -> None:
         handle = InstanceHandle(gate)
@@ -183,7 +188,7 @@ class Runtime:
                 if name not in keep:
                     self._add_instance(table.gates[name])
             self._start_topology()
-            dropped = self.factory.rebind() if self.factory is not None else []
+            dropped = [name for factory in list(self._factories) for name in factory.rebind()]
             for name, w in new.wrappers.items():
                 if self.factory is not None and self.factory.get_wrapper(name) is None:
                     self.factory.create_wrapper_from_config(name, w.type.value if hasattr(w.type, "value") else w.type, w.model_dump(exclude_none=True))

@@ -297,6 +297,11 @@ class TaskGroupConfig(Strict):
             raise ValueError("the group has no tiers; add one, e.g. echelon1: {models: [openai-gpt4]}")
         return tiers
 
+    @property
+    def echelons(self) -> dict[str, EchelonConfig]:
+        """The tiers under the original design's name."""
+        return self.tiers
+
     def tiers_by_priority(self) -> list[tuple[str, EchelonConfig]]:
         """The tiers, best first: by ``priority``, then by name."""
         return sorted(self.tiers.items(), key=lambda item: (item[1].priority, item[0]))

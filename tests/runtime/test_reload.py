@@ -100,3 +100,14 @@ def test_a_removed_instance_stops_and_changed_settings_take_effect(fake, runtime
     assert summary["removed"] == ["b"]
     assert "b" not in rt.handles and not old_ref.is_alive()
     assert {rt.factory.get_wrapper("pw").generate(MSG).instance for _ in range(3)} == {"a"}
+
+
+def test_every_factory_over_the_runtime_is_rebound(fake, runtime_for):
+    rt = runtime_for(**topology("ab"))
+    own = actors.LLMWrapperFactory(rt)
+    w = own.create_polling_pool_wrapper("mine", {"pool": "p"})
+    root = config_dir(rt)
+    edit(root / "llms/groups/g.yaml", lambda d: d["echelon1"].update(models=["b"]))
+    rt.reload(root)
+    assert w.route.steps[0].target is rt.table.targets["pool:p"]
+    assert {w.generate(MSG).instance for _ in range(3)} == {"b"}
