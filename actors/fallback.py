@@ -57,6 +57,8 @@ class FallbackPlan:
     name = "base"
     #: Whether the steps after the target's tier include its group's lower tiers by priority.
     descends = True
+    #: Whether ``preference`` ranks members (only then does a lease compute it).
+    prefers = False
     __slots__ = ("steps", "index", "max_attempts", "attempts", "at_step", "tried", "sticky")
 
     def __init__(self, steps: Sequence[Step], *, max_attempts: int) -> None:
@@ -147,6 +149,7 @@ class ProviderFailover(FallbackPlan):
     """Like echelon_down, but a provider that failed is skipped for the rest of the request."""
 
     name = "provider_failover"
+    prefers = True
     __slots__ = ("failed_providers", "tried_providers")
 
     def __init__(self, steps: Sequence[Step], *, max_attempts: int) -> None:

@@ -97,7 +97,7 @@ def normalize_messages(messages: Iterable[Any] | str) -> list[dict[str, Any]]:
 
 def to_message_dict(message: Any, *, index: int = 0) -> dict[str, Any]:
     """Translate one message of any accepted kind to the canonical dict."""
-    if isinstance(message, Mapping):
+    if type(message) is dict or isinstance(message, Mapping):  # the dict check skips an ABC lookup
         return _from_mapping(message, index)
     kind = getattr(message, "type", None)
     if kind is None or not hasattr(message, "content"):

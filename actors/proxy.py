@@ -41,19 +41,20 @@ class WrapperProxy:
     def __init__(self, name: str, runtime: Runtime, route: Route, config: dict[str, Any] | None = None) -> None:
         self.name = name
         self.runtime = runtime
-        self.route = route
         self.config = dict(config or {})
         self.timeout = float(self.config.get("timeout") or DEFAULT_TIMEOUT)
         self.queue_timeout = float(self.config.get("queue_timeout") or DEFAULT_QUEUE_TIMEOUT)
         self._lock = threading.Lock()
         self._stats = CallStats()
         self._fallbacks: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
-        self._rotations: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
-        self._backoff = Backoff(route.retry_delay, jitter="equal")
+        # (instance, target, outcome, wall time) per attempt; dicts are made only when read.
+        self._rotations: collections.deque[tuple[str, str | None, Any, float]] = collections.deque(maxlen=HISTORY)
+        self.rebind(route)
 
     def rebind(self, route: Route) -> None:
         """Serve ``route`` from now on (a reload); requests in flight finish on the old one."""
         self._backoff = Backoff(route.retry_delay, jitter="equal")
+        self._label = f"{self.name} ({route.label})"  # names the wrapper in error messages
         self.route = route
 
     # -- generate -------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class WrapperProxy:
             backoff=self._backoff,
             queue_timeout=queue_timeout,
             report=self.runtime.report,
-            label=f"{self.name} ({self.route.label})",
+            label=self._label,
         )
         return run, msgs, params
 
@@ -153,8 +154,9 @@ class WrapperProxy:
             )
             if entry is not None:
                 self._fallbacks.append(entry)
-            for a in attempts:
-                self._rotations.append({"instance_id": a.instance, "target": a.target, "outcome": a.outcome.value, "timestamp": time.time()})
+            if attempts:
+                now = time.time()
+                self._rotations.extend((a.instance, a.target, a.outcome, now) for a in attempts)
 
     # -- statistics and health ------------------------------------------------------------------
 
@@ -175,8 +177,12 @@ class WrapperProxy:
             self._fallbacks.clear()
 
     def get_rotation_history(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The last ``limit`` attempts: which instance, through which target, and how it went."""
         with self._lock:
-            return list(self._rotations)[-limit:] if limit > 0 else []
+            last = list(self._rotations)[-limit:] if limit > 0 else []
+        return [
+            {"instance_id": i, "target": t, "outcome": o.value, "timestamp": ts} for i, t, o, ts in last
+        ]
 
     def reset_rotation_history(self) -> None:
         with self._lock:

@@ -88,43 +88,23 @@ class Target:
                 m.budget.watchers.append(self)
 
     def lease(self, plan: Any, now: float) -> Lease | Blocked:
-        """Lease the member the rotation picks among those the plan admits and can take one now."""
-        ok: set[str] = set()
-        full_until = NEVER
-        down_until = NEVER
-        best_pref = None
-        for m in self.members:
-            if not plan.admits(m):
-                continue
-            gate = m.gate
-            down = gate.down_until(self.route, now)
-            if down is not None:
-                down_until = min(down_until, down)
-                continue
-            room = gate.permits.room_at(now)
-            if room is None and m.budget is not None:
-                room = m.budget.permits.room_at(now)
-            if room is not None:
-                full_until = min(full_until, room)
-                continue
-            pref = plan.preference(m)
-            if best_pref is None or pref < best_pref:
-                best_pref, ok = pref, {m.name}
-            elif pref == best_pref:
-                ok.add(m.name)
-        while ok:
-            name = self.rotation.choose(self.names, self.view.with_ok(ok))
-            if name is None:
-                break
+        """Lease the member the rotation picks among those the plan admits and can take one now.
+
+        Members are judged lazily, as the rotation asks about them, so a round robin over a
+        healthy pool looks at one member, not all of them.
+        """
+        view = self.view.start(plan, now)
+        while (name := self.rotation.choose(self.names, view)) is not None:
             member = self.by_name[name]
             if member.gate.take(self.route, now):
                 if member.budget is not None:
                     member.budget.permits.take(now)
                 return Lease(member, self, self.route, now)
-            ok.discard(name)  # half-open trial slots are all taken
-        if full_until < NEVER:
-            return Blocked(True, full_until)
-        return Blocked(False, down_until)
+            view.verdicts[name] = False  # half-open trial slots are all taken
+        view.judge_all()
+        if view.full_until < NEVER:
+            return Blocked(True, view.full_until)
+        return Blocked(False, view.down_until)
 
     def merge(self, params: dict[str, Any]) -> dict[str, Any]:
         """The request's parameters over this target's defaults."""
@@ -149,20 +129,61 @@ class Target:
 
 
 class _GateView:
-    """Facts a rotation strategy may read about a target's members, for one choice."""
+    """What a rotation strategy may know about a target's members, for one lease.
 
-    __slots__ = ("target", "ok")
+    ``available`` judges a member on first use (plan, health, permits) and remembers why one
+    was refused, so a refused lease can say whether to wait (full) or move on (down).
+    """
+
+    __slots__ = ("target", "plan", "now", "verdicts", "full_until", "down_until", "preferred")
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.ok: set[str] = set()
+        self.verdicts: dict[str, bool] = {}
 
-    def with_ok(self, ok: set[str]) -> _GateView:
-        self.ok = ok
+    def start(self, plan: Any, now: float) -> _GateView:
+        # One view per target is reused: every lease runs under the table lock.
+        self.plan = plan
+        self.now = now
+        self.verdicts = {}
+        self.full_until = NEVER
+        self.down_until = NEVER
+        self.preferred = None
+        if plan.prefers:
+            prefs = [plan.preference(m) for m in self.target.members if plan.admits(m)]
+            self.preferred = min(prefs, default=None)
         return self
 
     def available(self, name: str) -> bool:
-        return name in self.ok
+        verdict = self.verdicts.get(name)
+        if verdict is None:
+            verdict = self.verdicts[name] = self._judge(self.target.by_name[name])
+        return verdict
+
+    def judge_all(self) -> None:
+        for name in self.target.names:
+            self.available(name)
+
+    def _judge(self, m: Member) -> bool:
+        plan = self.plan
+        if not plan.admits(m):
+            return False
+        if self.preferred is not None and plan.preference(m) != self.preferred:
+            return False
+        now = self.now
+        down = m.gate.down_until(self.target.route, now)
+        if down is not None:
+            if down < self.down_until:
+                self.down_until = down
+            return False
+        room = m.gate.permits.room_at(now)
+        if room is None and m.budget is not None:
+            room = m.budget.permits.room_at(now)
+        if room is not None:
+            if room < self.full_until:
+                self.full_until = room
+            return False
+        return True
 
     def in_flight(self, name: str) -> int:
         return self.target.by_name[name].gate.in_flight
