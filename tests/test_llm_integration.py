@@ -39,7 +39,7 @@ from actors import (
 from actors.config import load_config
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
 from actors.runtime import Runtime
-from runtime.conftest import write_topology
+from actors.fake.topology import write_topology
 
 REPO = Path(__file__).resolve().parent.parent
 

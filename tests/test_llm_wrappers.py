@@ -29,7 +29,7 @@ from actors import (
     WrapperFactoryError,
 )
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
-from runtime.conftest import write_topology
+from actors.fake.topology import write_topology
 
 MSG = [HumanMessage("hello there")]
 

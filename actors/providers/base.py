@@ -333,9 +333,10 @@ class HTTPProvider(Provider):
     ) -> AsyncIterator[StreamChunk]:
         request = self._prepare(messages, params, stream=True)
         decoder = self.stream_decoder()
-        client = self.clients.async_client(self._origin)
+        shards = self.clients.async_shards(self._origin)
+        shard = shards.acquire()
         try:
-            async with client.stream(request.method, request.url, **self._send_args(request, timeout)) as response:
+            async with shards.clients[shard].stream(request.method, request.url, **self._send_args(request, timeout)) as response:
                 if not _is_event_stream(response):
                     await response.aread()
                     for chunk in self._whole(response):
@@ -348,6 +349,8 @@ class HTTPProvider(Provider):
                 yield chunk
         except httpx.HTTPError as exc:
             raise decoder.failed(classify_transport(self.errors, exc, self._seconds(timeout))) from exc
+        finally:
+            shards.release(shard)
 
     # -- the shared core ---------------------------------------------------------------------
 
@@ -378,12 +381,14 @@ class HTTPProvider(Provider):
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
 
     async def _asend(self, request: HTTPRequest, timeout: float | None) -> httpx.Response:
+        shards = self.clients.async_shards(self._origin)
+        shard = shards.acquire()
         try:
-            return await self.clients.async_client(self._origin).request(
-                request.method, request.url, **self._send_args(request, timeout)
-            )
+            return await shards.clients[shard].request(request.method, request.url, **self._send_args(request, timeout))
         except httpx.HTTPError as exc:
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
+        finally:
+            shards.release(shard)
 
     def _reply(self, response: httpx.Response, start: float) -> LLMResponse:
         """The response for a completed exchange, or its classified error."""

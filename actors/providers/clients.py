@@ -10,7 +10,10 @@ import weakref
 
 import httpx
 
-__all__ = ["HTTPClients", "DEFAULT_LIMITS", "origin_of", "default_clients"]
+__all__ = ["HTTPClients", "AsyncShards", "DEFAULT_LIMITS", "SHARD_CONNECTIONS", "origin_of", "default_clients"]
+
+#: Connections per async pool shard (see ``AsyncShards``).
+SHARD_CONNECTIONS = 32
 
 #: Generous pools: the runtime's own limits decide how many calls run, not the connection pool.
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
@@ -50,7 +53,7 @@ class HTTPClients:
         self._http2 = http2
         self._lock = threading.Lock()
         self._sync: dict[str, httpx.Client] = {}
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]] = (
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncShards]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -65,19 +68,33 @@ class HTTPClients:
         return client
 
     def async_client(self, origin: str) -> httpx.AsyncClient:
-        """The async client for ``origin`` on the running event loop."""
+        """An async client for ``origin`` on the running event loop (the first of its shards)."""
+        return self.async_shards(origin).clients[0]
+
+    def async_shards(self, origin: str) -> AsyncShards:
+        """The running loop's clients for ``origin``; requests go through ``acquire``/``release``."""
         loop = asyncio.get_running_loop()
-        clients = self._async.get(loop)
-        client = clients.get(origin) if clients is not None else None
-        if client is None:
+        by_origin = self._async.get(loop)
+        shards = by_origin.get(origin) if by_origin is not None else None
+        if shards is None:
             with self._lock:
-                clients = self._async.get(loop)
-                if clients is None:
-                    clients = self._async[loop] = {}
-                client = clients.get(origin)
-                if client is None:
-                    client = clients[origin] = httpx.AsyncClient(**self._options())
-        return client
+                by_origin = self._async.get(loop)
+                if by_origin is None:
+                    by_origin = self._async[loop] = {}
+                shards = by_origin.get(origin)
+                if shards is None:
+                    shards = by_origin[origin] = AsyncShards(self._shard_options(), self._limits)
+        return shards
+
+    def _shard_options(self) -> dict[str, object]:
+        per = min(SHARD_CONNECTIONS, self._limits.max_connections or SHARD_CONNECTIONS)
+        keepalive = self._limits.max_keepalive_connections
+        limits = httpx.Limits(
+            max_connections=per,
+            max_keepalive_connections=per if keepalive is None else min(per, keepalive),
+            keepalive_expiry=self._limits.keepalive_expiry,
+        )
+        return {"limits": limits, "http2": self._http2, "verify": _ssl_context()}
 
     def _options(self) -> dict[str, object]:
         return {"limits": self._limits, "http2": self._http2, "verify": _ssl_context()}
@@ -95,9 +112,10 @@ class HTTPClients:
         """Close the running loop's async clients."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            clients = self._async.pop(loop, None) or {}
-        for client in clients.values():
-            await client.aclose()
+            by_origin = self._async.pop(loop, None) or {}
+        for shards in by_origin.values():
+            for client in shards.clients:
+                await client.aclose()
 
     def __enter__(self) -> HTTPClients:
         return self
@@ -114,6 +132,43 @@ class HTTPClients:
 
     def __repr__(self) -> str:
         return f"HTTPClients(sync={sorted(self._sync)}, loops={len(self._async)})"
+
+
+class AsyncShards:
+    """One loop's async clients for one origin, each with at most ``SHARD_CONNECTIONS``.
+
+    httpcore's pool scans every connection against every waiting request on each request it
+    starts or ends, which stalls an event loop for hundreds of milliseconds at 500 connections.
+    Several small pools keep that scan short; a request takes the least busy one, and a new one
+    opens only when all are full, so light traffic still reuses one pool's connections. Used
+    from its own loop only, so it needs no lock.
+    """
+
+    __slots__ = ("clients", "busy", "options", "max_shards")
+
+    def __init__(self, options: dict[str, object], limits: httpx.Limits) -> None:
+        self.options = options
+        total = limits.max_connections or SHARD_CONNECTIONS * 32
+        self.max_shards = max(1, -(-total // SHARD_CONNECTIONS))
+        self.clients: list[httpx.AsyncClient] = [httpx.AsyncClient(**options)]  # type: ignore[arg-type]
+        self.busy: list[int] = [0]
+
+    def acquire(self) -> int:
+        """The index of the client to send through; give it back with ``release``."""
+        busy = self.busy
+        best = 0
+        for i in range(1, len(busy)):
+            if busy[i] < busy[best]:
+                best = i
+        if busy[best] >= SHARD_CONNECTIONS and len(self.clients) < self.max_shards:
+            self.clients.append(httpx.AsyncClient(**self.options))  # type: ignore[arg-type]
+            busy.append(0)
+            best = len(busy) - 1
+        busy[best] += 1
+        return best
+
+    def release(self, index: int) -> None:
+        self.busy[index] -= 1
 
 
 _default: HTTPClients | None = None
