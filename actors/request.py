@@ -200,7 +200,7 @@ class RequestRun:
                 else:
                     result = target.lease(plan, now)
                     if isinstance(result, Lease):
-                        self._leave_queue(passing_on=True)
+                        self._leave_queue()
                         return Call(result, self._attempt_timeout(result, now))
                     until = result.until
                 if result is None or result.full:
@@ -212,7 +212,7 @@ class RequestRun:
                         # window frees a slot then, and no release will wake us for it.
                         wake_by = self.queue_deadline if until <= now else min(until, self.queue_deadline)
                         return Wait(self._enqueue(target, make_waiter), wake_by - now)
-                    self._leave_queue(passing_on=True)
+                    self._leave_queue()
                 else:
                     self.down_until = min(self.down_until, until)
                     if plan.sticky is not None:
@@ -220,12 +220,12 @@ class RequestRun:
                         continue
                 plan.advance()
                 self.queue_deadline = None
-            self._leave_queue(passing_on=True)
+            self._leave_queue()
         return Fail(self._exhausted_error())
 
     def _enqueue(self, target: Any, make_waiter: Callable[[], Any]) -> Any:
         if self.waiter is not None and self.waiting_at is not target:
-            self._leave_queue(passing_on=True)
+            self._leave_queue()
         if self.waiter is None:
             self.waiter = make_waiter()
             self.waiting_at = target
@@ -234,7 +234,7 @@ class RequestRun:
             self.waiter.rearm()
         return self.waiter
 
-    def _leave_queue(self, *, passing_on: bool) -> None:
+    def _leave_queue(self) -> None:
         """Leave the target's queue; if we held the head, let the next waiter try."""
         waiter, target = self.waiter, self.waiting_at
         if waiter is None:
@@ -244,8 +244,7 @@ class RequestRun:
         try:
             if target.waiters and target.waiters[0] is waiter:
                 target.waiters.popleft()
-                if passing_on:
-                    target.wake_head()
+                target.wake_head()
             else:
                 target.waiters.remove(waiter)
         except ValueError:
@@ -292,7 +291,7 @@ class RequestRun:
     def abort(self, lease: Lease | None) -> None:
         """The caller gave up (cancelled, interrupted): return the lease and leave any queue."""
         with self.table.lock:
-            self._leave_queue(passing_on=True)
+            self._leave_queue()
         if lease is not None:
             self._give_back(lease, None, None, "cancelled")
             if self.report is not None:
