@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import ssl
 import threading
 import weakref
@@ -13,7 +14,7 @@ import httpx
 __all__ = ["HTTPClients", "AsyncShards", "DEFAULT_LIMITS", "SHARD_CONNECTIONS", "origin_of", "default_clients"]
 
 #: Connections per async pool shard (see ``AsyncShards``).
-SHARD_CONNECTIONS = 32
+SHARD_CONNECTIONS = 4
 
 #: Generous pools: the runtime's own limits decide how many calls run, not the connection pool.
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
@@ -137,38 +138,46 @@ class HTTPClients:
 class AsyncShards:
     """One loop's async clients for one origin, each with at most ``SHARD_CONNECTIONS``.
 
-    httpcore's pool scans every connection against every waiting request on each request it
-    starts or ends, which stalls an event loop for hundreds of milliseconds at 500 connections.
-    Several small pools keep that scan short; a request takes the least busy one, and a new one
-    opens only when all are full, so light traffic still reuses one pool's connections. Used
-    from its own loop only, so it needs no lock.
+    httpcore's pool scans every connection against every waiting request each time a request
+    starts or ends: one pool of hundreds of connections stalls an event loop for hundreds of
+    milliseconds. Many tiny pools keep each scan trivial. A request takes the lowest-numbered
+    shard with room (so light traffic reuses the first shard's connections), found in a heap in
+    O(log n); a new shard opens only when every shard is full. Used from its own loop only, so
+    it needs no lock.
     """
 
-    __slots__ = ("clients", "busy", "options", "max_shards")
+    __slots__ = ("clients", "busy", "room", "options", "max_shards")
 
     def __init__(self, options: dict[str, object], limits: httpx.Limits) -> None:
         self.options = options
-        total = limits.max_connections or SHARD_CONNECTIONS * 32
+        total = limits.max_connections or SHARD_CONNECTIONS * 256
         self.max_shards = max(1, -(-total // SHARD_CONNECTIONS))
         self.clients: list[httpx.AsyncClient] = [httpx.AsyncClient(**options)]  # type: ignore[arg-type]
         self.busy: list[int] = [0]
+        self.room: list[int] = [0]  # heap of the shards with a free connection
 
     def acquire(self) -> int:
         """The index of the client to send through; give it back with ``release``."""
-        busy = self.busy
-        best = 0
-        for i in range(1, len(busy)):
-            if busy[i] < busy[best]:
-                best = i
-        if busy[best] >= SHARD_CONNECTIONS and len(self.clients) < self.max_shards:
+        room, busy = self.room, self.busy
+        if room:
+            index = room[0]
+        elif len(self.clients) < self.max_shards:
+            index = len(self.clients)
             self.clients.append(httpx.AsyncClient(**self.options))  # type: ignore[arg-type]
             busy.append(0)
-            best = len(busy) - 1
-        busy[best] += 1
-        return best
+            heapq.heappush(room, index)
+        else:  # every connection of every shard is busy: queue on the least busy shard
+            index = min(range(len(busy)), key=busy.__getitem__)
+        busy[index] += 1
+        if busy[index] == SHARD_CONNECTIONS and room and room[0] == index:
+            heapq.heappop(room)
+        return index
 
     def release(self, index: int) -> None:
-        self.busy[index] -= 1
+        busy = self.busy
+        busy[index] -= 1
+        if busy[index] == SHARD_CONNECTIONS - 1:
+            heapq.heappush(self.room, index)
 
 
 _default: HTTPClients | None = None
