@@ -16,6 +16,9 @@ COMMANDS = {
     "demo": "demo",
     "fake-provider": "fake_provider",
     "migrate": "migrate",
+    "serve": "serve",
+    "chat": "chat",
+    "status": "status",
 }
 
 

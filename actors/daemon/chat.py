@@ -1,0 +1,80 @@
+"""A chat request in the runtime's canonical shape, whichever API it came in on, and field checks.
+
+Both wire modules parse their body into a ``ChatRequest``: OpenAI-shaped messages and
+parameters, which every provider client translates from. The checks raise ``APIError`` 400
+naming the field, so a client learns which part of its body is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from actors.daemon.errors import APIError
+
+__all__ = ["ChatRequest", "parse_json", "check_type", "check_number", "check_int", "bad_field"]
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", list: "an array", dict: "an object", int: "an integer"}
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """What the client asked: ``model`` to route by, canonical ``messages``, provider ``params``."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    include_usage: bool = False
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 saying why not."""
+    if not raw:
+        raise APIError(400, "invalid_request", "the request body is empty; send a JSON object")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise APIError(400, "invalid_request", f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "invalid_request", f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _bad(name: str, why: str) -> APIError:
+    return APIError(400, "invalid_request", f"{name}: {why}", param=name.split("[", 1)[0].split(".", 1)[0])
+
+
+def check_type(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = False) -> Any:
+    """``body[name]`` if it has type ``kind`` (None when absent and optional); else a 400."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise _bad(name, "is required")
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int to Python, never to JSON.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        wanted = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise _bad(name, f"must be {wanted}, not {json.dumps(value)[:60]}")
+    return value
+
+
+def check_number(body: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
+    value = check_type(body, name, (int, float))
+    if value is not None and not low <= value <= high:
+        raise _bad(name, f"must be between {low:g} and {high:g}, not {value}")
+    return value
+
+
+def check_int(body: Mapping[str, Any], name: str, low: int = 1) -> int | None:
+    value = check_type(body, name, int)
+    if value is not None and value < low:
+        raise _bad(name, f"must be at least {low}, not {value}")
+    return value
+
+
+def bad_field(name: str, why: str) -> APIError:
+    """A 400 for field ``name`` (a path such as ``messages[2].content``)."""
+    return _bad(name, why)

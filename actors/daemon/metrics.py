@@ -1,0 +1,117 @@
+"""Prometheus metrics on a registry of the daemon's own (never the process-global one).
+
+Counters and histograms are updated by the request handler from what it already holds (the
+response or error and the request's attempts); gauges are read at scrape time from the lease
+table's snapshot and the daemon's state. Neither costs an actor ask.
+
+Label values are bounded: ``model`` is a name the configuration knows (anything else is
+counted as ``unknown``), ``instance`` and ``route`` come from the configuration.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from actors.response import Attempt, TokenUsage
+
+if TYPE_CHECKING:
+    from actors.runtime import Runtime
+
+__all__ = ["Metrics", "CONTENT_TYPE"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, float("inf"))
+_BREAKER = {"closed": 0, "half_open": 1, "open": 2}
+_STATES = ("closed", "half_open", "open", "parked", "disabled")
+
+
+class Metrics:
+    """The daemon's metrics; ``render()`` is the ``/metrics`` body."""
+
+    def __init__(self, runtime: Runtime, daemon: Callable[[], dict[str, float]]) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        p = "llm_actors_"
+        self.requests = Counter(p + "requests", "Requests answered, by API, model and HTTP status",
+                                ["api", "model", "status"], registry=registry)
+        self.latency = Histogram(p + "request_duration_seconds", "Time to answer a request (to its last byte)",
+                                 ["api", "model"], buckets=_LATENCY_BUCKETS, registry=registry)
+        self.request_attempts = Counter(p + "request_attempts", "Attempts made by requests, by model",
+                                        ["model"], registry=registry)
+        self.fallbacks = Counter(p + "fallbacks", "Requests that left their first target, by model",
+                                 ["model"], registry=registry)
+        self.tokens = Counter(p + "tokens", "Tokens reported by providers, by model and kind",
+                              ["model", "kind"], registry=registry)
+        self.attempts = Counter(p + "instance_attempts", "Attempts on an instance, by outcome",
+                                ["instance", "outcome"], registry=registry)
+        self.attempt_latency = Histogram(p + "instance_attempt_duration_seconds", "Time of one attempt on an instance",
+                                         ["instance"], buckets=_LATENCY_BUCKETS, registry=registry)
+        self.reloads = Counter(p + "config_reloads", "Configuration reloads, by result", ["result"], registry=registry)
+        registry.register(_Snapshot(runtime, daemon))
+
+    def observe(
+        self,
+        api: str,
+        model: str,
+        status: int,
+        duration: float,
+        attempts: Sequence[Attempt] = (),
+        first_target: str = "",
+        usage: TokenUsage | None = None,
+    ) -> None:
+        """Count one finished request and its attempts."""
+        self.requests.labels(api, model, str(status)).inc()
+        self.latency.labels(api, model).observe(duration)
+        if attempts:
+            self.request_attempts.labels(model).inc(len(attempts))
+            if any(a.target != first_target for a in attempts):
+                self.fallbacks.labels(model).inc()
+            for a in attempts:
+                self.attempts.labels(a.instance, a.outcome.value).inc()
+                self.attempt_latency.labels(a.instance).observe(a.duration)
+        if usage is not None:
+            self.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+            self.tokens.labels(model, "completion").inc(usage.completion_tokens)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Snapshot(Collector):
+    """Gauges read at scrape time: instance states, breakers, parking, in-flight counts."""
+
+    def __init__(self, runtime: Runtime, daemon: Callable[[], dict[str, float]]) -> None:
+        self.runtime = runtime
+        self.daemon = daemon
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected fresh on each scrape; nothing to check at registration
+
+    def collect(self) -> Iterable[Metric]:
+        p = "llm_actors_"
+        state = GaugeMetricFamily(p + "instance_state", "1 for an instance's current state", labels=["instance", "state"])
+        breaker = GaugeMetricFamily(
+            p + "breaker_state", "Circuit breaker per instance and route: 0 closed, 1 half-open, 2 open",
+            labels=["instance", "route"],
+        )
+        parked = GaugeMetricFamily(p + "instance_parked", "1 while an instance is parked (rate limited)", labels=["instance"])
+        disabled = GaugeMetricFamily(p + "instance_disabled", "1 while an instance is disabled", labels=["instance"])
+        in_flight = GaugeMetricFamily(p + "instance_in_flight", "Calls in flight on an instance", labels=["instance"])
+        table = self.runtime.table
+        snapshot: dict[str, Any] = table.snapshot(time.monotonic()) if table is not None else {}
+        for name, snap in snapshot.items():
+            for s in _STATES:
+                state.add_metric([name, s], 1.0 if snap["state"] == s else 0.0)
+            for route, b in snap["breakers"].items():
+                breaker.add_metric([name, route], float(_BREAKER.get(b["state"], 0)))
+            parked.add_metric([name], 1.0 if snap["state"] == "parked" else 0.0)
+            disabled.add_metric([name], 1.0 if snap["state"] == "disabled" else 0.0)
+            in_flight.add_metric([name], float(snap["in_flight"]))
+        yield from (state, breaker, parked, disabled, in_flight)
+        for key, value in self.daemon().items():
+            yield GaugeMetricFamily(p + key, f"daemon {key.replace('_', ' ')}", value=float(value))

@@ -1,0 +1,130 @@
+"""The gateway layer around the app (pure ASGI): request id, access log, in-flight count, drain, auth.
+
+Each request gets an id (the client's ``x-request-id`` when it is a sane token, else a new one),
+echoed in the response headers and put in the scope for the handlers, which note there what
+the access log should say (model, instance, attempts). The access log line never contains a
+header value other than the request id: no key, no ``Authorization``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import structlog
+
+from actors.daemon import anthropic_api, openai_api
+from actors.daemon.auth import OPEN_PATHS
+from actors.daemon.errors import APIError
+
+if TYPE_CHECKING:
+    from actors.daemon.state import DaemonState
+
+__all__ = ["Gateway", "RequestInfo", "request_info", "error_parts"]
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+#: Paths still served while draining: probes and observability.
+DRAIN_OPEN = frozenset({"/healthz", "/readyz", "/metrics", "/v1/stats"})
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_log = structlog.get_logger("llm_actors.access")
+
+
+class RequestInfo:
+    """What a handler tells the access log about its request."""
+
+    __slots__ = ("request_id", "model", "instance", "attempts")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.model: str | None = None
+        self.instance: str | None = None
+        self.attempts: int | None = None
+
+
+def request_info(scope: Scope) -> RequestInfo:
+    return scope["llm_actors"]
+
+
+def error_parts(path: str, error: APIError, request_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body (in the shape of the API ``path`` belongs to) and headers of an error answer."""
+    if path.startswith("/v1/messages"):
+        body = anthropic_api.error_body(error)
+        body["request_id"] = request_id
+    else:
+        body = openai_api.error_body(error)
+    return body, dict(error.headers)
+
+
+class Gateway:
+    """Wraps the app: every HTTP request passes here exactly once."""
+
+    def __init__(self, app: ASGIApp, state: DaemonState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = self.state
+        headers = scope["headers"]
+        request_id = ""
+        for name, value in headers:
+            if name == b"x-request-id" and _REQUEST_ID.match(value):
+                request_id = value.decode()
+                break
+        request_id = request_id or uuid.uuid4().hex
+        info = scope["llm_actors"] = RequestInfo(request_id)
+        status = [0]
+        rid_header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            await send(message)
+
+        path = scope["path"]
+        state.in_flight += 1
+        try:
+            if state.draining and path not in DRAIN_OPEN:
+                error = APIError(503, "unavailable", "the daemon is shutting down; send the request to another replica")
+                await _answer(send_with_id, path, error, request_id, [(b"connection", b"close")])
+            elif path not in OPEN_PATHS and not state.keys.allows(headers):
+                error = APIError(401, "authentication", "missing or wrong API key: send Authorization: Bearer KEY or x-api-key: KEY")
+                await _answer(send_with_id, path, error, request_id, [(b"www-authenticate", b"Bearer")])
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            state.in_flight -= 1
+            _log.info(
+                "request",
+                method=scope["method"],
+                path=path,
+                status=status[0] or 499,  # 499: the client went away before an answer started
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                model=info.model,
+                instance=info.instance,
+                attempts=info.attempts,
+                request_id=request_id,
+                client=(scope.get("client") or ("", 0))[0],
+            )
+
+
+async def _answer(
+    send: Callable[[Message], Awaitable[None]], path: str, error: APIError, request_id: str, extra: list[tuple[bytes, bytes]]
+) -> None:
+    body, headers = error_parts(path, error, request_id)
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra]
+    raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})

@@ -1,0 +1,87 @@
+"""What a request's ``model`` may name, and the wrapper that serves it.
+
+In order: a wrapper declared in ``wrappers.yaml``; a polling pool; a task-group reference
+(``group.tier`` or ``group``). Pools and references get a wrapper on first use, registered in
+the runtime's factory under the name itself, so their statistics show in ``/v1/stats`` and a
+reload rebinds them like any other wrapper. Wrappers are looked up in the factory on every
+request, so a reload takes effect at once.
+
+Everything here runs on the serving event loop and asks no actor anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.daemon.errors import APIError
+
+if TYPE_CHECKING:
+    from actors.proxy import WrapperProxy
+    from actors.runtime import Runtime
+
+__all__ = ["ModelDirectory"]
+
+#: Names shown in a 404 before the list is cut short.
+SHOWN = 40
+
+_CREATE = {"polling_pool": ("polling_pool", "pool"), "task_group": ("task_group", "target"),
+           "task_group_tier": ("task_group", "target")}
+
+
+class ModelDirectory:
+    """Finds (and on demand creates) the wrapper for a ``model`` name."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._config: Any = None
+        self._kinds: dict[str, str] = {}
+
+    def get(self, name: Any) -> WrapperProxy:
+        """The wrapper for ``name``; ``APIError`` 404 listing the valid names when there is none."""
+        kind = self.kinds().get(name) if isinstance(name, str) else None
+        if kind is not None:
+            factory = self.runtime.factory
+            wrapper = factory.get_wrapper(name)
+            if wrapper is not None:
+                return wrapper
+            if kind in _CREATE:
+                wrapper_type, key = _CREATE[kind]
+                return factory.create_wrapper_from_config(name, wrapper_type, {key: name}, replace=True)
+        names = self.names()
+        shown = ", ".join(names[:SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
+        raise APIError(
+            404,
+            "not_found",
+            f"model {repr(name)[:120]} does not exist here; use a wrapper, a polling pool or a task-group reference: {shown} "
+            "(GET /v1/models lists them)",
+            param="model",
+        )
+
+    def names(self) -> list[str]:
+        """Every name ``model`` may take: wrappers, pools, groups and their tiers."""
+        return list(self.kinds())
+
+    def kinds(self) -> dict[str, str]:
+        """``{name: what it is}`` for every name ``model`` may take, wrappers first."""
+        config = self.runtime.config
+        if config is not self._config:  # a reload: work the names out again, once
+            self._kinds, self._config = self._kinds_of(config), config
+        return self._kinds
+
+    @staticmethod
+    def _kinds_of(config: Any) -> dict[str, str]:
+        kinds = {name: "wrapper" for name in config.wrappers}
+        for name in config.pools:
+            kinds.setdefault(name, "polling_pool")
+        for group, spec in config.groups.items():
+            kinds.setdefault(group, "task_group")
+            for tier, _ in spec.tiers_by_priority():
+                kinds.setdefault(f"{group}.{tier}", "task_group_tier")
+        return kinds
+
+    def listing(self) -> list[dict[str, Any]]:
+        """``/v1/models`` entries: OpenAI's model object plus what each name is."""
+        return [
+            {"id": name, "object": "model", "created": 0, "owned_by": "llm-actors", "kind": kind}
+            for name, kind in self.kinds().items()
+        ]
