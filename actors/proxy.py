@@ -23,7 +23,7 @@ from actors.table import Route
 if TYPE_CHECKING:
     from actors.runtime import Runtime
 
-__all__ = ["WrapperProxy", "TaskGroupWrapper", "PollingPoolWrapper", "DEFAULT_TIMEOUT", "DEFAULT_QUEUE_TIMEOUT"]
+__all__ = ["WrapperProxy", "TaskGroupWrapper", "PollingPoolWrapper", "Request", "DEFAULT_TIMEOUT", "DEFAULT_QUEUE_TIMEOUT"]
 
 #: Seconds one request may take over all attempts, waits and backoffs, unless configured.
 DEFAULT_TIMEOUT = 120.0
@@ -59,51 +59,30 @@ class WrapperProxy:
 
     # -- generate -------------------------------------------------------------------------------
 
+    def request(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Request:
+        """One request, not yet sent: drive it once with ``complete``, ``acomplete``, ``stream``
+        or ``astream``. Its ``attempts`` stay in view on every path (a gateway's headers and
+        metrics need them before a stream ends and after a failure)."""
+        run, msgs, params = self._start(messages, parameters, kwargs)
+        return Request(self, run, msgs, params)
+
     def generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
         """Answer ``messages`` on this thread; raises an ``LLMError`` subclass on failure."""
-        run, msgs, params = self._start(messages, parameters, kwargs)
-        try:
-            response = run_sync(run, msgs, params)
-        except BaseException as exc:
-            self._finish(run, None, exc)
-            raise
-        self._finish(run, response, None)
-        return response
+        return self.request(messages, parameters, **kwargs).complete()
 
     async def generate_async(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
         """Answer ``messages`` on the running event loop, never blocking it."""
-        run, msgs, params = self._start(messages, parameters, kwargs)
-        try:
-            response = await run_async(run, msgs, params)
-        except BaseException as exc:
-            self._finish(run, None, exc)
-            raise
-        self._finish(run, response, None)
-        return response
+        return await self.request(messages, parameters, **kwargs).acomplete()
 
     def stream_generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Iterator[StreamChunk]:
         """Yield the answer in chunks; falls back only before the first chunk."""
-        run, msgs, params = self._start(messages, parameters, kwargs)
-        try:
-            for chunk in stream_sync(run, msgs, params):
-                yield chunk
-        except BaseException as exc:
-            self._finish(run, None, exc)
-            raise
-        self._finish(run, run.response, None)
+        return self.request(messages, parameters, **kwargs).stream()
 
-    async def stream_generate_async(
+    def stream_generate_async(
         self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
     ) -> AsyncIterator[StreamChunk]:
         """The async twin of ``stream_generate``."""
-        run, msgs, params = self._start(messages, parameters, kwargs)
-        try:
-            async for chunk in stream_async(run, msgs, params):
-                yield chunk
-        except BaseException as exc:
-            self._finish(run, None, exc)
-            raise
-        self._finish(run, run.response, None)
+        return self.request(messages, parameters, **kwargs).astream()
 
     def _start(self, messages: Any, parameters: dict[str, Any] | None, kwargs: dict[str, Any]) -> tuple[RequestRun, Any, dict[str, Any]]:
         msgs = normalize_messages(messages)
@@ -243,3 +222,68 @@ class PollingPoolWrapper(WrapperProxy):
         """The pool actor's view (membership, rotation history, counts) with the health keys."""
         status = self.runtime.pool_status(self.route.label.removeprefix("pool:"))
         return None if status is None else {**status, **self.health()}
+
+
+class Request:
+    """One request on a wrapper, driven once; the wrapper's statistics count it when it ends."""
+
+    __slots__ = ("wrapper", "run", "messages", "params")
+
+    def __init__(self, wrapper: WrapperProxy, run: RequestRun, messages: Any, params: dict[str, Any]) -> None:
+        self.wrapper = wrapper
+        self.run = run
+        self.messages = messages
+        self.params = params
+
+    @property
+    def attempts(self) -> list[Any]:
+        """One record per attempt so far."""
+        return self.run.attempts
+
+    @property
+    def first_target(self) -> str:
+        """The label of the route's first step: an answer from elsewhere is a fallback."""
+        steps = self.wrapper.route.steps
+        return steps[0].label if steps else ""
+
+    def current_target(self) -> str:
+        """The target the attempt now running was leased from."""
+        step = self.run.plan.step
+        return step.target.label if step is not None else ""
+
+    def complete(self) -> LLMResponse:
+        try:
+            response = run_sync(self.run, self.messages, self.params)
+        except BaseException as exc:
+            self.wrapper._finish(self.run, None, exc)
+            raise
+        self.wrapper._finish(self.run, response, None)
+        return response
+
+    async def acomplete(self) -> LLMResponse:
+        try:
+            response = await run_async(self.run, self.messages, self.params)
+        except BaseException as exc:
+            self.wrapper._finish(self.run, None, exc)
+            raise
+        self.wrapper._finish(self.run, response, None)
+        return response
+
+    def stream(self) -> Iterator[StreamChunk]:
+        run = self.run
+        try:
+            yield from stream_sync(run, self.messages, self.params)
+        except BaseException as exc:
+            self.wrapper._finish(run, None, exc)
+            raise
+        self.wrapper._finish(run, run.response, None)
+
+    async def astream(self) -> AsyncIterator[StreamChunk]:
+        run = self.run
+        try:
+            async for chunk in stream_async(run, self.messages, self.params):
+                yield chunk
+        except BaseException as exc:
+            self.wrapper._finish(run, None, exc)
+            raise
+        self.wrapper._finish(run, run.response, None)

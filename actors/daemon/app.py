@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from types import ModuleType
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import structlog
 from starlette.applications import Starlette
@@ -25,7 +25,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from actors.daemon import anthropic_api, openai_api
-from actors.daemon.calls import Call
 from actors.daemon.chat import ChatRequest, parse_json
 from actors.daemon.errors import APIError, from_llm_error
 from actors.daemon.metrics import CONTENT_TYPE
@@ -33,6 +32,9 @@ from actors.daemon.middleware import Gateway, error_parts, request_info
 from actors.daemon.state import DaemonState, ReloadRejected
 from actors.errors import BadRequestError, LLMError
 from actors.response import Attempt, StreamChunk
+
+if TYPE_CHECKING:
+    from actors.proxy import Request as WrapperRequest
 
 __all__ = ["create_app"]
 
@@ -103,7 +105,7 @@ class _Handlers:
             info.model = chat.model
             wrapper = state.models.get(chat.model)
             label = chat.model
-            call = Call(wrapper, chat.messages, chat.params)
+            call = wrapper.request(chat.messages, chat.params)
         except APIError as err:
             state.metrics.observe(wire.API, label, err.status, _perf() - started)
             return _error(request, err)
@@ -117,7 +119,7 @@ class _Handlers:
         if chat.stream:
             return await self._stream(request, wire.API, chat, call, stream_cls(chat, info.request_id), label, started)
         try:
-            response = await call.complete()
+            response = await call.acomplete()
         except LLMError as exc:
             return self._failed(request, wire.API, label, call, exc, started)
         except Exception as exc:  # a bug: answer in the client's shape and say so in the log
@@ -129,12 +131,12 @@ class _Handlers:
         return _json(render(response, chat, info.request_id), 200, _trail(response.attempts, response.instance, response.target))
 
     async def _stream(
-        self, request: Request, api: str, chat: ChatRequest, call: Call, renderer: Any, label: str, started: float
+        self, request: Request, api: str, chat: ChatRequest, call: WrapperRequest, renderer: Any, label: str, started: float
     ) -> Response:
         """Stream once the first chunk is in: until then, failures fall back and answer with a status."""
         state = self.state
         info = request_info(request.scope)
-        chunks = call.stream()
+        chunks = call.astream()
         try:
             first: StreamChunk | None = await chunks.__anext__()
         except StopAsyncIteration:
@@ -173,7 +175,7 @@ class _Handlers:
 
         return StreamingResponse(body(), media_type=renderer.media_type, headers=headers)
 
-    def _failed(self, request: Request, api: str, label: str, call: Call, exc: BaseException, started: float) -> Response:
+    def _failed(self, request: Request, api: str, label: str, call: WrapperRequest, exc: BaseException, started: float) -> Response:
         error = from_llm_error(exc)
         info = request_info(request.scope)
         attempts = call.attempts
@@ -182,7 +184,7 @@ class _Handlers:
         self.state.metrics.observe(api, label, error.status, _perf() - started, attempts, call.first_target)
         return _error(request, error, _trail(attempts))
 
-    def _crashed(self, request: Request, api: str, label: str, call: Call, exc: Exception, started: float) -> Response:
+    def _crashed(self, request: Request, api: str, label: str, call: WrapperRequest, exc: Exception, started: float) -> Response:
         _log.error("request crashed", request_id=request_info(request.scope).request_id, exc_info=exc)
         return self._failed(request, api, label, call, exc, started)
 
