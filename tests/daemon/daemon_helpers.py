@@ -7,7 +7,6 @@ file in the config directory and is shown when a daemon fails to start or stop.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import selectors
 import signal
@@ -22,13 +21,8 @@ import httpx
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent.parent
 
-try:
-    from actors.fake.topology import write_topology
-except ImportError:  # before it moved there: the runtime tests' own helper writes the same files
-    _spec = importlib.util.spec_from_file_location("_runtime_conftest", _HERE.parent / "runtime" / "conftest.py")
-    _runtime_conftest = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-    _spec.loader.exec_module(_runtime_conftest)  # type: ignore[union-attr]
-    write_topology = _runtime_conftest.write_topology
+from actors.fake.topology import write_topology
+from waiting import wait_until
 
 STARTUP_TIMEOUT = 20.0
 
@@ -113,18 +107,6 @@ def _read_line(proc: subprocess.Popen[str], deadline: float) -> str:
             if sel.select(left):
                 return proc.stdout.readline()
     return ""
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- the shared topology ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import actors
+from waiting import async_wait_until, wait_until
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -85,7 +86,7 @@ def test_waiters_are_served_in_fifo_order(fake, runtime_for):
         t.start()
         threads.append(t)
         # Each waiter is queued before the next one starts, so the arrival order is known.
-        _wait_until(lambda: len(target.waiters) == i + 1)
+        wait_until(lambda: len(target.waiters) == i + 1)
     holder.join(10)
     for t in threads:
         t.join(20)
@@ -162,7 +163,7 @@ async def test_cancelling_an_async_request_releases_its_lease(fake, runtime_for)
     task = asyncio.create_task(w.generate_async(MSG))
     assert await asyncio.to_thread(fake.wait_for_in_flight, "a", 1, 5)
     queued = asyncio.create_task(w.generate_async(MSG))
-    await _async_wait_until(lambda: len(rt.table.targets["g.echelon1"].waiters) == 1)
+    await async_wait_until(lambda: len(rt.table.targets["g.echelon1"].waiters) == 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -204,35 +205,3 @@ def test_no_lease_leaks_after_a_mixed_run(fake, runtime_for):
     asyncio.run(cancelled())
     assert_no_leases(rt)
     assert w.get_stats()["total_requests"] == 50
-
-
-def _wait_until(cond, timeout=5.0):
-    import time
-
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached")
-        time.sleep(0.001)
-
-
-async def _async_wait_until(cond, timeout=5.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.001)
-
-
-def test_a_models_tpm_limit_stops_admitting_once_the_minutes_tokens_are_spent(fake, runtime_for):
-    # The window admits a call while the last minute's tokens are under the limit, and counts
-    # each call's tokens when it ends: with 9 tokens, ceil(9 / tokens per call) calls get in.
-    rt = runtime_for(models={"a": {"tpm_limit": 9}, "b": {}}, groups={"g": tier(["a", "b"])},
-                     pools={"p": {"task_groups": ["g.echelon1"], "rotation_strategy": "least_recently_used"}})
-    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "queue_timeout": 0.05})
-    served = [w.generate(MSG) for _ in range(8)]
-    per_call = served[0].token_usage.total_tokens
-    admitted = -(-9 // per_call)  # calls until the window holds at least 9 tokens
-    assert [r.instance for r in served].count("a") == admitted
-    assert fake.stats("a")["requests"] == admitted

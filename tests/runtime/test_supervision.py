@@ -9,16 +9,9 @@ import pytest
 
 import actors
 from actors.fake import FakeProvider
+from waiting import wait_until
 
 MSG = [{"role": "user", "content": "hi"}]
-
-
-def wait_until(cond, timeout=10.0, step=0.005):
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(step)
 
 
 def pool_of(names, models=None, **pool):
@@ -157,7 +150,7 @@ def test_an_instance_killed_mid_load_is_avoided_and_used_again_when_restored(fak
             assert w.generate(MSG).instance == "a"
         assert rt.table.gates["b"].breakers["pool:p"].state(time.monotonic()).value != "closed"
         other.restore()
-        wait_until(lambda: w.generate(MSG).instance == "b", timeout=10, step=0.05)
+        wait_until(lambda: w.generate(MSG).instance == "b", timeout=10, interval=0.05)
     finally:
         other.stop()
 
