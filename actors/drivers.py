@@ -11,8 +11,8 @@ import asyncio
 import time
 from typing import Any, AsyncIterator, Iterator
 
-from actors.errors import LLMCallError, StreamInterruptedError
-from actors.request import Call, Fail, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
+from actors.errors import LLMCallError, LLMTimeoutError, StreamInterruptedError
+from actors.request import Call, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
 __all__ = ["run_sync", "run_async", "stream_sync", "stream_async"]
@@ -33,7 +33,7 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
                     response = lease.member.gate.client.call(messages, lease.target.merge(params), timeout=action.timeout)
                 except LLMCallError as exc:
                     lease = None
-                    run.failed(action.lease, exc, _perf() - start)
+                    run.call_failed(action, exc, _perf() - start)
                     continue
                 lease = None
                 return run.succeeded(action.lease, response, _perf() - start)
@@ -58,10 +58,18 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
                 lease = action.lease
                 start = _perf()
                 try:
-                    response = await lease.member.gate.client.acall(messages, lease.target.merge(params), timeout=action.timeout)
+                    # httpx bounds each read; this bounds the whole call by the attempt's time.
+                    async with asyncio.timeout(action.timeout):
+                        response = await lease.member.gate.client.acall(
+                            messages, lease.target.merge(params), timeout=action.timeout
+                        )
+                except TimeoutError:
+                    lease = None
+                    run.call_failed(action, _timed_out(action), _perf() - start)
+                    continue
                 except LLMCallError as exc:
                     lease = None
-                    run.failed(action.lease, exc, _perf() - start)
+                    run.call_failed(action, exc, _perf() - start)
                     continue
                 lease = None
                 return run.succeeded(action.lease, response, _perf() - start)
@@ -76,19 +84,34 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
         raise
 
 
+def _timed_out(action: Call) -> LLMTimeoutError:
+    member = action.lease.member
+    return LLMTimeoutError(
+        f"no complete answer within {action.timeout:.3g} s",
+        instance=member.name,
+        provider=member.provider,
+    )
+
+
 class _StreamAttempt:
     """One streamed attempt: what it delivered, and what its ending means for the request."""
 
-    __slots__ = ("run", "lease", "parts", "last", "start")
+    __slots__ = ("run", "call", "parts", "last", "start", "complete")
 
-    def __init__(self, run: RequestRun, lease: Any) -> None:
+    def __init__(self, run: RequestRun, call: Call) -> None:
         self.run = run
-        self.lease = lease
+        self.call = call
         self.parts: list[str] = []
         self.last: StreamChunk | None = None
         self.start = _perf()
+        self.complete = False  # the final chunk (with ``finish_reason``) arrived
 
     def add(self, chunk: StreamChunk) -> None:
+        """Take a chunk; past the request's deadline, end the stream (the caller's clock ran out)."""
+        if chunk.finish_reason is not None:
+            self.complete = True
+        elif self.run.past_deadline():
+            raise _timed_out(self.call)  # before the chunk counts: the caller never gets it
         if chunk.delta:
             self.parts.append(chunk.delta)
         self.last = chunk
@@ -98,24 +121,31 @@ class _StreamAttempt:
         response = LLMResponse(
             content="".join(self.parts),
             model=last.model,
-            instance=self.lease.member.name,
+            instance=self.call.lease.member.name,
             token_usage=last.usage or TokenUsage(),
             finish_reason=last.finish_reason,
             tool_calls=list(last.tool_calls),
         )
-        self.run.succeeded(self.lease, response, _perf() - self.start)
+        self.run.succeeded(self.call.lease, response, _perf() - self.start)
 
     def failed(self, exc: LLMCallError) -> BaseException | None:
         """Record the failure; None means fall back (nothing reached the caller yet)."""
         run, duration = self.run, _perf() - self.start
+        past = run.past_deadline() and isinstance(exc, LLMTimeoutError)
         if self.last is None:
-            run.failed(self.lease, exc, duration)
+            if past:
+                run.expired(self.call.lease)
+            else:
+                run.call_failed(self.call, exc, duration)
             return None
-        # After the first chunk: the breaker hears of it, but there is no fallback.
-        try:
-            run.failed(self.lease, exc, duration)
-        except LLMCallError:
-            pass
+        # After the first chunk there is no fallback; the breaker hears of a real failure.
+        if past:
+            run.expired(self.call.lease)
+        else:
+            try:
+                run.failed(self.call.lease, exc, duration)
+            except LLMCallError:
+                pass
         run.plan.index = len(run.plan.steps)
         run.delay = 0.0
         if isinstance(exc, StreamInterruptedError):
@@ -123,10 +153,16 @@ class _StreamAttempt:
         return StreamInterruptedError(
             f"stream failed after its first chunk: {exc.message}",
             partial_text="".join(self.parts),
-            instance=self.lease.member.name,
+            instance=self.call.lease.member.name,
             provider=exc.provider,
             status_code=exc.status_code,
         )
+
+    def closed_early(self) -> bool:
+        """The caller stopped reading. After the final chunk that is a success; give it back so."""
+        if self.complete:
+            self.done()
+        return self.complete
 
 
 def stream_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[StreamChunk]:
@@ -137,11 +173,15 @@ def stream_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[st
             action = run.next(ThreadWaiter)
             if type(action) is Call:
                 lease = action.lease
-                attempt = _StreamAttempt(run, lease)
+                attempt = _StreamAttempt(run, action)
                 try:
                     for chunk in lease.member.gate.client.stream(messages, lease.target.merge(params), timeout=action.timeout):
                         attempt.add(chunk)
                         yield chunk
+                except GeneratorExit:
+                    if attempt.closed_early():
+                        lease = None
+                    raise
                 except LLMCallError as exc:
                     lease = None
                     error = attempt.failed(exc)
@@ -172,13 +212,17 @@ async def stream_async(
             action = run.next(LoopWaiter)
             if type(action) is Call:
                 lease = action.lease
-                attempt = _StreamAttempt(run, lease)
+                attempt = _StreamAttempt(run, action)
                 try:
                     async for chunk in lease.member.gate.client.astream(
                         messages, lease.target.merge(params), timeout=action.timeout
                     ):
                         attempt.add(chunk)
                         yield chunk
+                except GeneratorExit:
+                    if attempt.closed_early():
+                        lease = None
+                    raise
                 except LLMCallError as exc:
                     lease = None
                     error = attempt.failed(exc)

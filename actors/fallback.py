@@ -22,7 +22,7 @@ from typing import Any, Protocol, Sequence
 
 from actors.outcome import Outcome
 
-__all__ = ["Verdict", "Step", "FallbackPlan", "PLANS", "make_plan"]
+__all__ = ["Verdict", "Step", "FallbackPlan", "PLANS", "plan_class", "make_plan"]
 
 
 class Member(Protocol):
@@ -104,7 +104,11 @@ class FallbackPlan:
             return Verdict.STOP
         step = self.steps[self.index]
         if self.at_step < step.attempts:
-            return self._retry_here(member, outcome)
+            verdict = self._retry_here(member, outcome)
+            members = getattr(step.target, "members", ())
+            if not members or any(self.admits(m) for m in members):
+                return verdict
+            # Every member of the step was tried: nothing to back off for, move on.
         self.advance()
         return Verdict.NEXT if self.step is not None else Verdict.STOP
 
@@ -193,9 +197,6 @@ class SimpleRetry(FallbackPlan):
         self.sticky = None
         return Verdict.AGAIN
 
-    def unstick(self) -> None:
-        """The sticky instance cannot be leased now (open, parked): let another take the retry."""
-        self.sticky = None
 
 
 PLANS: dict[str, type[FallbackPlan]] = {
@@ -203,10 +204,14 @@ PLANS: dict[str, type[FallbackPlan]] = {
 }
 
 
-def make_plan(strategy: str, steps: Sequence[Step], *, max_attempts: int) -> FallbackPlan:
-    """Build the plan for ``strategy``; raises ValueError naming the valid strategies."""
+def plan_class(strategy: str) -> type[FallbackPlan]:
+    """The plan class of ``strategy``; raises ValueError naming the valid strategies."""
     try:
-        cls = PLANS[strategy]
+        return PLANS[strategy]
     except KeyError:
         raise ValueError(f"unknown fallback strategy {strategy!r}; use one of {sorted(PLANS)}") from None
-    return cls(steps, max_attempts=max_attempts)
+
+
+def make_plan(strategy: str, steps: Sequence[Step], *, max_attempts: int) -> FallbackPlan:
+    """Build the plan for ``strategy``."""
+    return plan_class(strategy)(steps, max_attempts=max_attempts)

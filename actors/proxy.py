@@ -274,16 +274,26 @@ class Request:
         try:
             yield from stream_sync(run, self.messages, self.params)
         except BaseException as exc:
-            self.wrapper._finish(run, None, exc)
+            self._finish_stream(exc)
             raise
         self.wrapper._finish(run, run.response, None)
 
     async def astream(self) -> AsyncIterator[StreamChunk]:
         run = self.run
+        chunks = stream_async(run, self.messages, self.params)
         try:
-            async for chunk in stream_async(run, self.messages, self.params):
+            async for chunk in chunks:
                 yield chunk
         except BaseException as exc:
-            self.wrapper._finish(run, None, exc)
+            self._finish_stream(exc)
             raise
+        finally:
+            await chunks.aclose()  # return the lease now, not when the generator is collected
         self.wrapper._finish(run, run.response, None)
+
+    def _finish_stream(self, exc: BaseException) -> None:
+        # A caller that stops reading after the final chunk got the whole answer: a success.
+        if isinstance(exc, GeneratorExit) and self.run.response is not None:
+            self.wrapper._finish(self.run, self.run.response, None)
+        else:
+            self.wrapper._finish(self.run, None, exc)

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from actors.backoff import Backoff
+from actors.backoff import Backoff, fits
 from actors.errors import (
     AllAttemptsFailedError,
     ContextWindowExceededError,
@@ -32,13 +32,18 @@ __all__ = ["RequestRun", "Call", "Wait", "Sleep", "Fail", "ThreadWaiter", "LoopW
 
 
 class Call:
-    """Call ``lease``'s instance, giving it at most ``timeout`` seconds."""
+    """Call ``lease``'s instance, giving it at most ``timeout`` seconds.
 
-    __slots__ = ("lease", "timeout")
+    ``clipped`` says the request's deadline, not the instance's own timeout, set ``timeout``:
+    a timeout then is the caller's clock running out, not a fault of the instance.
+    """
 
-    def __init__(self, lease: Lease, timeout: float) -> None:
+    __slots__ = ("lease", "timeout", "clipped")
+
+    def __init__(self, lease: Lease, timeout: float, clipped: bool = False) -> None:
         self.lease = lease
         self.timeout = timeout
+        self.clipped = clipped
 
 
 class Wait:
@@ -72,19 +77,23 @@ class Fail:
 class ThreadWaiter:
     """A queued sync request; woken by whichever thread frees a permit."""
 
-    __slots__ = ("event", "gone")
+    __slots__ = ("event", "gone", "handed", "plan")
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self.gone = False
+        self.handed = False  # woken with the turn to try, whatever its place in the queue
+        self.plan: Any = None  # what this request may use, so newcomers know what it waits for
 
     def wake(self) -> bool:
         if self.gone:
             return False
+        self.handed = True
         self.event.set()
         return True
 
     def rearm(self) -> None:
+        self.handed = False
         self.event.clear()
 
     def wait(self, timeout: float) -> bool:
@@ -94,16 +103,19 @@ class ThreadWaiter:
 class LoopWaiter:
     """A queued async request; woken thread-safely on its own event loop, never blocking it."""
 
-    __slots__ = ("loop", "future", "gone")
+    __slots__ = ("loop", "future", "gone", "handed", "plan")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[None] = self.loop.create_future()
         self.gone = False
+        self.handed = False  # woken with the turn to try, whatever its place in the queue
+        self.plan: Any = None  # what this request may use, so newcomers know what it waits for
 
     def wake(self) -> bool:
         if self.gone:
             return False
+        self.handed = True
         try:
             self.loop.call_soon_threadsafe(_resolve, self.future)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
@@ -111,6 +123,7 @@ class LoopWaiter:
         return True
 
     def rearm(self) -> None:
+        self.handed = False
         if self.future.done():
             self.future = self.loop.create_future()
 
@@ -125,6 +138,23 @@ class LoopWaiter:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+class _Behind:
+    """A plan as seen by a request queued behind another: it admits only what the other cannot use."""
+
+    __slots__ = ("plan", "ahead", "prefers")
+
+    def __init__(self, plan: FallbackPlan, ahead: Any) -> None:
+        self.plan = plan
+        self.ahead = ahead
+        self.prefers = plan.prefers
+
+    def admits(self, member: Any) -> bool:
+        return self.plan.admits(member) and not (self.ahead is not None and self.ahead.admits(member))
+
+    def preference(self, member: Any) -> int:
+        return self.plan.preference(member)
 
 
 class RequestRun:
@@ -143,6 +173,8 @@ class RequestRun:
         "waiter",
         "waiting_at",
         "queue_deadline",
+        "queue_step",
+        "waited_full",
         "down_until",
         "last_error",
         "started",
@@ -175,6 +207,8 @@ class RequestRun:
         self.waiter: Any = None
         self.waiting_at: Any = None  # the target whose queue holds our waiter
         self.queue_deadline: float | None = None
+        self.queue_step = -1  # the plan step ``queue_deadline`` belongs to
+        self.waited_full = False  # some target stayed full for a whole queue wait
         self.down_until = NEVER
         self.last_error: BaseException | None = None
         self.label = label
@@ -194,16 +228,27 @@ class RequestRun:
         with self.table.lock:
             while (step := plan.step) is not None:
                 target = step.target
-                if target.waiters and target.waiters[0] is not self.waiter:
-                    result: Any = None  # others queued first: FIFO says wait behind them
-                    until = self.deadline
+                waiter = self.waiter
+                my_turn = waiter is not None and waiter.handed and self.waiting_at is target
+                if target.waiters and target.waiters[0] is not waiter and not my_turn:
+                    # Others queued first. FIFO: take nothing the first of them is waiting for;
+                    # a member it cannot use (one it tried already) is free for us.
+                    result = target.lease(_Behind(plan, target.waiters[0].plan), now)
+                    if isinstance(result, Lease):
+                        return self._call(result, now)
+                    result, until = None, self.deadline
                 else:
                     result = target.lease(plan, now)
                     if isinstance(result, Lease):
-                        self._leave_queue()
-                        return Call(result, self._attempt_timeout(result, now))
+                        return self._call(result, now)
+                    if my_turn:
+                        # The permit that woke us is of no use to this request (a member it
+                        # tried already, say): hand the turn on rather than hold everyone up.
+                        target.wake_after(waiter)
                     until = result.until
                 if result is None or result.full:
+                    if self.queue_step != plan.index:
+                        self.queue_deadline, self.queue_step = None, plan.index
                     if self.queue_deadline is None:
                         budget = self.deadline - now if self.queue_timeout is None else self.queue_timeout
                         self.queue_deadline = min(self.deadline, now + budget)
@@ -213,6 +258,7 @@ class RequestRun:
                         wake_by = self.queue_deadline if until <= now else min(until, self.queue_deadline)
                         return Wait(self._enqueue(target, make_waiter), wake_by - now)
                     self._leave_queue()
+                    self.waited_full = True
                 else:
                     self.down_until = min(self.down_until, until)
                     if plan.sticky is not None:
@@ -223,11 +269,19 @@ class RequestRun:
             self._leave_queue()
         return Fail(self._exhausted_error())
 
+    def _call(self, lease: Lease, now: float) -> Call:
+        self._leave_queue()
+        self.queue_deadline = None
+        limit = lease.target.attempt_timeout(lease.member)
+        left = self.deadline - now
+        return Call(lease, max(0.001, min(limit, left)), left < limit)
+
     def _enqueue(self, target: Any, make_waiter: Callable[[], Any]) -> Any:
         if self.waiter is not None and self.waiting_at is not target:
             self._leave_queue()
         if self.waiter is None:
             self.waiter = make_waiter()
+            self.waiter.plan = self.plan
             self.waiting_at = target
             target.waiters.append(self.waiter)
         else:
@@ -249,10 +303,6 @@ class RequestRun:
                 target.waiters.remove(waiter)
         except ValueError:
             pass
-
-    def _attempt_timeout(self, lease: Lease, now: float) -> float:
-        limit = lease.target.attempt_timeout(lease.member)
-        return max(0.001, min(limit, self.deadline - now))
 
     # -- outcomes -------------------------------------------------------------------------------
 
@@ -283,10 +333,26 @@ class RequestRun:
                 return
             raise error
         if verdict is Verdict.RETRY:
-            # A backoff longer than the time left ends in the deadline error, as it should.
-            self.delay = max(0.0, min(self.backoff.delay(self.plan.at_step - 1), self.deadline - self.clock()))
+            delay = self.backoff.delay(self.plan.at_step - 1)
+            if fits(self.clock(), delay, self.deadline):
+                self.delay = delay
+            else:  # no time to back off here: fall back now rather than sleep out the deadline
+                self.plan.advance()
         elif verdict is Verdict.STOP:
             self.plan.index = len(self.plan.steps)  # the next ``next()`` fails with every attempt
+
+    def call_failed(self, call: Call, error: LLMCallError, duration: float) -> None:
+        """An attempt ended in ``error``: judge it, unless the request's own deadline cut it short."""
+        if call.clipped and isinstance(error, LLMTimeoutError):
+            self.expired(call.lease)
+        else:
+            self.failed(call.lease, error, duration)
+
+    def expired(self, lease: Lease) -> None:
+        """The request's own deadline cut the attempt short: no verdict on the instance."""
+        self._give_back(lease, None, None, "deadline")
+        if self.report is not None:
+            self.report(lease, None, self.clock() - lease.taken_at, None)
 
     def abort(self, lease: Lease | None) -> None:
         """The caller gave up (cancelled, interrupted): return the lease and leave any queue."""
@@ -316,6 +382,9 @@ class RequestRun:
 
     # -- errors ---------------------------------------------------------------------------------
 
+    def past_deadline(self) -> bool:
+        return self.clock() >= self.deadline
+
     def _deadline_error(self) -> BaseException:
         waited = self.clock() - self.started
         return LLMTimeoutError(
@@ -331,6 +400,13 @@ class RequestRun:
                 f"{self.label or 'request'}: all {len(self.attempts)} attempt(s) failed: {names}; last error: {last}",
                 self.attempts,
                 last_error=last,
+            )
+        if self.waited_full:
+            return NoCapacityError(
+                f"{self.label or 'request'}: every candidate stayed at its concurrency or rate limit "
+                f"for the whole queue wait ({self.queue_timeout} s); retry later, or raise the limits "
+                "or queue_timeout",
+                retry_after=self.queue_timeout,
             )
         if self.down_until < NEVER:
             wait = max(0.0, self.down_until - self.clock())

@@ -96,15 +96,15 @@ class Runtime:
             self.prober = Prober().start()
             self._start_topology()
             self._schedule_flush()
+            from actors.factory import LLMWrapperFactory
+
+            self.factory = LLMWrapperFactory(self)
+            self.factory.create_wrappers_from_config(
+                {name: w.model_dump(exclude_none=True) for name, w in cfg.wrappers.items()}, strict=True
+            )
         except BaseException:
             self.stop()
             raise
-        from actors.factory import LLMWrapperFactory
-
-        self.factory = LLMWrapperFactory(self)
-        self.factory.create_wrappers_from_config(
-            {name: w.model_dump(exclude_none=True) for name, w in cfg.wrappers.items()}, strict=True
-        )
         self.started = True
         _live.add(self)
         return self
@@ -363,8 +363,9 @@ class Runtime:
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Everything: instances, groups, pools, wrappers and the supervisor."""
         assert self.table is not None
+        gates = self.table.snapshot(time.monotonic())  # under the table lock
         out = {
-            "instances": {n: {**self.instance_stats(n, timeout), **self.table.gates[n].snapshot(time.monotonic())} for n in self.handles},
+            "instances": {n: {**self.instance_stats(n, timeout), **gates[n]} for n in self.handles},
             "groups": {g: self.group_stats(g, timeout) for g in self.group_refs},
             "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
             "supervisor": self.supervisor_stats(timeout),

@@ -7,6 +7,7 @@ actor owns one, or a wrapper guards one with a lock.
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any
 
 __all__ = ["CallStats", "percentile"]
@@ -19,7 +20,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     """The ``q`` quantile (0..1) of already sorted values, nearest-rank; None when empty."""
     if not sorted_values:
         return None
-    rank = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
     return sorted_values[rank]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from actors.fallback import PLANS, FallbackPlan, Step
+from actors.fallback import FallbackPlan, Step, plan_class
 from actors.gate import EchelonBudget, InstanceGate
 from actors.rotation import make_strategy
 from actors.target import Member, Target
@@ -76,12 +76,6 @@ def _reusable_budget(previous: LeaseTable | None, label: str, concurrency: int |
 def _value(x: Any) -> str:
     return x.value if hasattr(x, "value") else str(x)
 
-
-def _plan_class(name: str) -> type[FallbackPlan]:
-    try:
-        return PLANS[name]
-    except KeyError:
-        raise ValueError(f"unknown fallback strategy {name!r}; use one of {sorted(PLANS)}") from None
 
 
 def group_route(group: str) -> str:
@@ -220,7 +214,7 @@ class LeaseTable:
         group = config.groups[config.resolve(ref)[0][0]]
         fb = group.effective_fallback
         name = strategy or _value(fb.strategy)
-        plan_cls = _plan_class(name)
+        plan_cls = plan_class(name)
         refs = None if fallback_groups is None else list(fallback_groups)
         steps = self.tier_steps(config, ref, refs, plan_cls)
         delay = fb.retry_delay if retry_delay is None else retry_delay
@@ -241,7 +235,7 @@ class LeaseTable:
         attempts = max_instance_attempts or fb.max_instance_attempts
         target = self.targets[pool_label(pool)]
         delay = POOL_RETRY_DELAY if retry_delay is None else retry_delay
-        return Route(pool_label(pool), _plan_class(name), [Step(target, attempts, target.label)], attempts, delay)
+        return Route(pool_label(pool), plan_class(name), [Step(target, attempts, target.label)], attempts, delay)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         with self.lock:

@@ -119,6 +119,14 @@ class Target:
             return member.gate.timeout
         return min(self.timeout, member.gate.timeout)
 
+    def wake_after(self, waiter: Any) -> None:
+        """Give the turn to the first live waiter queued behind ``waiter``."""
+        seen = False
+        for other in self.waiters:
+            if seen and other.wake():
+                return
+            seen = seen or other is waiter
+
     def wake_head(self) -> None:
         """A permit freed: let the first waiter try again (it wakes the next if room remains)."""
         while self.waiters:
@@ -135,7 +143,7 @@ class _GateView:
     was refused, so a refused lease can say whether to wait (full) or move on (down).
     """
 
-    __slots__ = ("target", "plan", "now", "verdicts", "full_until", "down_until", "preferred")
+    __slots__ = ("target", "plan", "now", "verdicts", "full_until", "down_until")
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -148,10 +156,16 @@ class _GateView:
         self.verdicts = {}
         self.full_until = NEVER
         self.down_until = NEVER
-        self.preferred = None
         if plan.prefers:
-            prefs = [plan.preference(m) for m in self.target.members if plan.admits(m)]
-            self.preferred = min(prefs, default=None)
+            # A preference orders the members that can take the request now; it never turns
+            # one away while nothing better is available.
+            self.judge_all()
+            by_name = self.target.by_name
+            ok = [name for name, verdict in self.verdicts.items() if verdict]
+            best = min((plan.preference(by_name[n]) for n in ok), default=None)
+            for name in ok:
+                if plan.preference(by_name[name]) != best:
+                    self.verdicts[name] = False
         return self
 
     def available(self, name: str) -> bool:
@@ -167,8 +181,6 @@ class _GateView:
     def _judge(self, m: Member) -> bool:
         plan = self.plan
         if not plan.admits(m):
-            return False
-        if self.preferred is not None and plan.preference(m) != self.preferred:
             return False
         now = self.now
         down = m.gate.down_until(self.target.route, now)

@@ -210,7 +210,7 @@ class Provider:
             instance=self.name,
             provider=self.provider,
             model_name=model.model_name,
-            base_url=base_url or "(none)",
+            base_url=_without_userinfo(base_url) or "(none)",
             key_hint=model.api_key_env or self.key_env,
             secret=model.key(),
         )
@@ -244,8 +244,18 @@ class Provider:
         return self.model.timeout if timeout is None else max(timeout, _MIN_TIMEOUT)
 
     def __repr__(self) -> str:
-        where = f" at {self.base_url}" if self.base_url else ""
+        where = f" at {_without_userinfo(self.base_url)}" if self.base_url else ""
         return f"<{type(self).__name__} {self.name!r} model={self.model.model_name!r}{where}>"
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` fit to show: a ``user:password@`` part (a credential too) removed."""
+    if "@" not in url:
+        return url
+    try:
+        return str(httpx.URL(url).copy_with(username=None, password=None))
+    except Exception:  # not a URL we can parse: show nothing of it rather than a secret
+        return "(a URL with credentials)"
 
 
 class HTTPProvider(Provider):

@@ -14,15 +14,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent.parent
 
-from actors.fake.topology import write_topology
-from waiting import wait_until
+from actors.fake.topology import write_topology  # noqa: F401  (re-exported for the daemon tests)
+from waiting import wait_until  # noqa: F401  (re-exported for the daemon tests)
 
 STARTUP_TIMEOUT = 20.0
 

@@ -1,4 +1,4 @@
-"""RateWindow, TokenWindow, ConcurrencyLimit and FifoWaiters."""
+"""RateWindow, TokenWindow and ConcurrencyLimit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.clock import ManualClock
-from actors.window import ConcurrencyLimit, FifoWaiters, RateWindow, TokenWindow
+from actors.window import ConcurrencyLimit, RateWindow, TokenWindow
 
 # -- RateWindow ---------------------------------------------------------------------------------
 
@@ -198,117 +198,3 @@ def test_concurrency_limit_detects_a_double_release():
 def test_concurrency_limit_rejects_zero():
     with pytest.raises(ValueError):
         ConcurrencyLimit(0)
-
-
-# -- FifoWaiters --------------------------------------------------------------------------------
-
-
-class Waiter:
-    """Unhashable on purpose, like a dataclass with eq=True: waiters are tracked by identity."""
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __init__(self, name: str, need: int = 1) -> None:
-        self.name = name
-        self.need = need
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Waiter) and other.name == self.name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-def test_fifo_order():
-    q = FifoWaiters()
-    ws = [Waiter(c) for c in "abcd"]
-    for w in ws:
-        q.push(w, 100.0)
-    assert len(q) == 4
-    assert q.peek() is ws[0]
-    assert [q.pop() for _ in range(5)] == [*ws, None]
-    assert len(q) == 0 and q.peek() is None
-
-
-def test_pop_ready_stops_at_the_first_refusal_even_if_a_later_one_fits():
-    q = FifoWaiters()
-    big, small1, small2 = Waiter("big", 5), Waiter("s1", 1), Waiter("s2", 1)
-    for w in (small1, big, small2):
-        q.push(w)
-    free = [3]
-
-    def grant(w):
-        if w.need <= free[0]:
-            free[0] -= w.need
-            return True
-        return False
-
-    assert q.pop_ready(grant) == [small1]
-    assert list(q) == [big, small2]  # small2 would fit but must not overtake big
-    free[0] = 6
-    assert q.pop_ready(grant) == [big, small2]
-    assert len(q) == 0
-
-
-def test_expire_returns_passed_deadlines_and_keeps_order():
-    q = FifoWaiters()
-    a, b, c, d = (Waiter(x) for x in "abcd")
-    q.push(a, 30.0)
-    q.push(b, 10.0)
-    q.push(c, None)  # never expires
-    q.push(d, 20.0)
-    assert q.next_deadline() == 10.0
-    assert q.expire(9.9) == []
-    assert q.expire(20.0) == [b, d]  # deadline order; a deadline equal to now has passed
-    assert list(q) == [a, c]
-    assert q.next_deadline() == 30.0
-    assert q.expire(1e9) == [a]
-    assert q.next_deadline() is None
-    assert q.pop() is c
-
-
-def test_remove_for_cancellation():
-    q = FifoWaiters()
-    ws = [Waiter(str(i)) for i in range(5)]
-    for i, w in enumerate(ws):
-        q.push(w, 10.0 + i)
-    assert q.remove(ws[0]) and q.remove(ws[2])
-    assert not q.remove(ws[2])
-    assert not q.remove(Waiter("1"))  # equal but not the same waiter
-    assert ws[1] in q and ws[2] not in q
-    assert len(q) == 3
-    assert q.next_deadline() == 11.0
-    assert q.expire(12.0) == [ws[1]]
-    assert [q.pop(), q.pop(), q.pop()] == [ws[3], ws[4], None]
-
-
-def test_popped_waiters_do_not_expire_later_and_can_queue_again():
-    q = FifoWaiters()
-    a = Waiter("a")
-    q.push(a, 5.0)
-    assert q.pop() is a
-    assert q.expire(10.0) == []
-    q.push(a, 20.0)
-    with pytest.raises(ValueError):
-        q.push(a, 30.0)
-    assert q.next_deadline() == 20.0
-
-
-def test_churn_stays_compact():
-    q = FifoWaiters()
-    keep = Waiter("keep")
-    q.push(keep, 1e9)
-    for i in range(10_000):
-        w = Waiter(str(i))
-        q.push(w, 1e6 + i)
-        q.remove(w)
-    assert len(q) == 1
-    assert len(q._queue) < 100 and len(q._deadlines) < 100
-    for i in range(10_000):
-        w = Waiter(str(i))
-        q.push(w, 1e6 + i)
-        assert q.pop() is keep
-        q.push(keep, 1e9)
-        assert q.pop() is w
-    assert len(q._deadlines) < 100
-    assert q.pop() is keep

@@ -144,14 +144,44 @@ def test_max_instance_attempts_caps_a_pool_request(fake, runtime_for):
     assert len(fake.log) == 2
 
 
-def test_unhealthy_retries_in_a_tier_back_off_within_the_deadline(fake, runtime_for):
+def test_a_backoff_that_does_not_fit_the_deadline_falls_back_at_once(fake, runtime_for):
     rt = runtime_for(**two_groups("echelon_down", retry_delay=30))
     fake.configure("a1", status=503)
     fake.configure("a2", status=503)
     w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
-    with pytest.raises(actors.LLMTimeoutError, match="deadline"):
-        w.generate(MSG, timeout=0.3)
-    assert len(fake.log) == 1  # a backoff of at least 15 s did not fit the deadline
+    r = w.generate(MSG, timeout=2)
+    # A retry in the tier would first sleep at least 15 s: it goes to the next tier instead.
+    assert [a.instance for a in r.attempts][1:] == ["b"] and r.instance == "b"
+    assert len(fake.log) == 2
+
+
+def test_unhealthy_retries_in_a_tier_back_off(fake, runtime_for):
+    rt = runtime_for(**two_groups("echelon_down", retry_delay=0.2))
+    fake.configure("a1", status=503)
+    fake.configure("a2", status=503)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    r = w.generate(MSG, timeout=10)
+    first, second = r.attempts[0], r.attempts[1]
+    assert {first.instance, second.instance} == {"a1", "a2"}
+    # The second attempt started at least half the base delay (equal jitter) after the first.
+    assert r.response_time >= 0.1
+
+
+def test_an_exhausted_tier_moves_on_without_a_useless_backoff(fake, runtime_for):
+    rt = runtime_for(
+        models={"a": {}, "b": {}},
+        groups={
+            "g": {
+                "echelon1": {"models": ["a"], "max_retries": 3},
+                "echelon2": {"models": ["b"]},
+                "fallback_config": {"retry_delay": 30, "max_attempts": 5},
+            }
+        },
+    )
+    fake.configure("a", status=503)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    r = w.generate(MSG, timeout=5)  # a 15-30 s backoff would blow this deadline
+    assert [a.instance for a in r.attempts] == ["a", "b"]
 
 
 def test_a_rate_limited_instance_is_replaced_at_once_without_backoff(fake, runtime_for):
@@ -162,3 +192,26 @@ def test_a_rate_limited_instance_is_replaced_at_once_without_backoff(fake, runti
     r = w.generate(MSG, timeout=2)
     assert [a.outcome for a in r.attempts] == [Outcome.RATE_LIMITED, Outcome.RATE_LIMITED, Outcome.SUCCESS]
     assert r.instance == "b"
+
+
+def test_provider_failover_prefers_other_providers_but_never_refuses_a_free_instance(fake, runtime_for):
+    rt = runtime_for(
+        models={"a1": {}, "a2": {}, "b1": {"model_type": "anthropic"}, "c1": {}},
+        groups={
+            "g": {
+                "echelon1": {"models": ["a1", "a2", "b1"], "max_retries": 2},
+                "echelon2": {"models": ["c1"]},
+                "fallback_config": {"strategy": "provider_failover", "max_attempts": 5, "retry_delay": 0},
+            }
+        },
+    )
+    fake.configure("b1", status=401, times=1)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    w.generate(MSG)  # a1 serves; nothing disables yet
+    rt.table.gates["b1"].disabled_reason = "test: unavailable"
+    fake.configure("a2", status=429, retry_after=30)
+    fake.configure("a1", status=429, retry_after=30, times=1)
+    r = w.generate(MSG)
+    # a1 is rate limited (not a failed provider); b1, the preferred other provider, is down;
+    # so the next free instance of the tier, a2, is tried before falling to echelon2.
+    assert [a.instance for a in r.attempts][:2] in (["a1", "a2"], ["a2", "a1"])

@@ -205,3 +205,30 @@ def test_no_lease_leaks_after_a_mixed_run(fake, runtime_for):
     asyncio.run(cancelled())
     assert_no_leases(rt)
     assert w.get_stats()["total_requests"] == 50
+
+
+def test_a_newcomer_is_not_held_behind_a_waiter_that_cannot_use_the_free_instance(fake, runtime_for):
+    rt = runtime_for(
+        models={"a": {"concurrency_limit": 1}, "b": {"concurrency_limit": 1}},
+        groups={"g": tier(["a", "b"])},
+        pools={"p": {"task_groups": ["g.echelon1"], "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 2}}},
+    )
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    assert w.generate(MSG).instance == "a"  # the round robin's next turn is b
+    fake.configure("b", hang=True, times=1)
+    holder = threading.Thread(target=lambda: pytest.raises(actors.LLMError, w.generate, MSG, timeout=3))
+    holder.start()
+    assert fake.wait_for_in_flight("b", 1, timeout=5)
+    fake.configure("a", status=503, times=1)
+    queued = []
+    r1 = threading.Thread(target=lambda: queued.append(w.generate(MSG, timeout=10)))
+    r1.start()  # fails on a, then waits for b, which only the hung request holds
+    target = rt.table.targets["pool:p"]
+    wait_until(lambda: len(target.waiters) == 1)
+    r2 = w.generate(MSG)  # a is idle and the waiter cannot use it: no need to queue
+    assert r2.instance == "a"
+    assert fake.stats("b")["in_flight"] == 1  # b still held: r2 did not wait for it
+    holder.join(10)
+    r1.join(10)
+    assert queued and queued[0].instance == "b"
+    assert_no_leases(rt)

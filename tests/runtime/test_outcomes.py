@@ -160,3 +160,23 @@ def test_when_every_candidate_is_open_it_fails_fast_saying_when_one_is_back(fake
     assert 25 <= info.value.retry_after <= 33
     assert "expected back" in str(info.value)
     assert len(fake.log) == 1
+
+
+def test_a_short_deadline_does_not_count_against_the_instance(fake, runtime_for):
+    rt = runtime_for(**pool_of("a", failure_threshold=2))
+    fake.configure("a", latency=1.0)
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    for _ in range(3):
+        with pytest.raises(actors.LLMTimeoutError):
+            w.generate(MSG, timeout=0.1)
+    assert rt.table.gates["a"].breakers["pool:p"].consecutive_failures == 0
+    fake.clear("a")
+    assert w.generate(MSG).instance == "a"
+
+
+async def test_the_request_deadline_bounds_an_async_call(fake, runtime_for):
+    rt = runtime_for(**pool_of("a"))
+    fake.configure("a", hang=True)
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    with pytest.raises(actors.LLMTimeoutError, match="deadline"):
+        await w.generate_async(MSG, timeout=0.3)

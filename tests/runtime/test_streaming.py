@@ -80,3 +80,37 @@ def test_abandoning_a_stream_returns_its_lease(fake, runtime_for):
     assert rt.table.gates["a"].in_flight == 1
     stream.close()
     assert rt.table.gates["a"].in_flight == 0
+
+
+def test_stopping_at_the_final_chunk_is_a_success(fake, runtime_for):
+    rt = runtime_for(**pool("a"))
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    for chunk in w.stream_generate(MSG):
+        if chunk.finish_reason:
+            break
+    stats = w.get_stats()
+    assert stats["successful_requests"] == 1 and stats["cancelled_requests"] == 0
+    assert rt.instance_stats("a")["outcomes"] == {"success": 1}
+
+
+async def test_closing_an_async_stream_returns_its_lease_at_once(fake, runtime_for):
+    rt = runtime_for(**pool("a"))
+    fake.configure("a", chunk_delay=0.05)
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    stream = w.stream_generate_async(MSG)
+    await stream.__anext__()
+    assert rt.table.gates["a"].in_flight == 1
+    await stream.aclose()
+    assert rt.table.gates["a"].in_flight == 0
+
+
+def test_the_request_deadline_ends_a_slow_stream_without_blaming_the_instance(fake, runtime_for):
+    rt = runtime_for(**pool("a"))
+    fake.configure("a", chunk_delay=0.1, reply=" ".join(["word"] * 40))
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    got = []
+    with pytest.raises(actors.StreamInterruptedError) as info:
+        for chunk in w.stream_generate(MSG, timeout=0.35):
+            got.append(chunk.delta)
+    assert info.value.partial_text == "".join(got) and got
+    assert rt.table.gates["a"].breakers["pool:p"].consecutive_failures == 0
