@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from actors.breaker import BreakerState, CircuitBreaker
 from actors.outcome import Outcome
 from actors.parking import Parking
-from actors.window import ConcurrencyLimit, RateWindow, TokenWindow
+from actors.window import RateWindow, TokenWindow
 
 if TYPE_CHECKING:
     from actors.config.models import ModelConfig
@@ -29,20 +29,29 @@ NEVER = math.inf
 class Permits:
     """Concurrency, requests-per-minute and tokens-per-minute limits; each one optional.
 
-    Tokens are known only after a call, so ``tpm`` admits while the last minute's tokens are
-    under the limit and counts each call's tokens when it ends.
+    Requests in flight are counted whether or not a concurrency limit is set, so a reload can
+    set, change or lift one while requests run. Tokens are known only after a call, so ``tpm``
+    admits while the last minute's tokens are under the limit and counts each call's tokens
+    when it ends.
     """
 
-    __slots__ = ("limit", "rpm", "tpm")
+    __slots__ = ("in_flight", "limit", "rpm", "tpm")
 
     def __init__(self, concurrency: int | None, rpm: int | None, tpm: int | None = None) -> None:
-        self.limit = ConcurrencyLimit(concurrency) if concurrency else None
+        self.in_flight = 0
+        self.limit = concurrency or None
         self.rpm = RateWindow(rpm) if rpm else None
         self.tpm = TokenWindow(tpm) if tpm else None
 
+    def resize(self, concurrency: int | None, rpm: int | None, tpm: int | None = None) -> None:
+        """New limits (a reload); what is in flight and the windows' history carry over."""
+        self.limit = concurrency or None
+        self.rpm = _window(self.rpm, rpm, RateWindow)
+        self.tpm = _window(self.tpm, tpm, TokenWindow)
+
     def room_at(self, now: float) -> float | None:
         """None when a request fits now; else when one will (``now`` means: on a release)."""
-        if self.limit is not None and self.limit.available <= 0:
+        if self.limit is not None and self.in_flight >= self.limit:
             return now
         if self.rpm is not None and self.rpm.available(now) <= 0:
             return self.rpm.next_free_at(now)
@@ -51,20 +60,25 @@ class Permits:
         return None
 
     def take(self, now: float) -> None:
-        if self.limit is not None:
-            self.limit.try_acquire()
+        self.in_flight += 1
         if self.rpm is not None:
             self.rpm.try_acquire(now)
 
     def give_back(self, now: float, tokens: int) -> None:
-        if self.limit is not None:
-            self.limit.release()
+        if self.in_flight <= 0:
+            raise RuntimeError("a permit was given back twice: a lease leaked or was returned twice")
+        self.in_flight -= 1
         if self.tpm is not None and tokens:
             self.tpm.record(now, tokens)
 
-    @property
-    def in_flight(self) -> int:
-        return self.limit.in_flight if self.limit is not None else 0
+
+def _window(old: Any, limit: int | None, kind: type) -> Any:
+    if not limit:
+        return None
+    if old is None:
+        return kind(limit)
+    old.limit = limit
+    return old
 
 
 class EchelonBudget:
@@ -101,7 +115,6 @@ class InstanceGate:
         "parking",
         "breakers",
         "permits",
-        "in_flight",
         "latency",
         "last_used",
         "watchers",
@@ -120,13 +133,29 @@ class InstanceGate:
         self.parking = Parking()
         self.breakers: dict[str, CircuitBreaker] = {}
         self.permits = Permits(model.concurrency_limit, model.rpm_limit, model.tpm_limit)
-        self.in_flight = 0
         self.latency: float | None = None  # EWMA seconds, written by the instance actor
         self.last_used: float | None = None
         self.watchers: list[Any] = []
         # Called as (gate, route, event, until) when the instance opens, closes, parks or is
         # disabled; the runtime tells the supervisor. Runs under the table lock: keep it a tell.
         self.on_change = on_change
+
+    @property
+    def in_flight(self) -> int:
+        return self.permits.in_flight
+
+    def reconfigure(self, model: ModelConfig, client: Any) -> None:
+        """A reload changed this model's settings: adopt them, keeping what is in flight."""
+        self.provider = model.provider or model.model_type
+        self.context_window = model.context_window
+        self.timeout = model.timeout
+        self.weight = model.weight
+        self.client = client
+        self.config_disabled = model.disabled_reason is not None
+        self.disabled_reason = model.disabled_reason
+        self.parking.unpark()
+        self.breakers.clear()  # judged afresh: the old verdicts were about other settings
+        self.permits.resize(model.concurrency_limit, model.rpm_limit, model.tpm_limit)
 
     def add_route(self, route: str, failure_threshold: int, recovery_time: float, half_open_requests: int) -> None:
         """Judge this instance on ``route`` with that route's breaker parameters.
@@ -173,7 +202,6 @@ class InstanceGate:
         if breaker is not None and not breaker.allow(now):
             return False
         self.permits.take(now)
-        self.in_flight += 1
         self.last_used = now
         return True
 
@@ -181,7 +209,6 @@ class InstanceGate:
         self, route: str, outcome: Outcome | None, now: float, retry_after: float | None, reason: str, tokens: int = 0
     ) -> None:
         """Return the permit and record what the attempt taught us about this instance."""
-        self.in_flight -= 1
         self.permits.give_back(now, tokens)
         if outcome is Outcome.SUCCESS:
             self.parking.record_success()

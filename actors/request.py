@@ -241,7 +241,7 @@ class RequestRun:
                     result = target.lease(plan, now)
                     if isinstance(result, Lease):
                         return self._call(result, now)
-                    if my_turn:
+                    if my_turn and target.has_room(now):
                         # The permit that woke us is of no use to this request (a member it
                         # tried already, say): hand the turn on rather than hold everyone up.
                         target.wake_after(waiter)
@@ -298,7 +298,8 @@ class RequestRun:
         try:
             if target.waiters and target.waiters[0] is waiter:
                 target.waiters.popleft()
-                target.wake_head()
+                if target.has_room(self.clock()):
+                    target.wake_head()  # room remains (or we never used it): the next may try
             else:
                 target.waiters.remove(waiter)
         except ValueError:

@@ -60,17 +60,13 @@ def tier_defaults(tier: Any) -> dict[str, Any]:
 
 
 def _reusable_budget(previous: LeaseTable | None, label: str, concurrency: int | None, rpm: int | None) -> Any:
-    """The old budget of a tier whose limits did not change (its permits in flight carry over)."""
+    """A reload keeps a tier's budget object (leases in flight give back to it), with new limits."""
     if previous is None:
         return None
     old = previous.budgets.get(label)
-    if old is None:
-        return None
-    permits = old.permits
-    same = (permits.limit.limit if permits.limit else None) == concurrency and (
-        permits.rpm.limit if permits.rpm else None
-    ) == rpm
-    return old if same else None
+    if old is not None:
+        old.permits.resize(concurrency, rpm)
+    return old
 
 
 def _value(x: Any) -> str:
@@ -111,17 +107,21 @@ class LeaseTable:
     ) -> LeaseTable:
         """Make a gate per model, a budget and a target per tier, and a target per pool.
 
-        With ``previous`` (a reload), the instances in ``keep`` keep their gates (breakers,
-        parking, permits in flight) and tiers whose limits are unchanged keep their budgets;
-        the new table shares the old one's lock, so leases taken before the reload are given
-        back safely while new ones are taken.
+        With ``previous`` (a reload), every instance and tier still configured keeps its gate
+        or budget object, so leases taken before the reload give their permits back to what
+        the new limits count; instances in ``keep`` (settings unchanged) also keep their
+        breakers and parking, changed ones adopt their new settings. The new table shares the
+        old one's lock, so old leases are given back safely while new ones are taken.
         """
         table = cls(previous.lock if previous is not None else None)
         for name, model in config.models.items():
-            if previous is not None and name in keep:
-                table.gates[name] = previous.gates[name]
-            else:
+            old = previous.gates.get(name) if previous is not None else None
+            if old is None:
                 table.gates[name] = InstanceGate(model, clients[name], on_change=on_change)
+            else:  # the same gate object, so leases taken before the reload give back to it
+                if name not in keep:
+                    old.reconfigure(model, clients[name])
+                table.gates[name] = old
         if previous is not None:
             previous.detach(table.gates.values(), previous.budgets.values())
         routes: dict[str, set[str]] = {}

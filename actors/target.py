@@ -119,6 +119,15 @@ class Target:
             return member.gate.timeout
         return min(self.timeout, member.gate.timeout)
 
+    def has_room(self, now: float) -> bool:
+        """Whether some member could take one more request now, whoever asks."""
+        for m in self.members:
+            if m.gate.down_until(self.route, now) is not None or m.gate.permits.room_at(now) is not None:
+                continue
+            if m.budget is None or m.budget.permits.room_at(now) is None:
+                return True
+        return False
+
     def wake_after(self, waiter: Any) -> None:
         """Give the turn to the first live waiter queued behind ``waiter``."""
         seen = False

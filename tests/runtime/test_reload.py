@@ -111,3 +111,24 @@ def test_every_factory_over_the_runtime_is_rebound(fake, runtime_for):
     rt.reload(root)
     assert w.route.steps[0].target is rt.table.targets["pool:p"]
     assert {w.generate(MSG).instance for _ in range(3)} == {"b"}
+
+
+def test_a_reload_that_lowers_a_limit_counts_the_requests_already_in_flight(fake, runtime_for):
+    rt = runtime_for(**topology("a"))
+    fake.configure("a", latency=0.4)
+    w = rt.factory.get_wrapper("pw")
+    threads = [threading.Thread(target=w.generate, args=(MSG,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    assert fake.wait_for_in_flight("a", 2, timeout=5)
+    root = config_dir(rt)
+    edit(root / "llms/groups/g.yaml", lambda d: d["echelon1"].update(concurrency_limit=1))
+    edit(root / "llms/provider/openai/a.yaml", lambda d: d.update(timeout=7))  # a changed model too
+    rt.reload(root)
+    late = threading.Thread(target=w.generate, args=(MSG,), kwargs={"timeout": 10})
+    late.start()
+    for t in threads + [late]:
+        t.join(10)
+    # The late request waited for both old ones: never more than the old two in flight at once.
+    assert fake.stats("a")["peak_in_flight"] == 2
+    assert rt.table.budgets["g.echelon1"].in_flight == 0 and rt.table.gates["a"].in_flight == 0
