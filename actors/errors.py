@@ -216,12 +216,24 @@ class AllAttemptsFailedError(LLMError):
 
 
 class NoCapacityError(LLMError):
-    """No instance could take the request in time; ``retry_after`` says when one is expected."""
+    """No instance could take the request in time; ``retry_after`` says when one is expected.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, attempts: Sequence[Any] = ()) -> None:
+    ``rate_limited`` is True when every candidate was held back by rate limits (parked after a
+    429, or at an rpm/concurrency limit): a gateway answers 429 then, and 503 otherwise.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        attempts: Sequence[Any] = (),
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.attempts = list(attempts)
+        self.rate_limited = rate_limited
 
 
 class WrapperError(LLMError):

@@ -176,6 +176,8 @@ class RequestRun:
         "queue_step",
         "waited_full",
         "down_until",
+        "all_parked",
+        "disabled",
         "last_error",
         "started",
         "label",
@@ -210,6 +212,8 @@ class RequestRun:
         self.queue_step = -1  # the plan step ``queue_deadline`` belongs to
         self.waited_full = False  # some target stayed full for a whole queue wait
         self.down_until = NEVER
+        self.all_parked = True  # every down candidate seen so far was parked by a 429
+        self.disabled: dict[str, str] = {}  # disabled candidates and why
         self.last_error: BaseException | None = None
         self.label = label
         self.response: LLMResponse | None = None
@@ -261,6 +265,8 @@ class RequestRun:
                     self.waited_full = True
                 else:
                     self.down_until = min(self.down_until, until)
+                    self.all_parked = self.all_parked and result.parked_only
+                    self.disabled.update(result.disabled)
                     if plan.sticky is not None:
                         plan.sticky = None  # simple_retry: the same instance is not available
                         continue
@@ -408,15 +414,20 @@ class RequestRun:
                 f"for the whole queue wait ({self.queue_timeout} s); retry later, or raise the limits "
                 "or queue_timeout",
                 retry_after=self.queue_timeout,
+                rate_limited=True,
             )
+        reasons = "; ".join(f"{name}: {why}" for name, why in self.disabled.items())
         if self.down_until < NEVER:
             wait = max(0.0, self.down_until - self.clock())
+            why = "rate limited (parked after a 429)" if self.all_parked else "unavailable (breaker open, parked or disabled)"
             return NoCapacityError(
-                f"{self.label or 'request'}: every candidate instance is unavailable (breaker open, parked "
-                f"or full); the earliest is expected back in {wait:.3g} s",
+                f"{self.label or 'request'}: every candidate instance is {why}; the earliest is expected "
+                f"back in {wait:.3g} s" + (f"; disabled: {reasons}" if reasons else ""),
                 retry_after=wait,
+                rate_limited=self.all_parked,
             )
         return NoCapacityError(
-            f"{self.label or 'request'}: no instance can take this request (all disabled or none "
-            "configured); check `llm-actors check` for disabled models and their reasons",
+            f"{self.label or 'request'}: no instance can take this request: "
+            + (f"disabled: {reasons}" if reasons else "none is configured or enabled")
+            + "; fix the cause (a key, a quota) and reload, or wait for a health probe to pass",
         )

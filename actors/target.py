@@ -46,11 +46,15 @@ class Blocked:
     """Nothing in the target can be leased now.
 
     ``full`` is True when some admitted member is healthy but out of permits (worth waiting
-    for, until ``until``); otherwise every admitted member is down until ``until``.
+    for, until ``until``); otherwise every admitted member is down until ``until``:
+    ``parked_only`` says all of those were parked by rate limits, and ``disabled`` lists the
+    disabled ones with their reasons.
     """
 
     full: bool
     until: float
+    parked_only: bool = False
+    disabled: tuple[tuple[str, str], ...] = ()
 
 
 class Target:
@@ -104,7 +108,7 @@ class Target:
         view.judge_all()
         if view.full_until < NEVER:
             return Blocked(True, view.full_until)
-        return Blocked(False, view.down_until)
+        return Blocked(False, view.down_until, not view.unparked_down, tuple(view.disabled))
 
     def merge(self, params: dict[str, Any]) -> dict[str, Any]:
         """The request's parameters over this target's defaults."""
@@ -152,7 +156,7 @@ class _GateView:
     was refused, so a refused lease can say whether to wait (full) or move on (down).
     """
 
-    __slots__ = ("target", "plan", "now", "verdicts", "full_until", "down_until")
+    __slots__ = ("target", "plan", "now", "verdicts", "full_until", "down_until", "unparked_down", "disabled")
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -165,6 +169,8 @@ class _GateView:
         self.verdicts = {}
         self.full_until = NEVER
         self.down_until = NEVER
+        self.unparked_down = False  # some member was down for a reason other than parking
+        self.disabled: list[tuple[str, str]] = []
         if plan.prefers:
             # A preference orders the members that can take the request now; it never turns
             # one away while nothing better is available.
@@ -192,10 +198,16 @@ class _GateView:
         if not plan.admits(m):
             return False
         now = self.now
-        down = m.gate.down_until(self.target.route, now)
+        gate = m.gate
+        down = gate.down_until(self.target.route, now)
         if down is not None:
             if down < self.down_until:
                 self.down_until = down
+            if gate.disabled_reason is not None:
+                self.disabled.append((m.name, gate.disabled_reason))
+                self.unparked_down = True
+            elif not gate.parking.is_parked(now):
+                self.unparked_down = True
             return False
         room = m.gate.permits.room_at(now)
         if room is None and m.budget is not None:

@@ -10,8 +10,8 @@ bad body, bad field, ``BadRequestError`` from upstream  400     invalid_request
 our own key missing or wrong                            401     authentication
 unknown ``model``                                       404     not_found
 body over ``--max-body``                                413     too_large
-every candidate parked (``NoCapacityError`` with a      429     rate_limited (+ ``Retry-After``)
-``retry_after``; ``AllAttemptsFailedError`` whose
+every candidate parked (``NoCapacityError`` with      429     rate_limited (+ ``Retry-After``)
+``rate_limited``; ``AllAttemptsFailedError`` whose
 attempts were all rate limited)
 nothing available, every attempt failed, draining       503     unavailable
 the request's deadline passed (``LLMTimeoutError``)     504     timeout
@@ -70,9 +70,10 @@ def from_llm_error(exc: BaseException) -> APIError:
     if isinstance(exc, LLMTimeoutError):
         return APIError(504, "timeout", str(exc))
     if isinstance(exc, NoCapacityError):
-        if exc.retry_after is not None:
+        if exc.rate_limited:
             return APIError(429, "rate_limited", str(exc), headers=retry_after_header(exc.retry_after))
-        return APIError(503, "unavailable", str(exc))
+        headers = retry_after_header(exc.retry_after) if exc.retry_after is not None else None
+        return APIError(503, "unavailable", str(exc), headers=headers)
     if isinstance(exc, AllAttemptsFailedError):
         if _rate_limited(exc):
             last = exc.last_error

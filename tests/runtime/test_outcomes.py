@@ -180,3 +180,31 @@ async def test_the_request_deadline_bounds_an_async_call(fake, runtime_for):
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
     with pytest.raises(actors.LLMTimeoutError, match="deadline"):
         await w.generate_async(MSG, timeout=0.3)
+
+
+def test_no_capacity_says_whether_rate_limits_or_failures_are_to_blame(fake, runtime_for):
+    rt = runtime_for(**pool_of("a", failure_threshold=1, recovery_time=30))
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    fake.configure("a", status=429, retry_after=30, times=1)
+    with pytest.raises(actors.AllAttemptsFailedError):
+        w.generate(MSG)
+    with pytest.raises(actors.NoCapacityError) as parked:
+        w.generate(MSG)
+    assert parked.value.rate_limited and "rate limited" in str(parked.value)
+    rt.table.gates["a"].parking.unpark()
+    fake.configure("a", status=503, times=1)
+    with pytest.raises(actors.AllAttemptsFailedError):
+        w.generate(MSG)
+    with pytest.raises(actors.NoCapacityError) as opened:
+        w.generate(MSG)
+    assert not opened.value.rate_limited and opened.value.retry_after > 20
+
+
+def test_no_capacity_names_disabled_instances_and_why(fake, runtime_for):
+    rt = runtime_for(**pool_of("a"))
+    fake.configure("a", status=401)
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    with pytest.raises(actors.AllAttemptsFailedError):
+        w.generate(MSG)
+    with pytest.raises(actors.NoCapacityError, match=r"disabled: a: .*401"):
+        w.generate(MSG)
