@@ -109,6 +109,20 @@ class Runtime:
         _live.add(self)
         return self
 
+    def _sync_declared_wrappers(self, old: LLMConfig, new: LLMConfig) -> None:
+        """Make ``rt.factory`` match the new ``wrappers.yaml``: new and changed wrappers are
+        (re)created, removed ones are removed; wrappers made in code are left alone."""
+        factory = self.factory
+        if factory is None:
+            return
+        for name in old.wrappers:
+            if name not in new.wrappers:
+                factory.remove_wrapper(name)
+        for name, w in new.wrappers.items():
+            if old.wrappers.get(name) != w or factory.get_wrapper(name) is None:
+                kind = getattr(w.type, "value", w.type)
+                factory.create_wrapper_from_config(name, kind, w.model_dump(exclude_none=True), replace=True)
+
     def attach_factory(self, factory: Any) -> None:
         """Have ``factory``'s wrappers rebound to the new routes on every ``reload``."""
         self._factories.add(factory)
@@ -189,9 +203,7 @@ class Runtime:
                     self._add_instance(table.gates[name])
             self._start_topology()
             dropped = [name for factory in list(self._factories) for name in factory.rebind()]
-            for name, w in new.wrappers.items():
-                if self.factory is not None and self.factory.get_wrapper(name) is None:
-                    self.factory.create_wrapper_from_config(name, w.type.value if hasattr(w.type, "value") else w.type, w.model_dump(exclude_none=True))
+            self._sync_declared_wrappers(old, new)
         return {
             "kept": sorted(keep),
             "added": sorted(n for n in new.models if n not in old.models),

@@ -165,7 +165,10 @@ class LeaseTable:
             rotation = make_strategy(pool.rotation_strategy, **({"weights": weights} if pool.rotation_strategy == "weighted" else {}))
             table.targets[pool_label(pname)] = Target(pool_label(pname), route, members, rotation)
         for name in keep:
-            table.gates[name].retain_routes(routes.get(name, set()))
+            gate = table.gates[name]
+            gate.retain_routes(routes.get(name, set()))
+            if gate.disabled_reason is not None and not gate.config_disabled:
+                gate.disabled_reason = None  # a fatal answer disables an instance until a reload
         return table
 
     def detach(self, gates: Any, budgets: Any) -> None:

@@ -132,3 +132,19 @@ def test_a_reload_that_lowers_a_limit_counts_the_requests_already_in_flight(fake
     # The late request waited for both old ones: never more than the old two in flight at once.
     assert fake.stats("a")["peak_in_flight"] == 2
     assert rt.table.budgets["g.echelon1"].in_flight == 0 and rt.table.gates["a"].in_flight == 0
+
+
+def test_reload_applies_wrappers_yaml_and_re_enables_instances_disabled_by_errors(fake, runtime_for):
+    rt = runtime_for(**topology("ab"))
+    fake.configure("a", status=401, times=1)
+    w = rt.factory.get_wrapper("pw")
+    w.generate(MSG)
+    assert rt.table.gates["a"].disabled_reason is not None
+    root = config_dir(rt)
+    (root / "llms/wrappers.yaml").write_text(
+        yaml.safe_dump({"gw": {"type": "task_group", "target": "g.echelon1", "timeout": 9}})
+    )
+    rt.reload(root)
+    assert rt.table.gates["a"].disabled_reason is None
+    assert rt.factory.get_wrapper("pw") is None  # no longer declared
+    assert rt.factory.get_wrapper("gw").timeout == 9
