@@ -87,7 +87,12 @@ def normalize_messages(messages: Iterable[Any] | str) -> list[dict[str, Any]]:
     """
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
-    out = [to_message_dict(m, index=i) for i, m in enumerate(messages)]
+    try:
+        out = [to_message_dict(m, index=i) for i, m in enumerate(messages)]
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        from actors.errors import BadRequestError
+
+        raise BadRequestError(f"messages: a message has an unexpected shape ({type(exc).__name__}: {exc})") from None
     if not out:
         from actors.errors import BadRequestError
 

@@ -116,6 +116,10 @@ class _Handlers:
             error = from_llm_error(exc)
             state.metrics.observe(wire.API, label, error.status, _perf() - started)
             return _error(request, error)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a body of an unexpected shape
+            state.metrics.observe(wire.API, label, 400, _perf() - started)
+            why = f"the request body has an unexpected shape ({type(exc).__name__}: {exc}); check it against the API"
+            return _error(request, APIError(400, "invalid_request", why))
         if chat.stream:
             return await self._stream(request, wire.API, chat, call, stream_cls(chat, info.request_id), label, started)
         try:

@@ -109,3 +109,17 @@ def test_unknown_paths_and_methods_answer_json(daemon):
     assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"
     r = daemon.get("/v1/chat/completions")
     assert r.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/chat/completions", {"model": "chat", "messages": [{"role": "assistant", "tool_calls": "x"}]}),
+        ("/v1/chat/completions", {"model": "chat", "messages": [{"role": "assistant", "tool_calls": [{"function": "x"}]}]}),
+        ("/v1/messages", {"model": "claude_wrapper", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": "http://x"}]}]}),
+    ],
+)
+def test_a_body_of_an_unexpected_shape_is_400_in_the_clients_shape(daemon, path, body):
+    r = httpx.post(daemon.url + path, json=body, timeout=10)
+    assert r.status_code == 400
+    assert r.json()["error"]["message"]
