@@ -131,7 +131,9 @@ class _StreamAttempt:
     def failed(self, exc: LLMCallError) -> BaseException | None:
         """Record the failure; None means fall back (nothing reached the caller yet)."""
         run, duration = self.run, _perf() - self.start
-        past = run.past_deadline() and isinstance(exc, LLMTimeoutError)
+        # Past the request's deadline the attempt was cut off by the caller's clock (however
+        # the provider reports it): no verdict on the instance.
+        past = run.past_deadline()
         if self.last is None:
             if past:
                 run.expired(self.call.lease)
@@ -175,7 +177,9 @@ def stream_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[st
                 lease = action.lease
                 attempt = _StreamAttempt(run, action)
                 try:
-                    for chunk in lease.member.gate.client.stream(messages, lease.target.merge(params), timeout=action.timeout):
+                    for chunk in lease.member.gate.client.stream(
+                        messages, lease.target.merge(params), timeout=action.timeout, deadline=run.deadline
+                    ):
                         attempt.add(chunk)
                         yield chunk
                 except GeneratorExit:
@@ -213,10 +217,17 @@ async def stream_async(
             if type(action) is Call:
                 lease = action.lease
                 attempt = _StreamAttempt(run, action)
+                chunks = lease.member.gate.client.astream(messages, lease.target.merge(params), timeout=action.timeout)
                 try:
-                    async for chunk in lease.member.gate.client.astream(
-                        messages, lease.target.merge(params), timeout=action.timeout
-                    ):
+                    while True:
+                        # Keep-alives reset httpx's read timeout; this bounds each wait by the deadline.
+                        try:
+                            async with asyncio.timeout(max(0.001, run.deadline - run.clock())):
+                                chunk = await chunks.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            raise _timed_out(action) from None
                         attempt.add(chunk)
                         yield chunk
                 except GeneratorExit:
@@ -229,6 +240,8 @@ async def stream_async(
                     if error is None:
                         continue
                     raise error from exc
+                finally:
+                    await chunks.aclose()
                 lease = None
                 attempt.done()
                 return

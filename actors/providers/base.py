@@ -226,7 +226,11 @@ class Provider:
     async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
         raise NotImplementedError
 
-    def stream(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> Iterator[StreamChunk]:
+    def stream(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+    ) -> Iterator[StreamChunk]:
+        """Stream a reply; past ``deadline`` (``time.monotonic``) the stream ends in a timeout,
+        however steadily the server keeps sending keep-alives."""
         raise NotImplementedError
 
     def astream(
@@ -246,6 +250,17 @@ class Provider:
     def __repr__(self) -> str:
         where = f" at {_without_userinfo(self.base_url)}" if self.base_url else ""
         return f"<{type(self).__name__} {self.name!r} model={self.model.model_name!r}{where}>"
+
+
+def _until(lines: Iterator[str], deadline: float | None, response: httpx.Response) -> Iterator[str]:
+    """``lines`` until ``deadline``: every line counts, keep-alive comments too."""
+    if deadline is None:
+        yield from lines
+        return
+    for line in lines:
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the request's deadline passed while the stream was still open", request=response.request)
+        yield line
 
 
 def _without_userinfo(url: str) -> str:
@@ -322,7 +337,9 @@ class HTTPProvider(Provider):
         self.check_enabled()
         self._probed(await self._asend(self.probe_request(), timeout))
 
-    def stream(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> Iterator[StreamChunk]:
+    def stream(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+    ) -> Iterator[StreamChunk]:
         request = self._prepare(messages, params, stream=True)
         decoder = self.stream_decoder()
         client = self.clients.sync_client(self._origin)
@@ -332,7 +349,7 @@ class HTTPProvider(Provider):
                     response.read()
                     yield from self._whole(response)
                     return
-                for event in iter_sse(response.iter_lines()):
+                for event in iter_sse(_until(response.iter_lines(), deadline, response)):
                     yield from decoder.feed(event)
             yield from decoder.end()
         except httpx.HTTPError as exc:

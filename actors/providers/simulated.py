@@ -172,7 +172,9 @@ class SimulatedProvider(Provider):
         await asyncio.sleep(plan.delay)
         return plan.result()
 
-    def stream(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> Iterator[StreamChunk]:
+    def stream(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+    ) -> Iterator[StreamChunk]:
         plan = self._plan(messages, params, timeout)
         time.sleep(plan.delay)
         yield from plan.chunks()
