@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -139,6 +140,11 @@ class ModelConfig(Strict):
             return None
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL, e.g. https://api.openai.com/v1")
+        try:  # the same parser the providers use, so what loads here also connects
+            if not httpx.URL(value).host:
+                raise ValueError("has no host")
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ValueError(f"is not a valid URL ({exc}); e.g. https://api.openai.com/v1") from None
         value = value.rstrip("/")
         if model_type == "anthropic" and value.endswith("/v1"):
             raise ValueError(

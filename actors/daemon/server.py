@@ -108,6 +108,7 @@ class DaemonServer(uvicorn.Server):
     async def shutdown(self, sockets: Any = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a late SIGHUP must not cut the drain short
         await super().shutdown(sockets=sockets)
 
     def _on_hangup(self) -> None:
@@ -167,12 +168,14 @@ def serve(options: ServeOptions) -> int:
 
 @contextlib.contextmanager
 def _early_signals() -> Iterator[list[int]]:
-    """Record SIGTERM and SIGINT in the list yielded, instead of dying of them."""
+    """Record SIGTERM and SIGINT in the list yielded, instead of dying of them; ignore SIGHUP
+    (the configuration being loaded is the newest) until the server takes it over."""
     early: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield early
         return
     previous = {sig: signal.signal(sig, lambda sig, frame: early.append(sig)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         yield early
     finally:

@@ -194,7 +194,7 @@ def classify_transport(ctx: ErrorContext, exc: httpx.HTTPError, timeout: float) 
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError)):
         return ctx.error(
             ServiceUnavailableError,
-            f"{ctx.provider} dropped the connection ({detail}); another instance will be tried",
+            f"{ctx.provider} dropped the connection ({detail}); another instance may take the request",
             error_code="connection_dropped",
         )
     return ctx.error(
@@ -290,7 +290,7 @@ def _advice(ctx: ErrorContext, cls: type[LLMCallError], status: int, retry_after
     if cls is ServiceUnavailableError:
         if retry_after is not None:
             return f"the server asked to retry after {retry_after:.1f} s"
-        return "the server is failing; another instance will be tried"
+        return "the server is failing; another instance may take the request"
     if cls is QuotaExceededError:
         return f"add credits or quota to the account behind {ctx.key_hint}, or use another key"
     if cls is AuthenticationError:

@@ -233,3 +233,17 @@ def test_cycle_across_three_groups_reports_the_path(llms: Path) -> None:
         load_config(llms, environ={})
     [issue] = info.value.issues
     assert "fallback cycle: fast_group -> fast_small_group -> thinking_group -> fast_group" in issue.message
+
+
+def test_a_base_url_with_an_invalid_port_is_a_config_error_naming_file_and_field(tmp_path):
+    import shutil
+
+    from actors.config import load_config
+    from actors.errors import ConfigError
+
+    shutil.copytree("config", tmp_path / "config")
+    path = tmp_path / "config/llms/provider/openai/openai-gpt4.yaml"
+    path.write_text(path.read_text().replace("https://api.openai.com/v1", "http://host:port/v1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "config")
+    assert "openai-gpt4.yaml" in str(info.value) and "base_url" in str(info.value)
