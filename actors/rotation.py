@@ -210,14 +210,23 @@ class LeastBusy(Strategy):
 class LowestLatency(Strategy):
     """The member with the lowest latency average; unmeasured ones first so they get measured.
 
-    Ties (and the order among unmeasured members) follow member order.
+    Every ``explore_every``-th pick goes instead to the member used longest ago, so a member
+    once measured slow (a blip) is measured again rather than shunned forever. Ties (and the
+    order among unmeasured members) follow member order.
     """
 
-    __slots__ = ()
+    __slots__ = ("explore_every", "_picks")
 
     name = "lowest_latency"
 
+    def __init__(self, explore_every: int = 20) -> None:
+        self.explore_every = explore_every
+        self._picks = 0
+
     def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
+        self._picks += 1
+        if self.explore_every and self._picks % self.explore_every == 0:
+            return _LRU.choose(candidates, view, exclude)
         best = None
         best_latency = 0.0
         for name in candidates:
@@ -253,6 +262,8 @@ class Ewma:
     def __repr__(self) -> str:
         return f"Ewma(alpha={self.alpha}, value={self.value!r})"
 
+
+_LRU = LeastRecentlyUsed()
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RoundRobin, LeastRecentlyUsed, Weighted, RandomChoice, LeastBusy, LowestLatency)

@@ -275,6 +275,13 @@ def test_lowest_latency_ties_by_member_order():
     assert picks(LowestLatency(), view, 3) == ["a"] * 3
 
 
+def test_lowest_latency_re_measures_the_member_used_longest_ago_now_and_then():
+    view = FakeView(lat={"a": 0.01, "b": 0.5, "c": 0.5, "d": 0.5}, used={"a": 9.0, "b": 1.0, "c": 2.0, "d": 3.0})
+    ll = LowestLatency(explore_every=5)
+    got = [ll.choose(MEMBERS, view) for _ in range(10)]
+    assert got == ["a"] * 4 + ["b"] + ["a"] * 4 + ["b"]
+
+
 # -- Ewma ---------------------------------------------------------------------------------------
 
 
