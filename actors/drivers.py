@@ -30,7 +30,9 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
                 lease = action.lease
                 start = _perf()
                 try:
-                    response = lease.member.gate.client.call(messages, lease.target.merge(params), timeout=action.timeout)
+                    response = lease.member.gate.client.call(
+                        messages, lease.target.merge(params), timeout=action.timeout, deadline=run.deadline
+                    )
                 except LLMCallError as exc:
                     lease = None
                     run.call_failed(action, exc, _perf() - start)

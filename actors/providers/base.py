@@ -220,7 +220,10 @@ class Provider:
         if self.model.disabled_reason is not None:
             raise disabled(self.errors, self.model.disabled_reason)
 
-    def call(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+    def call(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+    ) -> LLMResponse:
+        """One reply; with a ``deadline`` (``time.monotonic``) the body must arrive by then."""
         raise NotImplementedError
 
     async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
@@ -319,10 +322,25 @@ class HTTPProvider(Provider):
 
     # -- drivers ---------------------------------------------------------------------------
 
-    def call(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+    def call(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+    ) -> LLMResponse:
         request = self._prepare(messages, params, stream=False)
         start = _perf()
-        return self._reply(self._send(request, timeout), start)
+        if deadline is None:
+            return self._reply(self._send(request, timeout), start)
+        # httpx bounds each read; reading the body in parts bounds the whole exchange too.
+        client = self.clients.sync_client(self._origin)
+        try:
+            with client.stream(request.method, request.url, **self._send_args(request, timeout)) as response:
+                parts = []
+                for part in response.iter_bytes():
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the request's deadline passed during the body", request=response.request)
+                    parts.append(part)
+        except httpx.HTTPError as exc:
+            raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
+        return self._reply(response, start, b"".join(parts))
 
     async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
         request = self._prepare(messages, params, stream=False)
@@ -417,10 +435,11 @@ class HTTPProvider(Provider):
         finally:
             shards.release(shard)
 
-    def _reply(self, response: httpx.Response, start: float) -> LLMResponse:
+    def _reply(self, response: httpx.Response, start: float, body: bytes | None = None) -> LLMResponse:
         """The response for a completed exchange, or its classified error."""
         elapsed = _perf() - start
-        body = response.content
+        if body is None:
+            body = response.content
         if not 200 <= response.status_code < 300:
             raise classify_status(self.errors, response.status_code, response.headers, body)
         try:

@@ -162,7 +162,9 @@ class SimulatedProvider(Provider):
         self._rng = random.Random(model.simulation.seed)
         self._seq = itertools.count(1)
 
-    def call(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+    def call(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+    ) -> LLMResponse:
         plan = self._plan(messages, params, timeout)
         time.sleep(plan.delay)
         return plan.result()
