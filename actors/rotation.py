@@ -10,7 +10,7 @@ weights); everything about the instances comes from the view, read at the moment
 from __future__ import annotations
 
 import random
-from typing import AbstractSet, Mapping, Protocol, Sequence
+from typing import AbstractSet, Callable, Mapping, Protocol, Sequence
 
 __all__ = [
     "View",
@@ -97,17 +97,7 @@ class LeastRecentlyUsed(Strategy):
     name = "least_recently_used"
 
     def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
-        best = None
-        best_at = 0.0
-        for name in candidates:
-            if name in exclude or not view.available(name):
-                continue
-            at = view.last_used(name)
-            if at is None:
-                return name  # never used: nothing can be older
-            if best is None or at < best_at:
-                best, best_at = name, at
-        return best
+        return _lowest(candidates, view, exclude, view.last_used)  # never used: nothing is older
 
 
 class Weighted(Strategy):
@@ -227,17 +217,7 @@ class LowestLatency(Strategy):
         self._picks += 1
         if self.explore_every and self._picks % self.explore_every == 0:
             return _LRU.choose(candidates, view, exclude)
-        best = None
-        best_latency = 0.0
-        for name in candidates:
-            if name in exclude or not view.available(name):
-                continue
-            latency = view.latency(name)
-            if latency is None:
-                return name
-            if best is None or latency < best_latency:
-                best, best_latency = name, latency
-        return best
+        return _lowest(candidates, view, exclude, view.latency)  # unmeasured: measure it first
 
 
 class Ewma:
@@ -261,6 +241,24 @@ class Ewma:
 
     def __repr__(self) -> str:
         return f"Ewma(alpha={self.alpha}, value={self.value!r})"
+
+
+def _lowest(
+    candidates: Sequence[str], view: View, exclude: AbstractSet[str], key: Callable[[str], float | None]
+) -> str | None:
+    """The available member with the lowest ``key``; one whose key is None wins at once.
+    Ties go to the earlier member."""
+    best = None
+    best_key = 0.0
+    for name in candidates:
+        if name in exclude or not view.available(name):
+            continue
+        value = key(name)
+        if value is None:
+            return name
+        if best is None or value < best_key:
+            best, best_key = name, value
+    return best
 
 
 _LRU = LeastRecentlyUsed()
