@@ -150,7 +150,7 @@ class _StreamAttempt:
                 run.failed(self.call.lease, exc, duration)
             except LLMCallError:
                 pass
-        run.plan.index = len(run.plan.steps)
+        run.plan.stop()
         run.delay = 0.0
         if isinstance(exc, StreamInterruptedError):
             return exc

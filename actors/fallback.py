@@ -87,6 +87,11 @@ class FallbackPlan:
         """Lower is preferred among admitted members (0 = no preference)."""
         return 0
 
+    def stop(self) -> None:
+        """No more attempts: the next step is none."""
+        self.index = len(self.steps)
+        self.sticky = None
+
     def advance(self) -> None:
         """Leave the current step (exhausted, or nothing in it can be leased)."""
         self.index += 1

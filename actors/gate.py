@@ -248,7 +248,7 @@ class InstanceGate:
         elif self.parking.is_parked(now):
             state, reason = "parked", self.parking.reason or "rate limited"
         else:
-            worst = max((b.state(now) for b in self.breakers.values()), key=_severity, default=BreakerState.CLOSED)
+            worst = max((b.state(now) for b in self.breakers.values()), key=_SEVERITY.__getitem__, default=BreakerState.CLOSED)
             state, reason = worst.value, None
         return {
             "instance": self.name,
@@ -262,5 +262,5 @@ class InstanceGate:
         }
 
 
-def _severity(state: BreakerState) -> int:
-    return {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}[state]
+#: Which breaker state a health report shows when routes disagree: the worst.
+_SEVERITY = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}

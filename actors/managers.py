@@ -529,7 +529,7 @@ class EnhancedFallbackManager:
     def _record(
         self, wrapper: TaskGroupWrapper, primary: str, attempts: Sequence[Any], error: BaseException | None, elapsed: float
     ) -> None:
-        first = wrapper.route.steps[0].label if wrapper.route.steps else primary
+        first = wrapper.route.first_label or primary
         strategy = wrapper.route.plan_cls.name
         now = time.time()
         entries = []

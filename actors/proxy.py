@@ -106,7 +106,7 @@ class WrapperProxy:
 
     def _finish(self, run: RequestRun, response: LLMResponse | None, error: BaseException | None) -> None:
         attempts = run.attempts
-        first = self.route.steps[0].label if self.route.steps else ""
+        first = self.route.first_label
         fell_back = bool(attempts) and any(a.target != first for a in attempts)
         elapsed = time.monotonic() - run.started
         if error is not None and isinstance(error, (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)):
@@ -243,8 +243,7 @@ class Request:
     @property
     def first_target(self) -> str:
         """The label of the route's first step: an answer from elsewhere is a fallback."""
-        steps = self.wrapper.route.steps
-        return steps[0].label if steps else ""
+        return self.wrapper.route.first_label
 
     def current_target(self) -> str:
         """The target the attempt now running was leased from."""

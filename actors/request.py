@@ -271,7 +271,6 @@ class RequestRun:
                         plan.sticky = None  # simple_retry: the same instance is not available
                         continue
                 plan.advance()
-                self.queue_deadline = None
             self._leave_queue()
         return Fail(self._exhausted_error())
 
@@ -346,7 +345,7 @@ class RequestRun:
             else:  # no time to back off here: fall back now rather than sleep out the deadline
                 self.plan.advance()
         elif verdict is Verdict.STOP:
-            self.plan.index = len(self.plan.steps)  # the next ``next()`` fails with every attempt
+            self.plan.stop()  # the next ``next()`` fails with every attempt
 
     def call_failed(self, call: Call, error: LLMCallError, duration: float) -> None:
         """An attempt ended in ``error``: judge it, unless the request's own deadline cut it short."""

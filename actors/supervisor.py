@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable
 
 from actors.actor import Actor
+from actors.breaker import BreakerState
 from actors.instance import InstanceHandle
 from actors.protocol import GetStats
 from actors.pool import Rotate
@@ -207,7 +208,7 @@ class RotationSupervisor(Actor):
             gate = self.table.gates[name]
             with self.table.lock:
                 sick = gate.disabled_reason is not None and not gate.config_disabled
-                sick = sick or gate.breakers[entry.route].state(now).value != "closed"
+                sick = sick or gate.breakers[entry.route].state(now) is not BreakerState.CLOSED
             if sick:
                 client = gate.client
                 self.probes["sent"] += 1

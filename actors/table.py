@@ -43,6 +43,11 @@ class Route:
         return self.plan_cls(self.steps, max_attempts=self.max_attempts)
 
     @property
+    def first_label(self) -> str:
+        """The label of the first step: an answer from any other target is a fallback."""
+        return self.steps[0].label if self.steps else ""
+
+    @property
     def targets(self) -> list[Target]:
         return [step.target for step in self.steps]
 

@@ -122,7 +122,7 @@ class _Demo:
             self.say(f"UNEXPECTED {type(exc).__name__} on request {i + 1}: {exc}")
         else:
             key = "answered"
-            first = wrapper.route.steps[0].label
+            first = wrapper.route.first_label
             lower = response.target != first
             retried = len(response.attempts) > 1
             skipped = lower and all(a.target != first for a in response.attempts)
@@ -192,7 +192,7 @@ class _Demo:
         print(f"  {sum(errors.values())} ended in a typed LLMError{detail}, {t['unexpected']} in anything else.")
         print(f"  {retried} were answered by another instance after a failed attempt.")
         for name in (name for name in WRAPPERS if count[name, "lower"]):
-            first = self.wrappers[name].route.steps[0].label
+            first = self.wrappers[name].route.first_label
             group, _, tier_name = first.partition(".")  # only a task-group wrapper has lower tiers
             tier = self.rt.config.groups[group].tiers[tier_name]
             print(f"  {name}: {count[name, 'lower']} answered by a tier below {first}, {count[name, 'skipped']} of them"
