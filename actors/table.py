@@ -88,7 +88,8 @@ def pool_route(pool: str) -> str:
 
 
 def pool_label(pool: str) -> str:
-    return f"pool:{pool}"
+    """A pool's target label; the same string as its route (one target, one judging route)."""
+    return pool_route(pool)
 
 
 class LeaseTable:

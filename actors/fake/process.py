@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["FakeProcess"]
+__all__ = ["FakeProcess", "read_line"]
 
 _REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -35,7 +35,7 @@ class FakeProcess:
             # the server on its next message.
             with tempfile.TemporaryFile("w+") as err:
                 proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(_REPO), env=env)
-                line = _readline(proc, self.timeout)
+                line = read_line(proc, self.timeout)
                 if line.startswith("http://"):
                     self.proc, self.url = proc, line.strip()
                     self.command = " ".join(argv[1:])
@@ -71,7 +71,8 @@ class FakeProcess:
         self.stop()
 
 
-def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The next line ``proc`` writes to stdout, or "" if none comes within ``timeout`` seconds."""
     assert proc.stdout is not None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)

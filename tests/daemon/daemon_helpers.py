@@ -8,7 +8,6 @@ file in the config directory and is shown when a daemon fails to start or stop.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import httpx
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent.parent
 
+from actors.fake.process import read_line
 from actors.fake.topology import write_topology  # noqa: F401  (re-exported for the daemon tests)
 from waiting import wait_until  # noqa: F401  (re-exported for the daemon tests)
 
@@ -82,7 +82,7 @@ def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None) ->
     with open(log, "w") as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(_REPO), env=environ)
     deadline = time.monotonic() + STARTUP_TIMEOUT
-    url = _read_line(proc, deadline).strip()
+    url = read_line(proc, deadline - time.monotonic()).strip()
     daemon = Daemon(proc, url, config, log)
     if not url.startswith("http://"):
         daemon.stop()
@@ -97,16 +97,6 @@ def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None) ->
             daemon.stop()
             raise AssertionError(f"/healthz never answered; log:\n{daemon.log_text()[-3000:]}")
         time.sleep(0.05)
-
-
-def _read_line(proc: subprocess.Popen[str], deadline: float) -> str:
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if sel.select(left):
-                return proc.stdout.readline()
-    return ""
 
 
 # -- the shared topology ------------------------------------------------------------------------
