@@ -5,7 +5,7 @@ seed-compatible managers, ``LLMNode`` and ``ConfigMigrator`` serve code written 
 original design. Every error is an ``LLMError`` (see ``actors.errors``).
 """
 
-from actors.errors import *  # noqa: F401,F403
+from actors.errors import *  # noqa: F403
 from actors.errors import __all__ as _errors_all
 from actors.factory import LLMWrapperFactory
 from actors.managers import EnhancedFallbackManager, PollingPoolManager, TaskGroupManager, YamlConfigLoader

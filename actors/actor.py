@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import pykka
 
 from actors.reply import guarded
 
-__all__ = ["Actor", "Crash", "THREAD_STACK_SIZE"]
+__all__ = ["THREAD_STACK_SIZE", "Actor", "Crash"]
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ class Backoff:
     shorter than half, so a retry storm still backs off); ``"none"`` waits exactly ``d``.
     """
 
-    __slots__ = ("base", "factor", "max_delay", "jitter", "_rng")
+    __slots__ = ("_rng", "base", "factor", "jitter", "max_delay")
 
     def __init__(
         self,

@@ -18,7 +18,8 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 
@@ -45,19 +46,19 @@ class CircuitBreaker:
     """A per-instance circuit breaker that decides (``allow``) and records (``record_*``)."""
 
     __slots__ = (
-        "failure_threshold",
-        "recovery_time",
-        "half_open_requests",
-        "max_recovery_time",
-        "growth",
-        "jitter",
-        "on_change",
-        "_rng",
-        "_state",
         "_failures",
         "_open_until",
         "_reopens",
+        "_rng",
+        "_state",
         "_trials",
+        "failure_threshold",
+        "growth",
+        "half_open_requests",
+        "jitter",
+        "max_recovery_time",
+        "on_change",
+        "recovery_time",
     )
 
     def __init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "MonotonicClock", "ManualClock", "MONOTONIC"]
+__all__ = ["MONOTONIC", "Clock", "ManualClock", "MonotonicClock"]
 
 
 @runtime_checkable

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from actors.errors import LLMCallError, LLMTimeoutError, StreamInterruptedError
 from actors.request import Call, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
-__all__ = ["run_sync", "run_async", "stream_sync", "stream_async"]
+__all__ = ["run_async", "run_sync", "stream_async", "stream_sync"]
 
 _perf = time.perf_counter
 
@@ -98,7 +99,7 @@ def _timed_out(action: Call) -> LLMTimeoutError:
 class _StreamAttempt:
     """One streamed attempt: what it delivered, and what its ending means for the request."""
 
-    __slots__ = ("run", "call", "parts", "last", "start", "complete")
+    __slots__ = ("call", "complete", "last", "parts", "run", "start")
 
     def __init__(self, run: RequestRun, call: Call) -> None:
         self.run = run
@@ -169,7 +170,9 @@ class _StreamAttempt:
         return self.complete
 
 
-def stream_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> Iterator[StreamChunk]:
+def stream_sync(
+    run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]
+) -> Iterator[StreamChunk]:
     """Stream from the first instance that yields a chunk; fall back only before that chunk."""
     lease = None
     try:
@@ -219,7 +222,9 @@ async def stream_async(
             if type(action) is Call:
                 lease = action.lease
                 attempt = _StreamAttempt(run, action)
-                chunks = lease.member.gate.client.astream(messages, lease.target.merge(params), timeout=action.timeout)
+                chunks = lease.member.gate.client.astream(
+                    messages, lease.target.merge(params), timeout=action.timeout
+                )
                 try:
                     while True:
                         # Keep-alives reset httpx's read timeout; this bounds each wait by the deadline.

@@ -30,38 +30,39 @@ Messages say what failed and what to do about it; they never contain API keys.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from actors.outcome import Outcome
 
 __all__ = [
-    "LLMError",
+    "AllAttemptsFailedError",
+    "AuthenticationError",
+    "BadRequestError",
     "ConfigError",
     "ConfigIssue",
-    "LLMCallError",
-    "RateLimitError",
-    "ServiceUnavailableError",
-    "LLMTimeoutError",
-    "StreamInterruptedError",
-    "BadRequestError",
     "ContextWindowExceededError",
     "InstanceUnusableError",
-    "AuthenticationError",
-    "ModelNotFoundError",
-    "QuotaExceededError",
-    "AllAttemptsFailedError",
-    "NoCapacityError",
-    "WrapperError",
-    "TaskGroupWrapperError",
-    "PollingPoolWrapperError",
-    "WrapperFactoryError",
-    "WrapperConfigError",
-    "WrapperExecutionError",
+    "LLMCallError",
     # Names the original design used.
     "LLMConfigurationError",
+    "LLMError",
+    "LLMFallbackError",
     "LLMRateLimitError",
     "LLMServiceUnavailableError",
-    "LLMFallbackError",
+    "LLMTimeoutError",
+    "ModelNotFoundError",
+    "NoCapacityError",
+    "PollingPoolWrapperError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "StreamInterruptedError",
+    "TaskGroupWrapperError",
+    "WrapperConfigError",
+    "WrapperError",
+    "WrapperExecutionError",
+    "WrapperFactoryError",
 ]
 
 
@@ -72,7 +73,7 @@ class LLMError(Exception):
 class ConfigIssue:
     """One problem in a configuration: where it is and what is wrong."""
 
-    __slots__ = ("file", "path", "message")
+    __slots__ = ("file", "message", "path")
 
     def __init__(self, file: str | None, path: str, message: str) -> None:
         self.file = file
@@ -92,7 +93,9 @@ class ConfigIssue:
 class ConfigError(LLMError):
     """A configuration is invalid; ``issues`` lists every problem with its file and field path."""
 
-    def __init__(self, issues: Sequence[ConfigIssue] | str, *, file: str | None = None, path: str = "") -> None:
+    def __init__(
+        self, issues: Sequence[ConfigIssue] | str, *, file: str | None = None, path: str = ""
+    ) -> None:
         if isinstance(issues, str):
             issues = [ConfigIssue(file, path, issues)]
         self.issues: list[ConfigIssue] = list(issues)
@@ -209,7 +212,9 @@ class QuotaExceededError(InstanceUnusableError):
 class AllAttemptsFailedError(LLMError):
     """Every attempt of one request failed; ``attempts`` has one record per attempt."""
 
-    def __init__(self, message: str, attempts: Sequence[Any] = (), *, last_error: BaseException | None = None) -> None:
+    def __init__(
+        self, message: str, attempts: Sequence[Any] = (), *, last_error: BaseException | None = None
+    ) -> None:
         super().__init__(message)
         self.attempts = list(attempts)
         self.last_error = last_error

@@ -17,7 +17,8 @@ import asyncio
 import collections
 import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from actors.errors import ConfigError, WrapperConfigError, WrapperFactoryError
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
@@ -184,7 +185,9 @@ class LLMWrapperFactory:
         subclasses ``PollingPoolWrapper``, a task-group target's otherwise.
         """
         if not (isinstance(cls, type) and issubclass(cls, WrapperProxy)):
-            raise WrapperFactoryError(f"wrapper type {wrapper_type!r}: {cls!r} is not a WrapperProxy subclass")
+            raise WrapperFactoryError(
+                f"wrapper type {wrapper_type!r}: {cls!r} is not a WrapperProxy subclass"
+            )
         with self._lock:
             self._types[wrapper_type] = cls
 

@@ -17,12 +17,13 @@ strategy, in a registry, so each strategy's behaviour lives in one place:
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from actors.outcome import Outcome
 
-__all__ = ["Verdict", "Step", "FallbackPlan", "PLANS", "plan_class", "make_plan"]
+__all__ = ["PLANS", "FallbackPlan", "Step", "Verdict", "make_plan", "plan_class"]
 
 
 class Member(Protocol):
@@ -59,7 +60,7 @@ class FallbackPlan:
     descends = True
     #: Whether ``preference`` ranks members (only then does a lease compute it).
     prefers = False
-    __slots__ = ("steps", "index", "max_attempts", "attempts", "at_step", "tried", "sticky")
+    __slots__ = ("at_step", "attempts", "index", "max_attempts", "steps", "sticky", "tried")
 
     def __init__(self, steps: Sequence[Step], *, max_attempts: int) -> None:
         self.steps = list(steps)
@@ -201,7 +202,6 @@ class SimpleRetry(FallbackPlan):
             return Verdict.RETRY
         self.sticky = None
         return Verdict.AGAIN
-
 
 
 PLANS: dict[str, type[FallbackPlan]] = {

@@ -10,7 +10,8 @@ to the actors, which hear about each attempt by ``tell``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from actors.breaker import BreakerState, CircuitBreaker
 from actors.outcome import Outcome
@@ -20,7 +21,7 @@ from actors.window import RateWindow, TokenWindow
 if TYPE_CHECKING:
     from actors.config.models import ModelConfig
 
-__all__ = ["InstanceGate", "EchelonBudget", "NEVER"]
+__all__ = ["NEVER", "EchelonBudget", "InstanceGate"]
 
 #: "Not before the configuration changes": an instance disabled with a reason.
 NEVER = math.inf
@@ -104,24 +105,26 @@ class InstanceGate:
     """
 
     __slots__ = (
-        "name",
-        "provider",
-        "context_window",
-        "timeout",
-        "weight",
-        "client",
-        "disabled_reason",
-        "config_disabled",
-        "parking",
         "breakers",
-        "permits",
-        "latency",
+        "client",
+        "config_disabled",
+        "context_window",
+        "disabled_reason",
         "last_used",
-        "watchers",
+        "latency",
+        "name",
         "on_change",
+        "parking",
+        "permits",
+        "provider",
+        "timeout",
+        "watchers",
+        "weight",
     )
 
-    def __init__(self, model: ModelConfig, client: Any, *, on_change: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self, model: ModelConfig, client: Any, *, on_change: Callable[..., None] | None = None
+    ) -> None:
         self.name = model.name
         self.provider = model.provider or model.model_type
         self.context_window = model.context_window
@@ -157,7 +160,9 @@ class InstanceGate:
         self.breakers.clear()  # judged afresh: the old verdicts were about other settings
         self.permits.resize(model.concurrency_limit, model.rpm_limit, model.tpm_limit)
 
-    def add_route(self, route: str, failure_threshold: int, recovery_time: float, half_open_requests: int) -> None:
+    def add_route(
+        self, route: str, failure_threshold: int, recovery_time: float, half_open_requests: int
+    ) -> None:
         """Judge this instance on ``route`` with that route's breaker parameters.
 
         A route already judged with the same parameters keeps its breaker (a reload keeps the
@@ -206,7 +211,13 @@ class InstanceGate:
         return True
 
     def give_back(
-        self, route: str, outcome: Outcome | None, now: float, retry_after: float | None, reason: str, tokens: int = 0
+        self,
+        route: str,
+        outcome: Outcome | None,
+        now: float,
+        retry_after: float | None,
+        reason: str,
+        tokens: int = 0,
     ) -> None:
         """Return the permit and record what the attempt taught us about this instance."""
         self.permits.give_back(now, tokens)
@@ -248,7 +259,11 @@ class InstanceGate:
         elif self.parking.is_parked(now):
             state, reason = "parked", self.parking.reason or "rate limited"
         else:
-            worst = max((b.state(now) for b in self.breakers.values()), key=_SEVERITY.__getitem__, default=BreakerState.CLOSED)
+            worst = max(
+                (b.state(now) for b in self.breakers.values()),
+                key=_SEVERITY.__getitem__,
+                default=BreakerState.CLOSED,
+            )
             state, reason = worst.value, None
         return {
             "instance": self.name,

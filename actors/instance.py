@@ -21,7 +21,9 @@ class InstanceActor(CountingActor):
     themselves; this actor only learns from outcomes, off the request path.
     """
 
-    def __init__(self, gate: InstanceGate, restarts: int = 0, on_crash: Any = None, model: Any = None) -> None:
+    def __init__(
+        self, gate: InstanceGate, restarts: int = 0, on_crash: Any = None, model: Any = None
+    ) -> None:
         super().__init__(on_crash=on_crash)
         self.gate = gate
         self.model = model  # its ModelConfig: prices turn token counts into cost
@@ -41,8 +43,10 @@ class InstanceActor(CountingActor):
         model = self.model
         cost = None
         if model is not None and (model.input_price is not None or model.output_price is not None):
-            cost = (self.stats.prompt_tokens * (model.input_price or 0.0)
-                    + self.stats.completion_tokens * (model.output_price or 0.0)) / 1e6
+            cost = (
+                self.stats.prompt_tokens * (model.input_price or 0.0)
+                + self.stats.completion_tokens * (model.output_price or 0.0)
+            ) / 1e6
         out.update(
             cost_usd=cost,
             instance=self.gate.name,

@@ -26,8 +26,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from actors.config import EchelonConfig, LLMConfig, PollingPoolConfig, TaskGroupConfig, load_config, parse_ref
 from actors.config.refs import ref_problem
@@ -37,11 +38,11 @@ from actors.proxy import TaskGroupWrapper
 from actors.runtime import Runtime
 
 __all__ = [
-    "YamlConfigLoader",
-    "TaskGroupManager",
+    "EnhancedFallbackManager",
     "PollingPoolManager",
     "PollingPoolView",
-    "EnhancedFallbackManager",
+    "TaskGroupManager",
+    "YamlConfigLoader",
 ]
 
 #: Entries kept in ``EnhancedFallbackManager``'s history.
@@ -115,7 +116,9 @@ class TaskGroupManager:
         elif isinstance(config_loader, (str, os.PathLike)):
             path = config_loader
         else:
-            path = getattr(config_loader, "config_base_path", None) or getattr(config_loader, "base_path", None)
+            path = getattr(config_loader, "config_base_path", None) or getattr(
+                config_loader, "base_path", None
+            )
             if path is None:
                 raise ConfigError(
                     f"TaskGroupManager cannot read a configuration from {type(config_loader).__name__}: pass a "
@@ -306,11 +309,16 @@ class TaskGroupManager:
         if config is None:
             return None
         fb = config.effective_fallback
-        return {"strategy": getattr(fb.strategy, "value", fb.strategy), "max_instance_attempts": fb.max_instance_attempts}
+        return {
+            "strategy": getattr(fb.strategy, "value", fb.strategy),
+            "max_instance_attempts": fb.max_instance_attempts,
+        }
 
     def __repr__(self) -> str:
         state = "running" if self._runtime is not None and self._runtime.started else "not started"
-        return f"TaskGroupManager({len(self._config.groups)} groups, {len(self._config.pools)} pools, {state})"
+        return (
+            f"TaskGroupManager({len(self._config.groups)} groups, {len(self._config.pools)} pools, {state})"
+        )
 
 
 class PollingPoolView:
@@ -365,7 +373,9 @@ class PollingPoolView:
         view = dict(actor_view or {})
         health = rt.route_health(self._route(rt))
         instances = health["instances"]
-        degraded = [i["instance"] for i in instances if i["available"] and i["state"] in ("half_open", "parked")]
+        degraded = [
+            i["instance"] for i in instances if i["available"] and i["state"] in ("half_open", "parked")
+        ]
         failed = [i["instance"] for i in instances if not i["available"]]
         in_flight = {i["instance"]: i["in_flight"] for i in instances}
         return {
@@ -376,7 +386,9 @@ class PollingPoolView:
             "degraded_instances": len(degraded),
             "failed_instances": len(failed),
             "health_ratio": health["health_ratio"],
-            "rotation_strategy": getattr(self.config.rotation_strategy, "value", self.config.rotation_strategy),
+            "rotation_strategy": getattr(
+                self.config.rotation_strategy, "value", self.config.rotation_strategy
+            ),
             "in_rotation": view.get("in_rotation", []),
             "out_of_rotation": view.get("out_of_rotation", {}),
             "rotation_history": view.get("rotation_history", []),
@@ -453,8 +465,11 @@ def _check_agrees(name: str, loaded: PollingPoolConfig, config: Mapping[str, Any
     except Exception as exc:
         raise WrapperConfigError(f"pool {name!r}: invalid config: {exc}") from exc
     differ = [
-        key for key in config
-        if key != "name" and key in PollingPoolConfig.model_fields and getattr(given, key) != getattr(loaded, key)
+        key
+        for key in config
+        if key != "name"
+        and key in PollingPoolConfig.model_fields
+        and getattr(given, key) != getattr(loaded, key)
     ]
     if differ:
         raise WrapperConfigError(
@@ -471,7 +486,9 @@ class EnhancedFallbackManager:
     one entry per attempt, successes included, and is bounded.
     """
 
-    def __init__(self, task_group_manager: TaskGroupManager, polling_pool_manager: PollingPoolManager | None = None) -> None:
+    def __init__(
+        self, task_group_manager: TaskGroupManager, polling_pool_manager: PollingPoolManager | None = None
+    ) -> None:
         self.task_group_manager = task_group_manager
         self.polling_pool_manager = polling_pool_manager
         self._lock = threading.Lock()
@@ -499,7 +516,9 @@ class EnhancedFallbackManager:
         try:
             response = await wrapper.generate_async(prompt, parameters)
         except BaseException as exc:
-            self._record(wrapper, primary_target, getattr(exc, "attempts", []), exc, time.monotonic() - started)
+            self._record(
+                wrapper, primary_target, getattr(exc, "attempts", []), exc, time.monotonic() - started
+            )
             raise
         self._record(wrapper, primary_target, response.attempts, None, time.monotonic() - started)
         return response.content
@@ -508,11 +527,17 @@ class EnhancedFallbackManager:
         """``execute_with_fallback`` with the group's own ``fallback_config``."""
         return await self.execute_with_fallback(primary_target, None, prompt, **kwargs)
 
-    def _wrapper(self, primary: str, fallback_groups: Sequence[str] | None, route_cfg: dict[str, Any]) -> TaskGroupWrapper:
+    def _wrapper(
+        self, primary: str, fallback_groups: Sequence[str] | None, route_cfg: dict[str, Any]
+    ) -> TaskGroupWrapper:
         from actors.factory import build_route
 
         rt = self.task_group_manager.runtime
-        key = (primary, None if fallback_groups is None else tuple(fallback_groups), tuple(sorted(route_cfg.items())))
+        key = (
+            primary,
+            None if fallback_groups is None else tuple(fallback_groups),
+            tuple(sorted(route_cfg.items())),
+        )
         with self._lock:
             cached = self._wrappers.get(key)
         if cached is not None and cached[0] is rt.table:  # a reload makes a new table: rebuild then
@@ -527,7 +552,12 @@ class EnhancedFallbackManager:
         return wrapper
 
     def _record(
-        self, wrapper: TaskGroupWrapper, primary: str, attempts: Sequence[Any], error: BaseException | None, elapsed: float
+        self,
+        wrapper: TaskGroupWrapper,
+        primary: str,
+        attempts: Sequence[Any],
+        error: BaseException | None,
+        elapsed: float,
     ) -> None:
         first = wrapper.route.first_label or primary
         strategy = wrapper.route.plan_cls.name
@@ -551,11 +581,20 @@ class EnhancedFallbackManager:
                 entry["error"] = a.error
             entries.append(entry)
         if error is not None and not attempts:
-            entries.append({
-                "attempt_number": 0, "primary_target": primary, "target": None, "instance": None,
-                "strategy": strategy, "success": False, "outcome": "not_attempted",
-                "response_time": elapsed, "timestamp": now, "error": str(error) or type(error).__name__,
-            })
+            entries.append(
+                {
+                    "attempt_number": 0,
+                    "primary_target": primary,
+                    "target": None,
+                    "instance": None,
+                    "strategy": strategy,
+                    "success": False,
+                    "outcome": "not_attempted",
+                    "response_time": elapsed,
+                    "timestamp": now,
+                    "error": str(error) or type(error).__name__,
+                }
+            )
         fell_back = any(a.target != first for a in attempts)
         with self._lock:
             self._history.extend(entries)

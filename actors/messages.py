@@ -9,14 +9,15 @@ dicts in that shape, the classes below, and any LangChain-style object (duck-typ
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 __all__ = [
+    "AIMessage",
     "BaseMessage",
     "HumanMessage",
     "SystemMessage",
-    "AIMessage",
     "ToolMessage",
     "normalize_messages",
     "to_message_dict",
@@ -92,7 +93,9 @@ def normalize_messages(messages: Iterable[Any] | str) -> list[dict[str, Any]]:
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
         from actors.errors import BadRequestError
 
-        raise BadRequestError(f"messages: a message has an unexpected shape ({type(exc).__name__}: {exc})") from None
+        raise BadRequestError(
+            f"messages: a message has an unexpected shape ({type(exc).__name__}: {exc})"
+        ) from None
     if not out:
         from actors.errors import BadRequestError
 
@@ -106,7 +109,9 @@ def to_message_dict(message: Any, *, index: int = 0) -> dict[str, Any]:
         return _from_mapping(message, index)
     kind = getattr(message, "type", None)
     if kind is None or not hasattr(message, "content"):
-        _bad(index, f"{type(message).__name__} is neither a dict nor a message object with .type and .content")
+        _bad(
+            index, f"{type(message).__name__} is neither a dict nor a message object with .type and .content"
+        )
     role = _ROLE_OF_TYPE.get(str(kind))
     if role is None:
         _bad(index, f"unknown message type {kind!r}; use one of {sorted(_ROLE_OF_TYPE)}")
@@ -148,13 +153,19 @@ def _tool_call_to_openai(call: Any) -> dict[str, Any]:
         return {
             "id": call.get("id", ""),
             "type": "function",
-            "function": {"name": fn.get("name", ""), "arguments": args if isinstance(args, str) else json.dumps(args)},
+            "function": {
+                "name": fn.get("name", ""),
+                "arguments": args if isinstance(args, str) else json.dumps(args),
+            },
         }
     args = call.get("args", call.get("arguments", {}))
     return {
         "id": call.get("id", ""),
         "type": "function",
-        "function": {"name": call.get("name", ""), "arguments": args if isinstance(args, str) else json.dumps(args)},
+        "function": {
+            "name": call.get("name", ""),
+            "arguments": args if isinstance(args, str) else json.dumps(args),
+        },
     }
 
 

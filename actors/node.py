@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import string
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from actors.errors import WrapperConfigError
 from actors.messages import AIMessage, SystemMessage, to_message_dict
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from actors.managers import TaskGroupManager
     from actors.runtime import Runtime
 
-__all__ = ["LLMNode", "NodeExecutionResult", "DEFAULT_SYSTEM_PROMPT"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "LLMNode", "NodeExecutionResult"]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request accurately and concisely."
 
@@ -97,7 +97,9 @@ class LLMNode:
     ) -> None:
         from actors.managers import TaskGroupManager
 
-        if isinstance(wrapper_factory, TaskGroupManager) and not isinstance(task_group_manager, TaskGroupManager):
+        if isinstance(wrapper_factory, TaskGroupManager) and not isinstance(
+            task_group_manager, TaskGroupManager
+        ):
             # The original's positional order was (llm_client, task_group_manager, wrapper_factory).
             wrapper_factory, task_group_manager = task_group_manager, wrapper_factory
         self.llm_client = llm_client
@@ -105,11 +107,15 @@ class LLMNode:
         self.task_group_manager = task_group_manager
         self.config = dict(config or {})
         self._lock = threading.Lock()
-        self._own: dict[tuple[str, str], Any] = {}  # (kind, ref) -> (table, wrapper) for llm_group / polling_pool
+        self._own: dict[
+            tuple[str, str], Any
+        ] = {}  # (kind, ref) -> (table, wrapper) for llm_group / polling_pool
 
     # -- running --------------------------------------------------------------------------------
 
-    def execute(self, state: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> NodeExecutionResult:
+    def execute(
+        self, state: Mapping[str, Any], config: Mapping[str, Any] | None = None
+    ) -> NodeExecutionResult:
         """Run the node on this thread, with or without an event loop running in it.
 
         Uses the client's synchronous ``generate``: it blocks this thread (and a loop running in
@@ -119,7 +125,9 @@ class LLMNode:
         response = client.generate(messages=messages, parameters=params)
         return self._result(state, cfg, client, response, prompt)
 
-    async def aexecute(self, state: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> NodeExecutionResult:
+    async def aexecute(
+        self, state: Mapping[str, Any], config: Mapping[str, Any] | None = None
+    ) -> NodeExecutionResult:
         """Run the node on the running loop, without blocking it."""
         cfg, client, messages, prompt, params = self._prepare(state, config)
         agenerate = getattr(client, "generate_async", None)
@@ -180,8 +188,10 @@ class LLMNode:
         configured = rt.factory.get_wrapper(name) if rt.factory is not None else None
         if configured is not None:
             return configured
-        known = sorted(set(self.wrapper_factory.list_wrappers() if self.wrapper_factory is not None else ())
-                       | set(rt.factory.list_wrappers() if rt.factory is not None else ()))
+        known = sorted(
+            set(self.wrapper_factory.list_wrappers() if self.wrapper_factory is not None else ())
+            | set(rt.factory.list_wrappers() if rt.factory is not None else ())
+        )
         raise WrapperConfigError(
             f"unknown llm_wrapper {name!r}: create it with the wrapper factory or declare it in "
             f"wrappers.yaml; known wrappers: {known or 'none'}"
@@ -246,9 +256,12 @@ class LLMNode:
         new_state = {**state, "messages": [*history, reply]}
         content = _content(response)
         next_node = cfg.get("next_node")
-        if next_node is None and cfg.get("followup_node"):
-            if any(marker in content for marker in cfg.get("followup_markers") or ()):
-                next_node = cfg["followup_node"]
+        if (
+            next_node is None
+            and cfg.get("followup_node")
+            and any(marker in content for marker in cfg.get("followup_markers") or ())
+        ):
+            next_node = cfg["followup_node"]
         usage = getattr(response, "token_usage", None)
         info = getattr(client, "get_model_info", None)
         metadata = {
@@ -343,8 +356,10 @@ def _tool_line(result: Any) -> str:
     if isinstance(result, Mapping):
         get = result.get
     else:
+
         def get(key: str, default: Any = None) -> Any:
             return getattr(result, key, default)
+
     name = get("tool_name") or get("name") or "tool"
     if get("success", True) is False:
         return f"- {name}: failed: {get('error') or 'no details'}"

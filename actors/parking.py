@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 import re
 import time
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["MAX_RETRY_AFTER", "parse_retry_after", "parse_duration", "Parking"]
+__all__ = ["MAX_RETRY_AFTER", "Parking", "parse_duration", "parse_retry_after"]
 
 #: The longest park any header can ask for, in seconds.
 MAX_RETRY_AFTER = 3600.0
@@ -63,7 +64,7 @@ def parse_duration(text: str) -> float | None:
 
 def _seconds_until(when: datetime, now_wall: float) -> float:
     if when.tzinfo is None:  # HTTP dates are GMT; a zone-less timestamp is read as UTC too
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now_wall)
 
 
@@ -147,11 +148,13 @@ class Parking:
     (``base``, ``base * factor``, ... capped at ``max_delay``); a success resets the streak.
     """
 
-    __slots__ = ("base", "factor", "max_delay", "_until", "_reason", "_streak")
+    __slots__ = ("_reason", "_streak", "_until", "base", "factor", "max_delay")
 
     def __init__(self, base: float = 1.0, factor: float = 2.0, max_delay: float = 60.0) -> None:
         if not base > 0 or factor < 1 or max_delay < base:
-            raise ValueError(f"need base > 0, factor >= 1, max_delay >= base; got {base!r}, {factor!r}, {max_delay!r}")
+            raise ValueError(
+                f"need base > 0, factor >= 1, max_delay >= base; got {base!r}, {factor!r}, {max_delay!r}"
+            )
         self.base = float(base)
         self.factor = float(factor)
         self.max_delay = float(max_delay)

@@ -55,13 +55,20 @@ class PoolActor(CountingActor):
             self.out_of_rotation.pop(m.instance, None)
         if was_out != m.out:
             self.history.append(
-                {"instance": m.instance, "event": "out" if m.out else "in", "reason": m.reason, "timestamp": time.time()}
+                {
+                    "instance": m.instance,
+                    "event": "out" if m.out else "in",
+                    "reason": m.reason,
+                    "timestamp": time.time(),
+                }
             )
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "rotation_strategy": getattr(self.config.rotation_strategy, "value", self.config.rotation_strategy),
+            "rotation_strategy": getattr(
+                self.config.rotation_strategy, "value", self.config.rotation_strategy
+            ),
             "total_instances": len(self.members),
             "in_rotation": [x for x in self.members if x not in self.out_of_rotation],
             "out_of_rotation": dict(self.out_of_rotation),

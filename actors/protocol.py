@@ -8,16 +8,22 @@ from actors.actor import Actor
 from actors.outcome import Outcome
 from actors.stats import CallStats
 
-__all__ = ["AttemptDone", "AttemptBatch", "GetStats", "CountingActor"]
+__all__ = ["AttemptBatch", "AttemptDone", "CountingActor", "GetStats"]
 
 
 class AttemptDone:
     """One attempt on an instance ended; ``outcome`` None means it was cancelled."""
 
-    __slots__ = ("instance", "target", "outcome", "duration", "usage", "error")
+    __slots__ = ("duration", "error", "instance", "outcome", "target", "usage")
 
     def __init__(
-        self, instance: str, target: str, outcome: Outcome | None, duration: float, usage: Any, error: str | None
+        self,
+        instance: str,
+        target: str,
+        outcome: Outcome | None,
+        duration: float,
+        usage: Any,
+        error: str | None,
     ) -> None:
         self.instance = instance
         self.target = target

@@ -10,7 +10,8 @@ import asyncio
 import collections
 import threading
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
@@ -23,7 +24,14 @@ from actors.table import Route
 if TYPE_CHECKING:
     from actors.runtime import Runtime
 
-__all__ = ["WrapperProxy", "TaskGroupWrapper", "PollingPoolWrapper", "Request", "DEFAULT_TIMEOUT", "DEFAULT_QUEUE_TIMEOUT"]
+__all__ = [
+    "DEFAULT_QUEUE_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "PollingPoolWrapper",
+    "Request",
+    "TaskGroupWrapper",
+    "WrapperProxy",
+]
 
 #: Seconds one request may take over all attempts, waits and backoffs, unless configured.
 DEFAULT_TIMEOUT = 120.0
@@ -38,7 +46,9 @@ class WrapperProxy:
 
     kind = "wrapper"
 
-    def __init__(self, name: str, runtime: Runtime, route: Route, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, name: str, runtime: Runtime, route: Route, config: dict[str, Any] | None = None
+    ) -> None:
         self.name = name
         self.runtime = runtime
         self.config = dict(config or {})
@@ -48,7 +58,9 @@ class WrapperProxy:
         self._stats = CallStats()
         self._fallbacks: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
         # (instance, target, outcome, wall time) per attempt; dicts are made only when read.
-        self._rotations: collections.deque[tuple[str, str | None, Any, float]] = collections.deque(maxlen=HISTORY)
+        self._rotations: collections.deque[tuple[str, str | None, Any, float]] = collections.deque(
+            maxlen=HISTORY
+        )
         self.rebind(route)
 
     def rebind(self, route: Route) -> None:
@@ -70,11 +82,15 @@ class WrapperProxy:
         """Answer ``messages`` on this thread; raises an ``LLMError`` subclass on failure."""
         return self.request(messages, parameters, **kwargs).complete()
 
-    async def generate_async(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
+    async def generate_async(
+        self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> LLMResponse:
         """Answer ``messages`` on the running event loop, never blocking it."""
         return await self.request(messages, parameters, **kwargs).acomplete()
 
-    def stream_generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Iterator[StreamChunk]:
+    def stream_generate(
+        self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Iterator[StreamChunk]:
         """Yield the answer in chunks; falls back only before the first chunk."""
         return self.request(messages, parameters, **kwargs).stream()
 
@@ -84,7 +100,9 @@ class WrapperProxy:
         """The async twin of ``stream_generate``."""
         return self.request(messages, parameters, **kwargs).astream()
 
-    def _start(self, messages: Any, parameters: dict[str, Any] | None, kwargs: dict[str, Any]) -> tuple[RequestRun, Any, dict[str, Any]]:
+    def _start(
+        self, messages: Any, parameters: dict[str, Any] | None, kwargs: dict[str, Any]
+    ) -> tuple[RequestRun, Any, dict[str, Any]]:
         msgs = normalize_messages(messages)
         params = dict(parameters) if parameters else {}
         timeout = self.timeout
@@ -109,7 +127,9 @@ class WrapperProxy:
         first = self.route.first_label
         fell_back = bool(attempts) and any(a.target != first for a in attempts)
         elapsed = time.monotonic() - run.started
-        if error is not None and isinstance(error, (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)):
+        if error is not None and isinstance(
+            error, (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt)
+        ):
             success = None
         else:
             success = response is not None
@@ -159,9 +179,7 @@ class WrapperProxy:
         """The last ``limit`` attempts: which instance, through which target, and how it went."""
         with self._lock:
             last = list(self._rotations)[-limit:] if limit > 0 else []
-        return [
-            {"instance_id": i, "target": t, "outcome": o.value, "timestamp": ts} for i, t, o, ts in last
-        ]
+        return [{"instance_id": i, "target": t, "outcome": o.value, "timestamp": ts} for i, t, o, ts in last]
 
     def reset_rotation_history(self) -> None:
         with self._lock:
@@ -201,7 +219,9 @@ class WrapperProxy:
         return max(1, len(text) // 4)
 
     def get_messages_token_count(self, messages: Iterable[Any]) -> int:
-        return sum(self.get_token_count(str(m.get("content", ""))) for m in normalize_messages(list(messages)))
+        return sum(
+            self.get_token_count(str(m.get("content", ""))) for m in normalize_messages(list(messages))
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, route={self.route.label!r})"
@@ -227,7 +247,7 @@ class PollingPoolWrapper(WrapperProxy):
 class Request:
     """One request on a wrapper, driven once; the wrapper's statistics count it when it ends."""
 
-    __slots__ = ("wrapper", "run", "messages", "params")
+    __slots__ = ("messages", "params", "run", "wrapper")
 
     def __init__(self, wrapper: WrapperProxy, run: RequestRun, messages: Any, params: dict[str, Any]) -> None:
         self.wrapper = wrapper

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pykka
 
-__all__ = ["Reply", "ask_sync", "ask_async", "guarded", "DEFAULT_ASK_TIMEOUT"]
+__all__ = ["DEFAULT_ASK_TIMEOUT", "Reply", "ask_async", "ask_sync", "guarded"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) 
         future.set_result(value)
 
 
-def ask_sync(ref: pykka.ActorRef[Any], make: Callable[[Reply], Any], timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
+def ask_sync(
+    ref: pykka.ActorRef[Any], make: Callable[[Reply], Any], timeout: float = DEFAULT_ASK_TIMEOUT
+) -> Any:
     """Send ``make(reply)`` to ``ref`` and wait up to ``timeout`` seconds for the answer."""
     future = pykka.ThreadingFuture()
     ref.tell(make(Reply(future)))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from actors.backoff import Backoff, fits
 from actors.errors import (
@@ -28,7 +29,7 @@ from actors.outcome import Outcome
 from actors.response import Attempt, LLMResponse
 from actors.target import Lease
 
-__all__ = ["RequestRun", "Call", "Wait", "Sleep", "Fail", "ThreadWaiter", "LoopWaiter"]
+__all__ = ["Call", "Fail", "LoopWaiter", "RequestRun", "Sleep", "ThreadWaiter", "Wait"]
 
 
 class Call:
@@ -38,7 +39,7 @@ class Call:
     a timeout then is the caller's clock running out, not a fault of the instance.
     """
 
-    __slots__ = ("lease", "timeout", "clipped")
+    __slots__ = ("clipped", "lease", "timeout")
 
     def __init__(self, lease: Lease, timeout: float, clipped: bool = False) -> None:
         self.lease = lease
@@ -49,7 +50,7 @@ class Call:
 class Wait:
     """Wait on ``waiter`` until woken or ``timeout`` seconds pass, then ask again."""
 
-    __slots__ = ("waiter", "timeout")
+    __slots__ = ("timeout", "waiter")
 
     def __init__(self, waiter: Any, timeout: float) -> None:
         self.waiter = waiter
@@ -103,7 +104,7 @@ class ThreadWaiter:
 class LoopWaiter:
     """A queued async request; woken thread-safely on its own event loop, never blocking it."""
 
-    __slots__ = ("loop", "future", "gone", "handed", "plan")
+    __slots__ = ("future", "gone", "handed", "loop", "plan")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -130,7 +131,7 @@ class LoopWaiter:
     async def wait(self, timeout: float) -> bool:
         try:
             await asyncio.wait_for(asyncio.shield(self.future), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -143,7 +144,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class _Behind:
     """A plan as seen by a request queued behind another: it admits only what the other cannot use."""
 
-    __slots__ = ("plan", "ahead", "prefers")
+    __slots__ = ("ahead", "plan", "prefers")
 
     def __init__(self, plan: FallbackPlan, ahead: Any) -> None:
         self.plan = plan
@@ -161,27 +162,27 @@ class RequestRun:
     """One request's attempts, waits and backoffs under one deadline."""
 
     __slots__ = (
-        "table",
-        "plan",
-        "deadline",
+        "all_parked",
+        "attempts",
         "backoff",
         "clock",
-        "queue_timeout",
-        "report",
-        "attempts",
+        "deadline",
         "delay",
-        "waiter",
-        "waiting_at",
+        "disabled",
+        "down_until",
+        "label",
+        "last_error",
+        "plan",
         "queue_deadline",
         "queue_step",
-        "waited_full",
-        "down_until",
-        "all_parked",
-        "disabled",
-        "last_error",
-        "started",
-        "label",
+        "queue_timeout",
+        "report",
         "response",
+        "started",
+        "table",
+        "waited_full",
+        "waiter",
+        "waiting_at",
     )
 
     def __init__(
@@ -418,7 +419,11 @@ class RequestRun:
         reasons = "; ".join(f"{name}: {why}" for name, why in self.disabled.items())
         if self.down_until < NEVER:
             wait = max(0.0, self.down_until - self.clock())
-            why = "rate limited (parked after a 429)" if self.all_parked else "unavailable (breaker open, parked or disabled)"
+            why = (
+                "rate limited (parked after a 429)"
+                if self.all_parked
+                else "unavailable (breaker open, parked or disabled)"
+            )
             return NoCapacityError(
                 f"{self.label or 'request'}: every candidate instance is {why}; the earliest is expected "
                 f"back in {wait:.3g} s" + (f"; disabled: {reasons}" if reasons else ""),

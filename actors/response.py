@@ -9,7 +9,7 @@ from typing import Any
 
 from actors.outcome import Outcome
 
-__all__ = ["TokenUsage", "ToolCall", "Attempt", "LLMResponse", "StreamChunk"]
+__all__ = ["Attempt", "LLMResponse", "StreamChunk", "TokenUsage", "ToolCall"]
 
 
 @dataclass(slots=True)
@@ -43,7 +43,11 @@ class ToolCall:
         return json.loads(self.arguments) if self.arguments else {}
 
     def to_openai(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
 
 
 @dataclass(slots=True)

@@ -10,19 +10,21 @@ weights); everything about the instances comes from the view, read at the moment
 from __future__ import annotations
 
 import random
-from typing import AbstractSet, Callable, Mapping, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Protocol
 
 __all__ = [
-    "View",
-    "Strategy",
-    "RoundRobin",
-    "LeastRecentlyUsed",
-    "Weighted",
-    "RandomChoice",
-    "LeastBusy",
-    "LowestLatency",
-    "Ewma",
     "STRATEGIES",
+    "Ewma",
+    "LeastBusy",
+    "LeastRecentlyUsed",
+    "LowestLatency",
+    "RandomChoice",
+    "RoundRobin",
+    "Strategy",
+    "View",
+    "Weighted",
     "make_strategy",
 ]
 
@@ -110,7 +112,7 @@ class Weighted(Strategy):
     with weight 0 or less is never chosen.
     """
 
-    __slots__ = ("weights", "_current")
+    __slots__ = ("_current", "weights")
 
     name = "weighted"
 
@@ -205,7 +207,7 @@ class LowestLatency(Strategy):
     order among unmeasured members) follow member order.
     """
 
-    __slots__ = ("explore_every", "_picks")
+    __slots__ = ("_picks", "explore_every")
 
     name = "lowest_latency"
 

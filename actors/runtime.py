@@ -19,16 +19,16 @@ from typing import Any
 from actors.config import LLMConfig, load_config
 from actors.group import TaskGroupActor
 from actors.instance import InstanceActor, InstanceHandle
-from actors.protocol import AttemptBatch, AttemptDone, GetStats
 from actors.outcome import Outcome
 from actors.pool import PoolActor
+from actors.protocol import AttemptBatch, AttemptDone, GetStats
 from actors.providers import HTTPClients, make_provider
 from actors.reply import ask_async, ask_sync
 from actors.scheduler import Scheduler
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, group_route, pool_label
 
-__all__ = ["Runtime", "FLUSH_INTERVAL"]
+__all__ = ["FLUSH_INTERVAL", "Runtime"]
 
 #: Seconds between deliveries of attempt reports to the actors.
 FLUSH_INTERVAL = 0.05
@@ -190,7 +190,9 @@ class Runtime:
                 for n, m in new.models.items()
             }
             with old_table.lock:
-                table = LeaseTable.build(new, providers, on_change=self._on_gate_change, previous=old_table, keep=keep)
+                table = LeaseTable.build(
+                    new, providers, on_change=self._on_gate_change, previous=old_table, keep=keep
+                )
             self.flush()
             self._stop_topology()
             removed = [n for n in old.models if n not in keep]
@@ -238,7 +240,10 @@ class Runtime:
     def _start_instance(self, handle: InstanceHandle) -> None:
         name = handle.gate.name
         handle.ref = InstanceActor.start(
-            handle.gate, handle.restarts, lambda actor, exc: self._on_crash(name, exc), self.config.models.get(name)
+            handle.gate,
+            handle.restarts,
+            lambda actor, exc: self._on_crash(name, exc),
+            self.config.models.get(name),
         )
 
     def _restart_instance(self, handle: InstanceHandle) -> None:
@@ -258,7 +263,9 @@ class Runtime:
         """One attempt ended; its instance's actor and its target's actor hear of it at the next flush."""
         usage = result.token_usage if outcome is Outcome.SUCCESS else None
         error = str(result) if isinstance(result, BaseException) else None
-        self._outbox.append(AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error))
+        self._outbox.append(
+            AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error)
+        )
 
     def flush(self) -> None:
         """Deliver the pending attempt reports, one batch per actor.
@@ -429,4 +436,3 @@ def _stop_all() -> None:
             rt.stop()
         except Exception:
             pass
-

@@ -11,7 +11,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Scheduler", "TimerHandle"]
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class TimerHandle:
     """A scheduled callback; ``cancel()`` keeps it from firing."""
 
-    __slots__ = ("when", "callback", "cancelled")
+    __slots__ = ("callback", "cancelled", "when")
 
     def __init__(self, when: float, callback: Callable[[], None]) -> None:
         self.when = when
@@ -35,7 +35,9 @@ class TimerHandle:
 class Scheduler:
     """Run callbacks at monotonic times, on one daemon thread."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, name: str = "llm-actors-scheduler") -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, name: str = "llm-actors-scheduler"
+    ) -> None:
         self._clock = clock
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()

@@ -28,17 +28,17 @@ class CallStats:
     """Counts of requests by result, token totals and a latency window."""
 
     __slots__ = (
-        "total_requests",
-        "successful_requests",
-        "failed_requests",
-        "cancelled_requests",
-        "total_response_time",
         "attempts",
-        "fallbacks",
-        "prompt_tokens",
+        "cancelled_requests",
         "completion_tokens",
-        "outcomes",
+        "failed_requests",
+        "fallbacks",
         "latencies",
+        "outcomes",
+        "prompt_tokens",
+        "successful_requests",
+        "total_requests",
+        "total_response_time",
     )
 
     def __init__(self) -> None:

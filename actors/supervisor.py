@@ -13,16 +13,17 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from actors.actor import Actor
 from actors.breaker import BreakerState
 from actors.instance import InstanceHandle
-from actors.protocol import GetStats
 from actors.pool import Rotate
+from actors.protocol import GetStats
 from actors.scheduler import Scheduler
 
-__all__ = ["RotationSupervisor", "StateChanged", "Crashed", "Prober"]
+__all__ = ["Crashed", "Prober", "RotationSupervisor", "StateChanged"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ HISTORY = 500
 class StateChanged:
     """``instance`` moved to ``event`` (open, half_open, closed, parked, disabled) on ``route``."""
 
-    __slots__ = ("instance", "route", "event", "until")
+    __slots__ = ("event", "instance", "route", "until")
 
     def __init__(self, instance: str, route: str, event: str, until: float | None) -> None:
         self.instance = instance
@@ -56,7 +57,7 @@ class _ProbeDue:
 
 
 class _ProbeResult:
-    __slots__ = ("instance", "error")
+    __slots__ = ("error", "instance")
 
     def __init__(self, instance: str, error: BaseException | None) -> None:
         self.instance = instance
@@ -66,7 +67,7 @@ class _ProbeResult:
 class Crashed:
     """An instance actor died of an unexpected error; restart it."""
 
-    __slots__ = ("instance", "error")
+    __slots__ = ("error", "instance")
 
     def __init__(self, instance: str, error: str) -> None:
         self.instance = instance
@@ -86,7 +87,9 @@ class Prober:
         self._thread.start()
         return self
 
-    def submit(self, name: str, probe: Callable[[], None], done: Callable[[BaseException | None], None]) -> bool:
+    def submit(
+        self, name: str, probe: Callable[[], None], done: Callable[[BaseException | None], None]
+    ) -> bool:
         """Queue one probe of ``name`` unless one is already queued or running."""
         with self._lock:
             if name in self._busy:
@@ -167,10 +170,18 @@ class RotationSupervisor(Actor):
 
     def _on_state(self, m: StateChanged) -> None:
         self.history.append(
-            {"instance": m.instance, "route": m.route, "event": m.event, "until": m.until, "timestamp": time.time()}
+            {
+                "instance": m.instance,
+                "route": m.route,
+                "event": m.event,
+                "until": m.until,
+                "timestamp": time.time(),
+            }
         )
         if m.event in ("open", "parked", "disabled"):
-            reason = {"open": "circuit breaker open", "parked": "rate limited", "disabled": "disabled"}[m.event]
+            reason = {"open": "circuit breaker open", "parked": "rate limited", "disabled": "disabled"}[
+                m.event
+            ]
             if m.event == "disabled":
                 reason = f"disabled: {self.table.gates[m.instance].disabled_reason}"
             self._rotate(m.instance, m.route, out=True, reason=reason, every_pool=m.event != "open")
@@ -230,7 +241,15 @@ class RotationSupervisor(Actor):
                 gate.disabled_reason = None
             for breaker in gate.breakers.values():
                 breaker.end_open_period(now)  # a passing probe earns trial calls, not a full close
-        self.history.append({"instance": m.instance, "route": "*", "event": "probe_passed", "until": None, "timestamp": time.time()})
+        self.history.append(
+            {
+                "instance": m.instance,
+                "route": "*",
+                "event": "probe_passed",
+                "until": None,
+                "timestamp": time.time(),
+            }
+        )
         self._on_recovery(_RecoveryDue(m.instance))
 
     # -- restarts -------------------------------------------------------------------------------
@@ -240,7 +259,16 @@ class RotationSupervisor(Actor):
         if handle is None:
             return
         self.restarts += 1
-        self.history.append({"instance": m.instance, "route": "*", "event": "restarted", "until": None, "timestamp": time.time(), "error": m.error})
+        self.history.append(
+            {
+                "instance": m.instance,
+                "route": "*",
+                "event": "restarted",
+                "until": None,
+                "timestamp": time.time(),
+                "error": m.error,
+            }
+        )
         self.restart(handle)
 
     def _on_get_stats(self, m: GetStats) -> None:

@@ -8,7 +8,8 @@ microsecond uncontended. It is never held across I/O or a wait.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from actors.fallback import FallbackPlan, Step, plan_class
 from actors.gate import EchelonBudget, InstanceGate
@@ -18,7 +19,7 @@ from actors.target import Member, Target
 if TYPE_CHECKING:
     from actors.config import LLMConfig
 
-__all__ = ["LeaseTable", "Route", "group_route", "pool_route", "pool_label"]
+__all__ = ["LeaseTable", "Route", "group_route", "pool_label", "pool_route"]
 
 
 #: Base backoff (seconds) of ``simple_retry`` in a pool, whose config has no ``retry_delay``.
@@ -28,10 +29,15 @@ POOL_RETRY_DELAY = 0.5
 class Route:
     """A wrapper's precomputed way through the table; ``plan()`` makes one request's plan."""
 
-    __slots__ = ("label", "plan_cls", "steps", "max_attempts", "retry_delay")
+    __slots__ = ("label", "max_attempts", "plan_cls", "retry_delay", "steps")
 
     def __init__(
-        self, label: str, plan_cls: type[FallbackPlan], steps: list[Step], max_attempts: int, retry_delay: float
+        self,
+        label: str,
+        plan_cls: type[FallbackPlan],
+        steps: list[Step],
+        max_attempts: int,
+        retry_delay: float,
     ) -> None:
         self.label = label
         self.plan_cls = plan_cls
@@ -64,7 +70,9 @@ def tier_defaults(tier: Any) -> dict[str, Any]:
     return defaults
 
 
-def _reusable_budget(previous: LeaseTable | None, label: str, concurrency: int | None, rpm: int | None) -> Any:
+def _reusable_budget(
+    previous: LeaseTable | None, label: str, concurrency: int | None, rpm: int | None
+) -> Any:
     """A reload keeps a tier's budget object (leases in flight give back to it), with new limits."""
     if previous is None:
         return None
@@ -76,7 +84,6 @@ def _reusable_budget(previous: LeaseTable | None, label: str, concurrency: int |
 
 def _value(x: Any) -> str:
     return x.value if hasattr(x, "value") else str(x)
-
 
 
 def group_route(group: str) -> str:
@@ -143,7 +150,9 @@ class LeaseTable:
                 members = []
                 for model_name in tier.models:
                     gate = table.gates[model_name]
-                    gate.add_route(route, breaker.failure_threshold, breaker.recovery_time, breaker.half_open_requests)
+                    gate.add_route(
+                        route, breaker.failure_threshold, breaker.recovery_time, breaker.half_open_requests
+                    )
                     routes.setdefault(model_name, set()).add(route)
                     members.append(Member(gate, budget, label))
                 table.targets[label] = Target(
@@ -168,7 +177,10 @@ class LeaseTable:
                 routes.setdefault(model_name, set()).add(route)
                 members.append(Member(gate, table.budgets[f"{gname}.{tname}"], f"{gname}.{tname}"))
             weights = {m.name: (pool.weights or {}).get(m.name, m.gate.weight) for m in members}
-            rotation = make_strategy(pool.rotation_strategy, **({"weights": weights} if pool.rotation_strategy == "weighted" else {}))
+            rotation = make_strategy(
+                pool.rotation_strategy,
+                **({"weights": weights} if pool.rotation_strategy == "weighted" else {}),
+            )
             table.targets[pool_label(pname)] = Target(pool_label(pname), route, members, rotation)
         for name in keep:
             gate = table.gates[name]
@@ -244,7 +256,9 @@ class LeaseTable:
         attempts = max_instance_attempts or fb.max_instance_attempts
         target = self.targets[pool_label(pool)]
         delay = POOL_RETRY_DELAY if retry_delay is None else retry_delay
-        return Route(pool_label(pool), plan_class(name), [Step(target, attempts, target.label)], attempts, delay)
+        return Route(
+            pool_label(pool), plan_class(name), [Step(target, attempts, target.label)], attempts, delay
+        )
 
     def snapshot(self, now: float) -> dict[str, Any]:
         with self.lock:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from actors.gate import NEVER, EchelonBudget, InstanceGate
 
-__all__ = ["Member", "Target", "Lease", "Blocked"]
+__all__ = ["Blocked", "Lease", "Member", "Target"]
 
 
 class Member:
     """An instance as reached through one echelon: its gate and the echelon's budget."""
 
-    __slots__ = ("gate", "budget", "name", "provider", "context_window", "tier")
+    __slots__ = ("budget", "context_window", "gate", "name", "provider", "tier")
 
     def __init__(self, gate: InstanceGate, budget: EchelonBudget | None, tier: str) -> None:
         self.gate = gate
@@ -28,7 +29,7 @@ class Member:
 class Lease:
     """One admitted attempt: a member of a target, taken on ``route``; give it back exactly once."""
 
-    __slots__ = ("member", "target", "route", "taken_at")
+    __slots__ = ("member", "route", "taken_at", "target")
 
     def __init__(self, member: Member, target: Target, route: str, taken_at: float) -> None:
         self.member = member
@@ -61,7 +62,17 @@ class Target:
     """A set of members leased in rotation, with a FIFO of requests waiting for permits."""
 
     __slots__ = (
-        "label", "route", "members", "by_name", "rotation", "waiters", "names", "view", "timeout", "defaults", "tool_choice"
+        "by_name",
+        "defaults",
+        "label",
+        "members",
+        "names",
+        "rotation",
+        "route",
+        "timeout",
+        "tool_choice",
+        "view",
+        "waiters",
     )
 
     def __init__(
@@ -156,7 +167,7 @@ class _GateView:
     was refused, so a refused lease can say whether to wait (full) or move on (down).
     """
 
-    __slots__ = ("target", "plan", "now", "verdicts", "full_until", "down_until", "unparked_down", "disabled")
+    __slots__ = ("disabled", "down_until", "full_until", "now", "plan", "target", "unparked_down", "verdicts")
 
     def __init__(self, target: Target) -> None:
         self.target = target

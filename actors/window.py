@@ -12,13 +12,13 @@ from __future__ import annotations
 import collections
 import math
 
-__all__ = ["RateWindow", "TokenWindow", "ConcurrencyLimit"]
+__all__ = ["ConcurrencyLimit", "RateWindow", "TokenWindow"]
 
 
 class RateWindow:
     """At most ``limit`` admissions in any ``period`` seconds (requests per minute by default)."""
 
-    __slots__ = ("limit", "period", "_expiries", "_last")
+    __slots__ = ("_expiries", "_last", "limit", "period")
 
     def __init__(self, limit: int, period: float = 60.0) -> None:
         if limit < 1:
@@ -79,7 +79,7 @@ class TokenWindow:
     ``next_free_at`` says ``math.inf``.
     """
 
-    __slots__ = ("limit", "period", "_entries", "_used", "_last")
+    __slots__ = ("_entries", "_last", "_used", "limit", "period")
 
     def __init__(self, limit: int, period: float = 60.0) -> None:
         if limit < 1:
@@ -155,7 +155,7 @@ class TokenWindow:
 class ConcurrencyLimit:
     """At most ``limit`` permits out at once; releasing more than was acquired raises (a leak bug)."""
 
-    __slots__ = ("limit", "in_flight")
+    __slots__ = ("in_flight", "limit")
 
     def __init__(self, limit: int) -> None:
         if limit < 1:

@@ -12,7 +12,7 @@ from typing import Any
 from actors.fake.process import FakeProcess
 from actors.fake.topology import FakeURLs, write_topology
 
-__all__ = ["FakeURLs", "FakeProcess", "write_topology", "write_scale_topology"]
+__all__ = ["FakeProcess", "FakeURLs", "write_scale_topology", "write_topology"]
 
 
 def write_scale_topology(root: Path, pools: int = 100, per_pool: int = 10) -> Path:

@@ -42,8 +42,8 @@ if str(_REPO) not in sys.path:
     sys.path.insert(1, str(_REPO))
 
 import httpx  # noqa: E402
-
 from _topology import FakeProcess, FakeURLs, write_topology  # noqa: E402
+
 from actors.messages import normalize_messages  # noqa: E402
 from actors.providers.base import merge_params  # noqa: E402
 from actors.runtime import Runtime  # noqa: E402
@@ -91,11 +91,27 @@ class DaemonProcess:
     """``python -m actors serve --port 0`` in a child process; ``url`` once it answers /healthz."""
 
     def __init__(self, config: Path, log_level: str) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
-        argv = [sys.executable, "-m", "actors", "serve", "--config", str(config), "--port", "0",
-                "--log-level", log_level, "--grace", "5"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     cwd=str(_REPO), env=env)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])),
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "actors",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            "0",
+            "--log-level",
+            log_level,
+            "--grace",
+            "5",
+        ]
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(_REPO), env=env
+        )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http://"):
@@ -167,13 +183,17 @@ async def run_side(clients: list[httpx.AsyncClient], side: Side, seconds: float,
         side.latencies += latencies
 
 
-async def measure(sides: list[Side], args: argparse.Namespace, pids: dict[str, int]) -> dict[str, dict[str, float]]:
+async def measure(
+    sides: list[Side], args: argparse.Namespace, pids: dict[str, int]
+) -> dict[str, dict[str, float]]:
     # One client (one keep-alive connection) per worker: httpcore's pool assigns queued requests
     # to connections in O(connections x waiting), which at 64 on one client costs the generator
     # far more CPU than either server and would measure the generator, not the servers.
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     cpu: dict[str, dict[str, float]] = {s.name: {p: 0.0 for p in pids} for s in sides}
-    clients = {s.name: [httpx.AsyncClient(limits=limits, timeout=30) for _ in range(args.connections)] for s in sides}
+    clients = {
+        s.name: [httpx.AsyncClient(limits=limits, timeout=30) for _ in range(args.connections)] for s in sides
+    }
     try:
         for side in sides:  # open the connections and warm every path up
             await run_side(clients[side.name], side, args.warmup, record=False)
@@ -192,20 +212,30 @@ async def measure(sides: list[Side], args: argparse.Namespace, pids: dict[str, i
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per side per round (default 5)")
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="timed seconds per side per round (default 5)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each timing both sides (default 3)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per side (default 1)")
-    parser.add_argument("--log-level", default="info", help="the daemon's log level (default info: access logs on)")
+    parser.add_argument(
+        "--log-level", default="info", help="the daemon's log level (default info: access logs on)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s per side")
-    parser.add_argument("--no-simulated", dest="simulated", action="store_false",
-                        help="skip the daemon over the simulated provider")
+    parser.add_argument(
+        "--no-simulated",
+        dest="simulated",
+        action="store_false",
+        help="skip the daemon over the simulated provider",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.warmup = 2.0, 2, 0.5
 
     machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s)"
-    print(f"llm-actors daemon benchmark: {args.connections} connections, {args.rounds} x {args.seconds:g} s per side; {machine}")
+    print(
+        f"llm-actors daemon benchmark: {args.connections} connections, {args.rounds} x {args.seconds:g} s per side; {machine}"
+    )
     with FakeProcess() as fake, tempfile.TemporaryDirectory(prefix="llm-actors-bench-") as tmp:
         root = write_topology(
             Path(tmp),
@@ -219,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         sim_root = write_topology(
             Path(tmp) / "simulated",
             None,
-            models={n: {"model_type": "simulated", "model_name": "bench-model", "simulation": {"latency": 0}}
-                    for n in MEMBERS},
+            models={
+                n: {"model_type": "simulated", "model_name": "bench-model", "simulation": {"latency": 0}}
+                for n in MEMBERS
+            },
             groups={"g": {"echelon1": {"models": list(MEMBERS), "priority": 1}}},
             pools={"p": {"task_groups": ["g.echelon1"], "rotation_strategy": "round_robin"}},
             wrappers={WRAPPER: {"type": "polling_pool", "pool": "p"}},
@@ -232,8 +264,13 @@ def main(argv: list[str] | None = None) -> int:
             request = json.dumps({"model": WRAPPER, "messages": MESSAGES, **PARAMS}).encode()
             json_header = {"content-type": "application/json"}
             sides = [Side("direct", url, body, headers)]
-            sides += [Side(name, d.url + "/v1/chat/completions", request, json_header, name) for name, d in daemons.items()]
-            check = [httpx.post(side.url, content=side.body, headers=side.headers, timeout=10) for side in sides]
+            sides += [
+                Side(name, d.url + "/v1/chat/completions", request, json_header, name)
+                for name, d in daemons.items()
+            ]
+            check = [
+                httpx.post(side.url, content=side.body, headers=side.headers, timeout=10) for side in sides
+            ]
             texts = {r.json()["choices"][0]["message"]["content"] for r in check}
             if len(texts) != 1:
                 raise SystemExit(f"the paths disagree: {sorted(texts)}")
@@ -247,19 +284,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(sides: list[Side], cpu: dict[str, dict[str, float]], statuses: dict[str, int | None]) -> None:
     direct = sides[0]
-    print(f"  fake provider called directly: the same body the daemon sends upstream ({len(direct.body)} bytes)")
-    print("  side         requests  errors     req/s   median ms   p90 ms   p99 ms   daemon CPU/req   fake CPU/req")
+    print(
+        f"  fake provider called directly: the same body the daemon sends upstream ({len(direct.body)} bytes)"
+    )
+    print(
+        "  side         requests  errors     req/s   median ms   p90 ms   p99 ms   daemon CPU/req   fake CPU/req"
+    )
     for side in sides:
         per = {p: (c / side.done * 1e6 if side.done else float("nan")) for p, c in cpu[side.name].items()}
         daemon_cpu = f"{per[side.server]:8.0f} us" if side.server else "       -   "
-        print(f"  {side.name:<11} {side.done:9d} {side.errors:7d} {side.rate:9.0f} {side.pct(0.5) * 1e3:11.2f}"
-              f" {side.pct(0.9) * 1e3:8.2f} {side.pct(0.99) * 1e3:8.2f}   {daemon_cpu}      {per['fake']:6.0f} us")
+        print(
+            f"  {side.name:<11} {side.done:9d} {side.errors:7d} {side.rate:9.0f} {side.pct(0.5) * 1e3:11.2f}"
+            f" {side.pct(0.9) * 1e3:8.2f} {side.pct(0.99) * 1e3:8.2f}   {daemon_cpu}      {per['fake']:6.0f} us"
+        )
     for side in sides[1:]:
         ratio = side.rate / direct.rate if direct.rate else float("nan")
         added = (statistics.median(side.latencies) - statistics.median(direct.latencies)) * 1e3
-        print(f"  {side.name}: throughput ratio to direct {ratio:.3f} ({side.rate:.0f} vs {direct.rate:.0f} req/s),"
-              f" added median latency {added:+.2f} ms")
-    print(f"  exit status after SIGTERM: {', '.join(f'{name} {status}' for name, status in statuses.items())}")
+        print(
+            f"  {side.name}: throughput ratio to direct {ratio:.3f} ({side.rate:.0f} vs {direct.rate:.0f} req/s),"
+            f" added median latency {added:+.2f} ms"
+        )
+    print(
+        f"  exit status after SIGTERM: {', '.join(f'{name} {status}' for name, status in statuses.items())}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))
@@ -46,8 +47,8 @@ if str(_HERE.parent) not in sys.path:
     sys.path.insert(1, str(_HERE.parent))
 
 import httpx  # noqa: E402
-
 from _topology import FakeProcess, FakeURLs, write_scale_topology, write_topology  # noqa: E402
+
 from actors.messages import normalize_messages  # noqa: E402
 from actors.providers.base import merge_params  # noqa: E402
 from actors.providers.clients import DEFAULT_LIMITS  # noqa: E402
@@ -97,8 +98,26 @@ class Settings:
     scale_per_pool: int = 10
 
 
-FULL = Settings(seq_n=3000, seq_warmup=300, seq_block=100, thr_seconds=2.5, thr_rounds=3, thr_warmup=0.5, async_rounds=6, async_warmup=1)
-QUICK = Settings(seq_n=600, seq_warmup=100, seq_block=50, thr_seconds=1.0, thr_rounds=1, thr_warmup=0.3, async_rounds=3, async_warmup=1)
+FULL = Settings(
+    seq_n=3000,
+    seq_warmup=300,
+    seq_block=100,
+    thr_seconds=2.5,
+    thr_rounds=3,
+    thr_warmup=0.5,
+    async_rounds=6,
+    async_warmup=1,
+)
+QUICK = Settings(
+    seq_n=600,
+    seq_warmup=100,
+    seq_block=50,
+    thr_seconds=1.0,
+    thr_rounds=1,
+    thr_warmup=0.3,
+    async_rounds=3,
+    async_warmup=1,
+)
 
 
 # --------------------------------------------------------------------------- the setup
@@ -197,7 +216,9 @@ def bench_sequential(b: Bench, s: Settings) -> None:
     aim = "aim met" if ratio <= 1.10 else "aim 1.10 missed"
     ok = ratio <= 1.25
     print(f"   ratio {ratio:.3f} (added {mw - md:+.1f} us per request)   bar <= 1.25: {verdict(ok)} ({aim})")
-    b.rows.append(Row("1. sequential sync, median ratio", f"{ratio:.3f} ({mw - md:+.0f} us)", BARS["sequential"], ok))
+    b.rows.append(
+        Row("1. sequential sync, median ratio", f"{ratio:.3f} ({mw - md:+.0f} us)", BARS["sequential"], ok)
+    )
 
 
 # --------------------------------------------------------------------------- 2. threads
@@ -266,7 +287,9 @@ def bench_threads(b: Bench, s: Settings) -> None:
     ratio = rate["wrapper"] / rate["direct"]
     ok = ratio >= 0.80
     print(f"2. {THREADS} threads sync throughput: wrapper.generate vs one shared httpx.Client")
-    print(f"   {s.thr_rounds * 2} x {s.thr_seconds / 2:.2f} s per side, ABBA order, {s.thr_warmup} s warm-up each")
+    print(
+        f"   {s.thr_rounds * 2} x {s.thr_seconds / 2:.2f} s per side, ABBA order, {s.thr_warmup} s warm-up each"
+    )
     for k in ("direct", "wrapper"):
         req, wall, cpu, srv = total[k]
         print(
@@ -391,18 +414,31 @@ def bench_async(b: Bench, s: Settings) -> None:
             f"  loop stall max {1000 * ticker.stall.get(k, 0):5.1f} ms, p99 {1000 * pct(late, 0.99):4.1f} ms"
             f" over {len(late)} ticks"
         )
-        print(f"            per round: {', '.join(f'{r:.0f}' for r in per_round[k])} req/s (median {median_rate[k]:.0f})")
+        print(
+            f"            per round: {', '.join(f'{r:.0f}' for r in per_round[k])} req/s (median {median_rate[k]:.0f})"
+        )
     print(
         f"   throughput ratio {ratio:.3f} (all rounds; of the median rounds {median_rate['wrapper'] / median_rate['direct']:.3f})   "
         f"bar >= 0.80: {verdict(ok)}"
     )
-    b.rows.append(Row(f"3. asyncio x{ASYNC_CONCURRENCY}, throughput ratio", f"{ratio:.3f}", BARS["async"], ok))
+    b.rows.append(
+        Row(f"3. asyncio x{ASYNC_CONCURRENCY}, throughput ratio", f"{ratio:.3f}", BARS["async"], ok)
+    )
 
     stall_ms = 1000 * ticker.stall.get("wrapper", 0.0)
     direct_ms = 1000 * ticker.stall.get("direct", 0.0)
     stall_ok = stall_ms < 20
-    print(f"   longest event-loop stall (wrapper rounds) {stall_ms:.1f} ms (direct rounds {direct_ms:.1f} ms)   bar < 20 ms: {verdict(stall_ok)}")
-    b.rows.append(Row("3. asyncio, longest loop stall", f"{stall_ms:.1f} ms (direct {direct_ms:.1f})", BARS["stall"], stall_ok))
+    print(
+        f"   longest event-loop stall (wrapper rounds) {stall_ms:.1f} ms (direct rounds {direct_ms:.1f} ms)   bar < 20 ms: {verdict(stall_ok)}"
+    )
+    b.rows.append(
+        Row(
+            "3. asyncio, longest loop stall",
+            f"{stall_ms:.1f} ms (direct {direct_ms:.1f})",
+            BARS["stall"],
+            stall_ok,
+        )
+    )
 
     # Threads: the runtime's actors (instances + groups + pools + supervisor), its scheduler and
     # prober, the main thread, plus asyncio's default executor (getaddrinfo when connecting),
@@ -418,7 +454,12 @@ def bench_async(b: Bench, s: Settings) -> None:
         f"+ scheduler + prober + {b.base_threads} already running = {expected}, + up to {executor} asyncio executor threads: {verdict(threads_ok)}"
     )
     b.rows.append(
-        Row("3. asyncio, max threads", f"{most} (runtime {expected}, direct {most_direct})", f"<= {expected} + {executor} executor", threads_ok)
+        Row(
+            "3. asyncio, max threads",
+            f"{most} (runtime {expected}, direct {most_direct})",
+            f"<= {expected} + {executor} executor",
+            threads_ok,
+        )
     )
 
 
@@ -460,16 +501,24 @@ def bench_scale(rows: list[Row], s: Settings) -> None:
         t5 = time.perf_counter()
     load, start, stop = t1 - t0, t2 - t1, t4 - t3
     grown = rss1 - rss0
-    print(f"4. scale: {n_inst} simulated instances in {s.scale_pools} pools of {s.scale_per_pool} ({n_actors} actors)")
-    print(f"   config load {load:.2f} s, Runtime.start() {start:.2f} s, total {load + start:.2f} s   bar start < 3 s: {verdict(start < 3)}")
+    print(
+        f"4. scale: {n_inst} simulated instances in {s.scale_pools} pools of {s.scale_per_pool} ({n_actors} actors)"
+    )
+    print(
+        f"   config load {load:.2f} s, Runtime.start() {start:.2f} s, total {load + start:.2f} s   bar start < 3 s: {verdict(start < 3)}"
+    )
     print(f"   threads while running: {alive} (before: {len(before_threads)})")
-    print(f"   RSS {rss0:.0f} MB -> {rss1:.0f} MB: +{grown:.0f} MB ({1024 * grown / n_actors:.0f} KiB per actor)   bar < 300 MB: {verdict(grown < 300)}")
+    print(
+        f"   RSS {rss0:.0f} MB -> {rss1:.0f} MB: +{grown:.0f} MB ({1024 * grown / n_actors:.0f} KiB per actor)   bar < 300 MB: {verdict(grown < 300)}"
+    )
     names = ", ".join(sorted({t.name for t in left})[:5])
     print(
         f"   stop() {stop:.2f} s; threads left behind: {len(left)}{' (' + names + ')' if left else ''}"
         f" after {t5 - t4:.2f} s   bar none: {verdict(not left)}"
     )
-    rows.append(Row("4. scale, Runtime.start()", f"{start:.2f} s (load {load:.2f} s)", BARS["start"], start < 3))
+    rows.append(
+        Row("4. scale, Runtime.start()", f"{start:.2f} s (load {load:.2f} s)", BARS["start"], start < 3)
+    )
     rows.append(Row("4. scale, RSS increase", f"{grown:.0f} MB", BARS["rss"], grown < 300))
     rows.append(Row("4. scale, threads left after stop", str(len(left)), BARS["leftover"], not left))
 
@@ -525,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"  {r.figure:{width}}  {r.value:{vwidth}}  {r.bar:{bwidth}}  {verdict(r.ok)}")
     failed = [r for r in rows if not r.ok]
-    print(f"machine: {machine}; total run {time.perf_counter() - began:.1f} s; {len(rows) - len(failed)}/{len(rows)} PASS")
+    print(
+        f"machine: {machine}; total run {time.perf_counter() - began:.1f} s; {len(rows) - len(failed)}/{len(rows)} PASS"
+    )
     return 1 if (args.check and failed) else 0
 
 

@@ -27,7 +27,7 @@ except ImportError:
     print("skipped: LangGraph is not installed (pip install langgraph); llm-actors itself does not need it")
     sys.exit(0)
 
-from actors import LLMNode, TaskGroupManager, YamlConfigLoader  # noqa: E402
+from actors import LLMNode, TaskGroupManager, YamlConfigLoader
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 # Running from a checkout without installing: make ``actors`` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors import (  # noqa: E402 - the original imported these from src.infrastructure.llm.*
+from actors import (
     EnhancedFallbackManager,
     HumanMessage,
     LLMNode,
@@ -100,7 +100,9 @@ async def main(live: bool) -> None:
             {"messages": [HumanMessage("Summarise llm-actors in one line.")]},
             {"llm_group": "fast_small_group.translation", "max_tokens": 200},
         )
-        print(f"LLM node via llm_group: {result.state['messages'][-1].content!r} ({result.metadata['target']})")
+        print(
+            f"LLM node via llm_group: {result.state['messages'][-1].content!r} ({result.metadata['target']})"
+        )
 
         # -- 监控和统计: 包装器统计 (wrapper statistics) -----------------------------------------
         # 获取单个包装器统计
@@ -155,7 +157,9 @@ async def show_fallback(
         text = await fallback_manager.execute_with_task_group_fallback("fast_group.echelon1", "你好")
         print(f"fallback manager: {text!r}")
         for entry in fallback_manager.get_fallback_history(limit=5):
-            print(f"  {entry['strategy']:<13} {entry['target']:<20} {entry['instance']:<28} success={entry['success']}")
+            print(
+                f"  {entry['strategy']:<13} {entry['target']:<20} {entry['instance']:<28} success={entry['success']}"
+            )
         statistics = fallback_manager.get_statistics()
         print(
             f"fallback statistics: {statistics['total_executions']} execution(s), "

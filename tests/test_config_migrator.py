@@ -67,8 +67,9 @@ def cut_fallback_config(path: Path) -> str:
     """Remove the file's trailing ``fallback_config`` block (with the blank line above it); return the block."""
     text = path.read_text(encoding="utf-8")
     start = text.index("\nfallback_config:")
-    assert all(not line or line.startswith((" ", "#")) for line in text[start + 1:].splitlines()[1:]), \
+    assert all(not line or line.startswith((" ", "#")) for line in text[start + 1 :].splitlines()[1:]), (
         f"fallback_config is not the last block of {path}"
+    )
     path.write_text(text[:start].rstrip("\n") + "\n", encoding="utf-8")
     return text[start:]
 
@@ -83,10 +84,14 @@ def llms(tmp_path: Path) -> Path:
     text = (groups / "fast_group.yaml").read_text(encoding="utf-8")
     anchor = "description: Fast answers for simple tasks\n\n"
     assert anchor in text
-    (groups / "fast_group.yaml").write_text(text.replace(anchor, anchor + FAST_GROUP_LEGACY + "\n"), encoding="utf-8")
+    (groups / "fast_group.yaml").write_text(
+        text.replace(anchor, anchor + FAST_GROUP_LEGACY + "\n"), encoding="utf-8"
+    )
     cut_fallback_config(groups / "thinking_group.yaml")
     text = (groups / "thinking_group.yaml").read_text(encoding="utf-8")
-    (groups / "thinking_group.yaml").write_text(text + "\nfallback_strategy: model_rotate\n", encoding="utf-8")
+    (groups / "thinking_group.yaml").write_text(
+        text + "\nfallback_strategy: model_rotate\n", encoding="utf-8"
+    )
     cut_fallback_config(pools / "fast_pool.yaml")
     cut_fallback_config(pools / "thinking_pool.yaml")
     (base / "global_fallback.yaml").write_text(GLOBAL_FALLBACK, encoding="utf-8")
@@ -188,7 +193,9 @@ def test_migrate_task_group_success(migrator: ConfigMigrator, llms: Path) -> Non
     assert entry["status"] == "success"
 
 
-def test_the_groups_own_legacy_breaker_wins_and_legacy_keys_are_removed(migrator: ConfigMigrator, llms: Path) -> None:
+def test_the_groups_own_legacy_breaker_wins_and_legacy_keys_are_removed(
+    migrator: ConfigMigrator, llms: Path
+) -> None:
     assert migrator.migrate_global_fallback_to_task_groups() is True
     fast = read(llms / "groups" / "fast_group.yaml")
     assert "fallback_strategy" not in fast and "circuit_breaker" not in fast
@@ -237,27 +244,42 @@ def test_get_default_fallback_groups_thinking_group(migrator: ConfigMigrator, ll
 
 def test_get_default_fallback_groups_plan_group(migrator: ConfigMigrator, llms: Path) -> None:
     # The original sent plan_group to thinking_group's tiers by name; now it is its own ladder.
-    write_group(llms, "plan_group", "echelon1:\n  models: [openai-gpt4]\nechelon2:\n  models: [openai-gpt4-turbo]\n")
+    write_group(
+        llms, "plan_group", "echelon1:\n  models: [openai-gpt4]\nechelon2:\n  models: [openai-gpt4-turbo]\n"
+    )
     assert migrator.default_fallback_groups("plan_group") == ["plan_group.echelon2"]
 
 
 def test_get_default_fallback_groups_generic(migrator: ConfigMigrator, llms: Path) -> None:
-    write_group(llms, "generic_group", "".join(
-        f"echelon{n}:\n  models: [openai-gpt3.5-turbo]\n" for n in (1, 2, 3)
-    ))
-    assert migrator.default_fallback_groups("generic_group") == ["generic_group.echelon2", "generic_group.echelon3"]
+    write_group(
+        llms, "generic_group", "".join(f"echelon{n}:\n  models: [openai-gpt3.5-turbo]\n" for n in (1, 2, 3))
+    )
+    assert migrator.default_fallback_groups("generic_group") == [
+        "generic_group.echelon2",
+        "generic_group.echelon3",
+    ]
 
 
 def test_default_fallback_groups_follow_priority_not_names(migrator: ConfigMigrator, llms: Path) -> None:
-    path = write_group(llms, "ordered_group", (
-        "echelon1:\n  models: [openai-gpt3.5-turbo]\n  priority: 3\n"
-        "echelon2:\n  models: [openai-gpt4]\n  priority: 1\n"
-        "echelon3:\n  models: [openai-gpt4-turbo]\n  priority: 2\n"
-    ))
+    path = write_group(
+        llms,
+        "ordered_group",
+        (
+            "echelon1:\n  models: [openai-gpt3.5-turbo]\n  priority: 3\n"
+            "echelon2:\n  models: [openai-gpt4]\n  priority: 1\n"
+            "echelon3:\n  models: [openai-gpt4-turbo]\n  priority: 2\n"
+        ),
+    )
     # echelon2 is the best tier: it is never its own fallback.
-    assert migrator.default_fallback_groups("ordered_group") == ["ordered_group.echelon3", "ordered_group.echelon1"]
+    assert migrator.default_fallback_groups("ordered_group") == [
+        "ordered_group.echelon3",
+        "ordered_group.echelon1",
+    ]
     assert migrator.migrate_global_fallback_to_task_groups(backup=False) is True
-    assert read(path)["fallback_config"]["fallback_groups"] == ["ordered_group.echelon3", "ordered_group.echelon1"]
+    assert read(path)["fallback_config"]["fallback_groups"] == [
+        "ordered_group.echelon3",
+        "ordered_group.echelon1",
+    ]
 
 
 def test_default_fallback_groups_without_echelons_or_group(migrator: ConfigMigrator) -> None:
@@ -281,15 +303,18 @@ def test_migrate_global_fallback_to_task_groups(llms: Path) -> None:
 def test_migrate_polling_pool_success(migrator: ConfigMigrator, llms: Path) -> None:
     assert migrator.migrate_polling_pools() is True
     assert read(llms / "polling_pools" / "fast_pool.yaml")["fallback_config"] == {
-        "strategy": "instance_rotation", "max_instance_attempts": 2,
+        "strategy": "instance_rotation",
+        "max_instance_attempts": 2,
     }
 
 
 def test_migrate_polling_pool_already_has_config(migrator: ConfigMigrator, llms: Path) -> None:
     path = llms / "polling_pools" / "thinking_pool.yaml"
-    path.write_text(path.read_text(encoding="utf-8") + (
-        "\nfallback_config:\n  strategy: instance_rotation\n  max_instance_attempts: 3\n"
-    ), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + ("\nfallback_config:\n  strategy: instance_rotation\n  max_instance_attempts: 3\n"),
+        encoding="utf-8",
+    )
     before = path.read_bytes()
     assert migrator.migrate_polling_pools() is True
     assert path.read_bytes() == before
@@ -317,7 +342,7 @@ def test_comments_and_key_order_survive(migrator: ConfigMigrator, llms: Path) ->
     after = path.read_text(encoding="utf-8")
 
     for line in (
-        "# A task group: tiers (\"echelons\") of models, best first, and how to fall back between them.",
+        '# A task group: tiers ("echelons") of models, best first, and how to fall back between them.',
         "name: fast_group                # optional; must equal the file name",
         "# Each echelonN is a tier. Its limits are a budget shared by every request that reaches its",
         "  models: [openai-gpt4, anthropic-claude-3-opus]   # file names under provider/<provider>/",
@@ -331,14 +356,14 @@ def test_comments_and_key_order_survive(migrator: ConfigMigrator, llms: Path) ->
     assert "# stricter than the global file" in after
     # Key order kept; the new block is appended at the end.
     data = read(path)
-    assert list(data) == keys_before + ["fallback_config"]
+    assert list(data) == [*keys_before, "fallback_config"]
     assert list(data["echelon1"]) == tier_keys_before
     # Everything up to the first tier is as it was, minus the legacy lines (and one of the two
     # blank lines that were around them).
     head = before[: before.index("echelon1:")]
     assert after.startswith(head.replace(FAST_GROUP_LEGACY + "\n", "")), after[:600]
     # The tiers are untouched, byte for byte.
-    tiers = before[before.index("echelon1:"):]
+    tiers = before[before.index("echelon1:") :]
     assert tiers.rstrip("\n") in after
 
 
@@ -357,7 +382,10 @@ def test_backups_are_identical_to_the_originals(migrator: ConfigMigrator, llms: 
     backups = {p.name: p.read_bytes() for p in (llms / "backup").iterdir()}
     # Only the files actually rewritten are backed up.
     assert set(backups) == {
-        "fast_group.yaml.backup", "thinking_group.yaml.backup", "fast_pool.yaml.backup", "thinking_pool.yaml.backup",
+        "fast_group.yaml.backup",
+        "thinking_group.yaml.backup",
+        "fast_pool.yaml.backup",
+        "thinking_pool.yaml.backup",
     }
     for name, data in backups.items():
         assert data == originals[name.removesuffix(".backup")]
@@ -387,11 +415,15 @@ def test_migrated_files_load_as_a_valid_config(migrator: ConfigMigrator, llms: P
 
 
 def test_an_empty_fallback_config_is_filled_in_place(migrator: ConfigMigrator, llms: Path) -> None:
-    path = write_group(llms, "empty_group", (
-        "description: has an empty block\n"
-        "fallback_config:   # to be filled\n"
-        "echelon1:\n  models: [openai-gpt4]\n"
-    ))
+    path = write_group(
+        llms,
+        "empty_group",
+        (
+            "description: has an empty block\n"
+            "fallback_config:   # to be filled\n"
+            "echelon1:\n  models: [openai-gpt4]\n"
+        ),
+    )
     assert migrator.migrate_global_fallback_to_task_groups(backup=False) is True
     assert list(read(path)) == ["description", "fallback_config", "echelon1"]
     assert read(path)["fallback_config"]["strategy"] == "echelon_down"
@@ -426,7 +458,9 @@ def test_an_unparseable_file_is_logged_as_failed(migrator: ConfigMigrator, llms:
 
 
 def test_a_key_given_twice_is_not_rewritten(migrator: ConfigMigrator, llms: Path) -> None:
-    write_group(llms, "twice_group", "echelon1:\n  models: [openai-gpt4]\nechelon1:\n  models: [openai-gpt4]\n")
+    write_group(
+        llms, "twice_group", "echelon1:\n  models: [openai-gpt4]\nechelon1:\n  models: [openai-gpt4]\n"
+    )
     assert migrator.migrate_global_fallback_to_task_groups() is False
     [entry] = entries(migrator, group_name="twice_group")
     assert entry["status"] == "failed"
@@ -434,7 +468,9 @@ def test_a_key_given_twice_is_not_rewritten(migrator: ConfigMigrator, llms: Path
 
 
 def test_an_invalid_group_is_not_rewritten(migrator: ConfigMigrator, llms: Path) -> None:
-    path = write_group(llms, "typo_group", "fallback_strategy: sideways\nechelon1:\n  models: [openai-gpt4]\n")
+    path = write_group(
+        llms, "typo_group", "fallback_strategy: sideways\nechelon1:\n  models: [openai-gpt4]\n"
+    )
     before = path.read_bytes()
     assert migrator.migrate_global_fallback_to_task_groups() is False
     [entry] = entries(migrator, group_name="typo_group")
@@ -449,13 +485,19 @@ def test_validate_migration(llms: Path) -> None:
     m = ConfigMigrator(Names(["fast_group", "thinking_group"], ["fast_pool", "thinking_pool"]), llms)
     before = m.validate_migration()
     assert before["summary"] == {
-        "total_task_groups": 2, "valid_task_groups": 0, "total_polling_pools": 2, "valid_polling_pools": 0,
+        "total_task_groups": 2,
+        "valid_task_groups": 0,
+        "total_polling_pools": 2,
+        "valid_polling_pools": 0,
     }
     assert before["task_groups"]["fast_group"]["has_fallback_config"] is False
     assert m.migrate_global_fallback_to_task_groups() and m.migrate_polling_pools()
     after = m.validate_migration()
     assert after["summary"] == {
-        "total_task_groups": 2, "valid_task_groups": 2, "total_polling_pools": 2, "valid_polling_pools": 2,
+        "total_task_groups": 2,
+        "valid_task_groups": 2,
+        "total_polling_pools": 2,
+        "valid_polling_pools": 2,
     }
     assert after["task_groups"]["fast_group"]["valid"] is True
     assert after["task_groups"]["fast_group"]["has_fallback_config"] is True
@@ -467,10 +509,14 @@ def test_validate_migration_rereads_the_files(migrator: ConfigMigrator, llms: Pa
     # Edited after the migration: the next validation sees it.
     cut_fallback_config(llms / "groups" / "thinking_group.yaml")
     path = llms / "polling_pools" / "fast_pool.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace("max_instance_attempts: 2", "max_instance_attempts: 0"))
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("max_instance_attempts: 2", "max_instance_attempts: 0")
+    )
     report = migrator.validate_migration()
     assert report["task_groups"]["thinking_group"] == {
-        "valid": False, "has_fallback_config": False, "file": str(llms / "groups" / "thinking_group.yaml"),
+        "valid": False,
+        "has_fallback_config": False,
+        "file": str(llms / "groups" / "thinking_group.yaml"),
         "errors": ["no fallback_config: run the migration"],
     }
     assert report["polling_pools"]["fast_pool"]["valid"] is False
@@ -498,7 +544,8 @@ def test_works_with_a_task_group_manager(llms: Path) -> None:
     assert manager.get_task_group("fast_group").fallback_config is None
     assert m.migrate() is True
     assert {e.get("group_name") or e.get("pool_name") for e in m.get_migration_log()} == {
-        *manager.list_task_groups(), *manager.list_polling_pools(),
+        *manager.list_task_groups(),
+        *manager.list_polling_pools(),
     }
     # The manager was told to re-read the files it serves.
     assert manager.get_task_group("fast_group").fallback_config.max_attempts == 5
@@ -511,8 +558,10 @@ def test_plan_returns_the_diffs_and_writes_nothing(migrator: ConfigMigrator, llm
     before = snapshot(llms)
     plan = migrator.plan()
     assert set(plan) == {
-        str(llms / "groups" / "fast_group.yaml"), str(llms / "groups" / "thinking_group.yaml"),
-        str(llms / "polling_pools" / "fast_pool.yaml"), str(llms / "polling_pools" / "thinking_pool.yaml"),
+        str(llms / "groups" / "fast_group.yaml"),
+        str(llms / "groups" / "thinking_group.yaml"),
+        str(llms / "polling_pools" / "fast_pool.yaml"),
+        str(llms / "polling_pools" / "thinking_pool.yaml"),
     }
     fast = plan[str(llms / "groups" / "fast_group.yaml")]
     assert fast.startswith(f"--- {llms / 'groups' / 'fast_group.yaml'}\n")
@@ -582,7 +631,9 @@ def test_cli_exit_2_for_a_missing_path_or_bad_usage(
     assert migrate_main(["--no-such-option"]) == 2
 
 
-def test_cli_dry_run_prints_the_diff_and_writes_nothing(llms: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_dry_run_prints_the_diff_and_writes_nothing(
+    llms: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = snapshot(llms)
     assert migrate_main(["--config-path", str(llms), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -612,8 +663,10 @@ def test_cli_verbose_says_what_was_written(llms: Path, capsys: pytest.CaptureFix
     assert migrate_main(["--config-path", str(llms), "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "fast_group: migrated (backup " in out
-    assert "fallback_config added (strategy echelon_down, fallback_groups [fast_group.echelon2, fast_group.echelon3]" \
+    assert (
+        "fallback_config added (strategy echelon_down, fallback_groups [fast_group.echelon2, fast_group.echelon3]"
         in out
+    )
     assert "+fallback_config:\n" in out
 
 
@@ -621,12 +674,17 @@ def test_the_script_runs_the_same_command(llms: Path) -> None:
     script = REPO / "scripts" / "migrate_llm_config.py"
     result = subprocess.run(
         [sys.executable, str(script), "--config-path", str(llms), "--validate-only"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1, result.stderr
     assert "Validation: 1 of 3 task groups" in result.stdout
     result = subprocess.run(
-        [sys.executable, str(script), "--config-path", str(llms)], capture_output=True, text=True, timeout=60,
+        [sys.executable, str(script), "--config-path", str(llms)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 migrated, 2 skipped, 0 failed." in result.stdout

@@ -14,8 +14,9 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -37,9 +38,9 @@ from actors import (
     YamlConfigLoader,
 )
 from actors.config import load_config
+from actors.fake.topology import write_topology
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
 from actors.runtime import Runtime
-from actors.fake.topology import write_topology
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,7 +51,12 @@ def integration_topology() -> dict[str, Any]:
         groups={
             "fast_group": {
                 "description": "fast",
-                "echelon1": {"models": ["fast1", "fast2"], "priority": 1, "max_retries": 1, "max_tokens": 500},
+                "echelon1": {
+                    "models": ["fast1", "fast2"],
+                    "priority": 1,
+                    "max_retries": 1,
+                    "max_tokens": 500,
+                },
                 "echelon2": {"models": ["fast3"], "priority": 2, "max_retries": 0},
                 "fallback_config": {
                     "strategy": "echelon_down",
@@ -147,7 +153,8 @@ class TestLLMIntegration:
         assert tgm.get_models_for_group("fast_group") == ["fast1", "fast2", "fast3"]  # by priority
         assert tgm.get_models_for_group("fast_group.echelon9") == []
         assert tgm.get_group_models_by_priority("fast_group") == [
-            ("echelon1", 1, ["fast1", "fast2"]), ("echelon2", 2, ["fast3"])
+            ("echelon1", 1, ["fast1", "fast2"]),
+            ("echelon2", 2, ["fast3"]),
         ]
         assert tgm.get_echelon_config("fast_group", "echelon1").max_tokens == 500
         assert tgm.get_echelon_config("fast_group", "echelon7") is None
@@ -166,10 +173,15 @@ class TestLLMIntegration:
             "circuit_breaker": {"failure_threshold": 5, "recovery_time": 60.0, "half_open_requests": 1},
         }
         defaults = tgm.get_fallback_config("thinking_group")
-        assert (defaults["strategy"], defaults["max_attempts"], defaults["retry_delay"]) == ("echelon_down", 3, 1.0)
+        assert (defaults["strategy"], defaults["max_attempts"], defaults["retry_delay"]) == (
+            "echelon_down",
+            3,
+            1.0,
+        )
         assert tgm.get_fallback_config("nope") is None
         assert tgm.get_polling_pool_fallback_config("thinking_pool") == {
-            "strategy": "instance_rotation", "max_instance_attempts": 3
+            "strategy": "instance_rotation",
+            "max_instance_attempts": 3,
         }
 
     def test_manager_construction_forms(self, config_dir: Path, m: Managers) -> None:
@@ -179,7 +191,13 @@ class TestLLMIntegration:
         class MigratorStyle:
             config_base_path = config_dir / "llms"
 
-        for source in (str(config_dir), config_dir, load_config(config_dir), OriginalLoader(), MigratorStyle()):
+        for source in (
+            str(config_dir),
+            config_dir,
+            load_config(config_dir),
+            OriginalLoader(),
+            MigratorStyle(),
+        ):
             tgm = TaskGroupManager(source)
             assert tgm.list_task_groups() == ["fast_group", "thinking_group"] and tgm.owns_runtime
         with pytest.raises(ConfigError, match="base_path"):
@@ -203,7 +221,11 @@ class TestLLMIntegration:
         assert w.generate("before").instance in {"think1", "think2"}
         path = config_dir / "llms" / "groups" / "thinking_group.yaml"
         group = yaml.safe_load(path.read_text())
-        group["fallback_config"] = {"strategy": "echelon_down", "fallback_groups": ["fast_group.echelon2"], "retry_delay": 0}
+        group["fallback_config"] = {
+            "strategy": "echelon_down",
+            "fallback_groups": ["fast_group.echelon2"],
+            "retry_delay": 0,
+        }
         path.write_text(yaml.safe_dump(group))
         m.task_group_manager.reload()
         assert m.task_group_manager.get_fallback_groups("thinking_group.echelon1") == ["fast_group.echelon2"]
@@ -247,8 +269,11 @@ class TestLLMIntegration:
         assert (stats["total_requests"], stats["successful_requests"]) == (1, 1)
 
     async def test_polling_pool_wrapper_execution(self, m: Managers, fake: Any) -> None:
-        cfg = {"task_groups": ["fast_group.echelon1"], "rotation_strategy": "round_robin",
-               "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 2}}
+        cfg = {
+            "task_groups": ["fast_group.echelon1"],
+            "rotation_strategy": "round_robin",
+            "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 2},
+        }
         pool = await m.polling_pool_manager.create_pool("fast_pool", cfg)
         assert pool.name == "fast_pool" and m.polling_pool_manager.get_pool("fast_pool") is pool
         w = m.wrapper_factory.create_polling_pool_wrapper("fast_pool")  # found by its name, as originally
@@ -264,8 +289,9 @@ class TestLLMIntegration:
         with pytest.raises(WrapperConfigError, match="no polling pool 'ghost_pool'"):
             await m.polling_pool_manager.create_pool("ghost_pool", {"task_groups": ["fast_group"]})
         with pytest.raises(WrapperConfigError, match="rotation_strategy differ"):
-            await m.polling_pool_manager.create_pool("fast_pool", {"task_groups": ["fast_group.echelon1"],
-                                                                   "rotation_strategy": "weighted"})
+            await m.polling_pool_manager.create_pool(
+                "fast_pool", {"task_groups": ["fast_group.echelon1"], "rotation_strategy": "weighted"}
+            )
         await m.polling_pool_manager.shutdown_all()
 
     async def test_pool_strategies_from_config_are_enforced(self, m: Managers, fake: Any) -> None:
@@ -284,7 +310,9 @@ class TestLLMIntegration:
         """A sync ``execute`` with no loop: the reply is appended, the system prompt was sent."""
         m.wrapper_factory.create_task_group_wrapper("test_wrapper", {"target": "fast_group.echelon1"})
         node = LLMNode(wrapper_factory=m.wrapper_factory)
-        result = node.execute({"messages": []}, {"llm_wrapper": "test_wrapper", "system_prompt": "你是一个测试助手"})
+        result = node.execute(
+            {"messages": []}, {"llm_wrapper": "test_wrapper", "system_prompt": "你是一个测试助手"}
+        )
         assert isinstance(result, NodeExecutionResult)
         assert len(result.state["messages"]) == 1 and isinstance(result.state["messages"][0], AIMessage)
         assert body(fake, tried(fake)[0])["messages"][0] == {"role": "system", "content": "你是一个测试助手"}
@@ -298,7 +326,11 @@ class TestLLMIntegration:
         wrapper = f.create_task_group_wrapper("test_wrapper", {"target": "fast_group.echelon1"})
         default = f.create_task_group_wrapper("default", {"target": "thinking_group"})
         node = LLMNode(llm_client=default, wrapper_factory=f)
-        everything = {"llm_wrapper": "test_wrapper", "llm_group": "thinking_group", "polling_pool": "fast_pool"}
+        everything = {
+            "llm_wrapper": "test_wrapper",
+            "llm_group": "thinking_group",
+            "polling_pool": "fast_pool",
+        }
         assert node.get_client(everything) is wrapper
         group_client = node.get_client({"llm_group": "thinking_group", "polling_pool": "fast_pool"})
         assert isinstance(group_client, TaskGroupWrapper) and group_client.route.label == "thinking_group"
@@ -331,7 +363,9 @@ class TestLLMIntegration:
             assert result.state["messages"][-1] == {"role": "assistant", "content": "echo: hi"}
             factory = LLMWrapperFactory(tgm)
             node = LLMNode(wrapper_factory=factory)  # not in this factory: the runtime's wrappers.yaml has it
-            assert node.get_client({"llm_wrapper": "fast_group_wrapper"}) is tgm.runtime.factory.get_wrapper("fast_group_wrapper")
+            assert node.get_client({"llm_wrapper": "fast_group_wrapper"}) is tgm.runtime.factory.get_wrapper(
+                "fast_group_wrapper"
+            )
 
     async def test_llm_node_execute_with_a_running_loop_and_aexecute(self, m: Managers) -> None:
         node = LLMNode(wrapper_factory=m.wrapper_factory, config={"llm_group": "fast_group"})
@@ -339,7 +373,9 @@ class TestLLMIntegration:
         result = node.execute(state)
         assert result.state["messages"][-1].content == "echo: sync inside a loop"
         assert len(state["messages"]) == 1  # the caller's state is not mutated
-        results = await asyncio.gather(*(node.aexecute({"messages": [HumanMessage(f"q{i}")]}) for i in range(5)))
+        results = await asyncio.gather(
+            *(node.aexecute({"messages": [HumanMessage(f"q{i}")]}) for i in range(5))
+        )
         assert [r.state["messages"][-1].content for r in results] == [f"echo: q{i}" for i in range(5)]
 
     def test_llm_node_prompt_parameters_and_next_node(self, m: Managers, fake: Any) -> None:
@@ -349,13 +385,21 @@ class TestLLMIntegration:
             "messages": history,
             "current_step": "plan",
             "max_iterations": 7,
-            "tool_results": [{"tool_name": "search", "result": "3 hits"}, {"tool_name": "calc", "success": False, "error": "div by 0"}],
+            "tool_results": [
+                {"tool_name": "search", "result": "3 hits"},
+                {"tool_name": "calc", "success": False, "error": "div by 0"},
+            ],
         }
         config = {
             "llm_group": "fast_group.echelon1",
             "system_prompt_template": "step={current_step} max={max_iterations} tools={tool_results_count} msgs={messages_count}",
-            "max_tokens": 64, "temperature": 0.1, "top_p": 0.9, "frequency_penalty": 0.5,
-            "presence_penalty": 0.25, "stop_sequences": ["END"], "next_node": "tools_node",
+            "max_tokens": 64,
+            "temperature": 0.1,
+            "top_p": 0.9,
+            "frequency_penalty": 0.5,
+            "presence_penalty": 0.25,
+            "stop_sequences": ["END"],
+            "next_node": "tools_node",
         }
         result = node.execute(state, config)
         sent = body(fake, tried(fake)[-1])
@@ -363,9 +407,17 @@ class TestLLMIntegration:
         assert system["role"] == "system"
         assert system["content"].startswith("step=plan max=7 tools=2 msgs=12")
         assert "- search: 3 hits" in system["content"] and "- calc: failed: div by 0" in system["content"]
-        assert [msg["content"] for msg in sent["messages"][1:]] == [f"m{i}" for i in range(2, 12)]  # the last 10
-        for key, value in {"max_tokens": 64, "temperature": 0.1, "top_p": 0.9, "frequency_penalty": 0.5,
-                           "presence_penalty": 0.25, "stop": ["END"]}.items():
+        assert [msg["content"] for msg in sent["messages"][1:]] == [
+            f"m{i}" for i in range(2, 12)
+        ]  # the last 10
+        for key, value in {
+            "max_tokens": 64,
+            "temperature": 0.1,
+            "top_p": 0.9,
+            "frequency_penalty": 0.5,
+            "presence_penalty": 0.25,
+            "stop": ["END"],
+        }.items():
             assert sent[key] == value
         assert result.next_node == "tools_node"
         assert result.metadata["token_usage"]["total_tokens"] > 0
@@ -392,10 +444,17 @@ class TestLLMIntegration:
                 self.type, self.content = type, content
 
         objects = node.execute({"messages": [LangChainStyle("human", "o")]}).state["messages"]
-        assert isinstance(objects[-1], AIMessage) and objects[-1].type == "ai" and objects[-1].content == "echo: o"
+        assert (
+            isinstance(objects[-1], AIMessage)
+            and objects[-1].type == "ai"
+            and objects[-1].content == "echo: o"
+        )
         assert isinstance(objects[0], LangChainStyle)
-        window = [HumanMessage("x"), AIMessage("", tool_calls=[{"id": "c1", "name": "f", "args": {}}]),
-                  actors.ToolMessage("r", tool_call_id="c1")]
+        window = [
+            HumanMessage("x"),
+            AIMessage("", tool_calls=[{"id": "c1", "name": "f", "args": {}}]),
+            actors.ToolMessage("r", tool_call_id="c1"),
+        ]
         node.execute({"messages": window}, {"max_history_messages": 1})
         roles = [msg["role"] for msg in body(fake, tried(fake)[-1])["messages"]]
         assert roles == ["system", "assistant", "tool"]  # a tool result keeps the call it answers
@@ -437,10 +496,15 @@ class TestLLMIntegration:
 
     async def test_fallback_manager_integration(self, m: Managers, fake: Any) -> None:
         fm = m.fallback_manager
-        assert await fm.execute_with_task_group_fallback("fast_group.echelon1", "Test prompt") == "echo: Test prompt"
+        assert (
+            await fm.execute_with_task_group_fallback("fast_group.echelon1", "Test prompt")
+            == "echo: Test prompt"
+        )
         for name in ("fast1", "fast2"):
             fake.configure(name, status=503)
-        text = await fm.execute_with_task_group_fallback("fast_group.echelon1", "Test prompt", parameters={"max_tokens": 9})
+        text = await fm.execute_with_task_group_fallback(
+            "fast_group.echelon1", "Test prompt", parameters={"max_tokens": 9}
+        )
         assert text == "echo: Test prompt" and body(fake, "fast3")["max_tokens"] == 9
         history = fm.get_fallback_history(limit=10)
         assert [(h["strategy"], h["target"], h["success"]) for h in history] == [
@@ -450,7 +514,11 @@ class TestLLMIntegration:
             ("echelon_down", "fast_group.echelon2", True),
         ]
         stats = fm.get_statistics()
-        assert (stats["total_executions"], stats["successful_executions"], stats["fallback_executions"]) == (2, 2, 1)
+        assert (stats["total_executions"], stats["successful_executions"], stats["fallback_executions"]) == (
+            2,
+            2,
+            1,
+        )
         assert (stats["total_attempts"], stats["successful_attempts"]) == (4, 2)
         assert stats["strategy_distribution"] == {"primary": 3, "echelon_down": 1}
         fake.configure("fast3", status=503)
@@ -494,7 +562,11 @@ class TestLLMIntegration:
         state = node.execute(state, {"llm_wrapper": "fast_wrapper"}).state
         state["messages"].append(HumanMessage("step two"))
         state = node.execute(state, {"llm_wrapper": "thinking_wrapper"}).state
-        assert [msg.content for msg in state["messages"][-3:]] == ["echo: step one", "step two", "echo: step two"]
+        assert [msg.content for msg in state["messages"][-3:]] == [
+            "echo: step one",
+            "step two",
+            "echo: step two",
+        ]
         assert fast.get_stats()["total_requests"] == 1 and thinking.get_stats()["total_requests"] == 1
         stats = f.get_wrapper_stats()
         assert sum(s["stats"]["total_requests"] for s in stats["wrapper_stats"].values()) == 2
@@ -507,10 +579,16 @@ class TestLLMIntegration:
         except ImportError:
             pytest.skip("actors.ConfigMigrator is not available in this checkout")
         llms = config_dir / "llms"
-        (llms / "global_fallback.yaml").write_text(yaml.safe_dump({
-            "enabled": True, "max_attempts": 5, "retry_delay": 2.0,
-            "circuit_breaker": {"failure_threshold": 4, "recovery_time": 30, "half_open_requests": 1},
-        }))
+        (llms / "global_fallback.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "enabled": True,
+                    "max_attempts": 5,
+                    "retry_delay": 2.0,
+                    "circuit_breaker": {"failure_threshold": 4, "recovery_time": 30, "half_open_requests": 1},
+                }
+            )
+        )
         migrator = ConfigMigrator(m.task_group_manager, config_base_path=llms)
         assert migrator.migrate_global_fallback_to_task_groups(backup=False) is True
         validation = migrator.validate_migration()
@@ -526,7 +604,12 @@ def _run_example(name: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ.update(env)
     return subprocess.run(
         [sys.executable, str(REPO / "examples" / name)],
-        capture_output=True, text=True, timeout=120, env=environ, cwd=REPO, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -536,9 +619,16 @@ def test_usage_example_runs_without_keys() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith("echo: 你好，请介绍一下自己\n")
-    for line in ("总请求数: 2", "成功率: 1.0", "包装器总数: 2",
-                 "各类型数量: {'TaskGroupWrapper': 1, 'PollingPoolWrapper': 1}",
-                 "fast_wrapper: 健康", "fast_pool_wrapper: 健康", "健康实例数: 6", "总实例数: 6"):
+    for line in (
+        "总请求数: 2",
+        "成功率: 1.0",
+        "包装器总数: 2",
+        "各类型数量: {'TaskGroupWrapper': 1, 'PollingPoolWrapper': 1}",
+        "fast_wrapper: 健康",
+        "fast_pool_wrapper: 健康",
+        "健康实例数: 6",
+        "总实例数: 6",
+    ):
         assert line in out.splitlines(), line
     assert "fast_wrapper fell back: served by" in out and "via fast_group.echelon2" in out
 

@@ -10,9 +10,10 @@ docstring says what replaces it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,8 @@ from actors import (
     WrapperConfigError,
     WrapperFactoryError,
 )
-from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
 from actors.fake.topology import write_topology
+from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
 
 MSG = [HumanMessage("hello there")]
 
@@ -37,12 +38,28 @@ MSG = [HumanMessage("hello there")]
 def topology(*, pools: bool = True) -> dict[str, Any]:
     """test_group.echelon1 [model1, model2] -> echelon2 [model3] -> f1 [fb1]; plain_group has no
     fallback_config and tiers whose priorities differ from their names; test_pool [instance1, instance2]."""
-    names = ["model1", "model2", "model3", "fb1", "fb2", "plain1", "plain2", "plain3", "instance1", "instance2"]
+    names = [
+        "model1",
+        "model2",
+        "model3",
+        "fb1",
+        "fb2",
+        "plain1",
+        "plain2",
+        "plain3",
+        "instance1",
+        "instance2",
+    ]
     out: dict[str, Any] = dict(
         models={n: {} for n in names},
         groups={
             "test_group": {
-                "echelon1": {"models": ["model1", "model2"], "priority": 1, "max_retries": 1, "function_calling": "enabled"},
+                "echelon1": {
+                    "models": ["model1", "model2"],
+                    "priority": 1,
+                    "max_retries": 1,
+                    "function_calling": "enabled",
+                },
                 "echelon2": {"models": ["model3"], "priority": 2, "max_retries": 0},
                 "fallback_config": {
                     "strategy": "echelon_down",
@@ -62,7 +79,9 @@ def topology(*, pools: bool = True) -> dict[str, Any]:
         },
     )
     if pools:
-        out["pools"] = {"test_pool": {"task_groups": ["pool_group.echelon1"], "rotation_strategy": "round_robin"}}
+        out["pools"] = {
+            "test_pool": {"task_groups": ["pool_group.echelon1"], "rotation_strategy": "round_robin"}
+        }
     return out
 
 
@@ -133,7 +152,9 @@ class TestBaseLLMWrapper:
         wrapper.generate([HumanMessage("Hello"), actors.AIMessage("Hi"), HumanMessage("World")])
         body = fake.requests(tried(fake)[0])[0]["body"]
         assert [(m["role"], m["content"]) for m in body["messages"]] == [
-            ("user", "Hello"), ("assistant", "Hi"), ("user", "World")
+            ("user", "Hello"),
+            ("assistant", "Hi"),
+            ("user", "World"),
         ]
 
     def test_create_llm_response(self, wrapper: TaskGroupWrapper, fake: Any) -> None:
@@ -218,11 +239,14 @@ class TestTaskGroupWrapper:
     def test_get_fallback_groups_from_config(self, seed: Seed, fake: Any) -> None:
         """The wrapper's ``fallback_groups`` replace the group's; the group's own lower tier comes first."""
         w = seed.factory.create_task_group_wrapper(
-            "test_wrapper", {"target": "test_group.echelon1", "fallback_groups": ["f2.echelon1", "f1.echelon1"]}
+            "test_wrapper",
+            {"target": "test_group.echelon1", "fallback_groups": ["f2.echelon1", "f1.echelon1"]},
         )
         labels = [s.label for s in w.route.steps]
         assert labels == ["test_group.echelon1", "test_group.echelon2", "f2.echelon1", "f1.echelon1"]
-        expected = seed.task_group_manager.get_fallback_groups("test_group.echelon1", ["f2.echelon1", "f1.echelon1"])
+        expected = seed.task_group_manager.get_fallback_groups(
+            "test_group.echelon1", ["f2.echelon1", "f1.echelon1"]
+        )
         assert labels[1:] == expected
         for name in ("model1", "model2", "model3"):
             fake.configure(name, status=503)
@@ -233,7 +257,10 @@ class TestTaskGroupWrapper:
         tgm = seed.task_group_manager
         assert tgm.get_fallback_groups("test_group.echelon1") == ["test_group.echelon2", "f1.echelon1"]
         # No fallback_config: echelon_down follows priority (echelon3 has priority 2), not names.
-        assert tgm.get_fallback_groups("plain_group.echelon1") == ["plain_group.echelon3", "plain_group.echelon2"]
+        assert tgm.get_fallback_groups("plain_group.echelon1") == [
+            "plain_group.echelon3",
+            "plain_group.echelon2",
+        ]
         w = seed.factory.create_task_group_wrapper("plain", {"target": "plain_group.echelon1"})
         assert [s.label for s in w.route.steps][1:] == tgm.get_fallback_groups("plain_group.echelon1")
 
@@ -340,7 +367,9 @@ class TestLLMWrapperFactory:
         assert f.runtime is seed.task_group_manager.runtime
 
     def test_create_task_group_wrapper(self, seed: Seed) -> None:
-        w = seed.factory.create_task_group_wrapper("test_wrapper", {"target": "test_group.echelon1", "key": "value"})
+        w = seed.factory.create_task_group_wrapper(
+            "test_wrapper", {"target": "test_group.echelon1", "key": "value"}
+        )
         assert isinstance(w, TaskGroupWrapper) and w.config["key"] == "value"
         assert seed.factory.list_wrappers() == {"test_wrapper": "TaskGroupWrapper"}
 
@@ -400,12 +429,14 @@ class TestLLMWrapperFactory:
     def test_create_wrappers_from_config_reports_invalid_entries(self, seed: Seed) -> None:
         """The original skipped bad entries silently; here the good ones are created and the bad ones named."""
         with pytest.raises(WrapperFactoryError) as info:
-            seed.factory.create_wrappers_from_config({
-                "ok": {"type": "task_group", "target": "test_group"},
-                "pool": {"type": "polling_pool", "pool": "test_pool"},
-                "untyped": {"target": "test_group"},
-                "bad_ref": {"type": "task_group", "target": "test_group.echelon9"},
-            })
+            seed.factory.create_wrappers_from_config(
+                {
+                    "ok": {"type": "task_group", "target": "test_group"},
+                    "pool": {"type": "polling_pool", "pool": "test_pool"},
+                    "untyped": {"target": "test_group"},
+                    "bad_ref": {"type": "task_group", "target": "test_group.echelon9"},
+                }
+            )
         assert set(info.value.details["errors"]) == {"untyped", "bad_ref"}
         assert "echelon9" in info.value.details["errors"]["bad_ref"]
         assert seed.factory.list_wrappers() == {"ok": "TaskGroupWrapper", "pool": "PollingPoolWrapper"}
@@ -430,9 +461,15 @@ class TestLLMWrapperFactory:
         f.create_wrapper_from_config("nohealth", "nohealth", {"target": "test_group"})
         f.create_wrapper_from_config("broken", "broken", {"target": "test_group"})
         health = f.health_check_all()
-        assert health["tg"]["healthy"] is True and health["tg"]["total_instances"] == 4  # model1, model2, model3, fb1
+        assert (
+            health["tg"]["healthy"] is True and health["tg"]["total_instances"] == 4
+        )  # model1, model2, model3, fb1
         assert health["test_pool"]["healthy_instances"] == 2
-        assert health["nohealth"] == {"healthy": True, "type": "NoHealthCheckWrapper", "note": "no health check method"}
+        assert health["nohealth"] == {
+            "healthy": True,
+            "type": "NoHealthCheckWrapper",
+            "note": "no health check method",
+        }
         assert health["broken"]["healthy"] is False and "probe exploded" in health["broken"]["error"]
 
     def test_health_check_all_without_a_loop(self, seed: Seed) -> None:
@@ -459,7 +496,9 @@ class TestLLMWrapperFactory:
         assert by_pool_manager.task_group_manager is seed.task_group_manager
         other = make_seed()
         with pytest.raises(WrapperFactoryError, match="same one"):
-            LLMWrapperFactory(task_group_manager=seed.task_group_manager, fallback_manager=other.fallback_manager)
+            LLMWrapperFactory(
+                task_group_manager=seed.task_group_manager, fallback_manager=other.fallback_manager
+            )
         with pytest.raises(WrapperFactoryError, match="needs a Runtime or a TaskGroupManager"):
             LLMWrapperFactory()
 

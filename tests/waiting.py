@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.005, what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.005, what: str = "condition"
+) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -23,7 +26,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
-async def async_wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.001) -> Any:
+async def async_wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.001
+) -> Any:
     """``wait_until`` for a coroutine: polls without blocking the event loop."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

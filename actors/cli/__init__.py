@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["main"]
 
@@ -23,7 +23,9 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-actors", description="Many LLM endpoints as one reliable client.")
+    parser = argparse.ArgumentParser(
+        prog="llm-actors", description="Many LLM endpoints as one reliable client."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name, module_name in COMMANDS.items():

@@ -10,7 +10,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["add_arguments", "run"]
 
@@ -22,16 +23,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("prompt", help="the user message")
     add("--model", required=True, metavar="NAME", help="a wrapper, polling pool or task-group reference")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--url", default=None,
-                       help=f"a running daemon (default: $LLM_ACTORS_URL, else {DEFAULT_URL})")
-    where.add_argument("--config", default=None, metavar="DIR", help="run a runtime in-process on this configuration")
+    where.add_argument(
+        "--url", default=None, help=f"a running daemon (default: $LLM_ACTORS_URL, else {DEFAULT_URL})"
+    )
+    where.add_argument(
+        "--config", default=None, metavar="DIR", help="run a runtime in-process on this configuration"
+    )
     add("--simulate", action="store_true", help="with --config: simulated providers, no keys needed")
     add("--stream", action="store_true", help="print the answer as it arrives")
     add("--system", default=None, metavar="TEXT", help="a system message before the prompt")
     add("--max-tokens", type=int, default=None, metavar="N")
     add("--temperature", type=float, default=None)
     add("--api-key", default=None, metavar="KEY", help="the daemon's key (default: $LLM_ACTORS_API_KEY)")
-    add("--timeout", type=float, default=120.0, metavar="SECONDS", help="HTTP timeout with --url (default: 120)")
+    add(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="HTTP timeout with --url (default: 120)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,12 +49,16 @@ def run(args: argparse.Namespace) -> int:
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": args.prompt})
-    params = {k: v for k, v in (("max_tokens", args.max_tokens), ("temperature", args.temperature)) if v is not None}
+    params = {
+        k: v for k, v in (("max_tokens", args.max_tokens), ("temperature", args.temperature)) if v is not None
+    }
     if args.config is not None:
         return _in_process(args, messages, params)
     if args.simulate:
-        print("error: --simulate applies to --config (a daemon chooses at start: llm-actors serve --simulate)",
-              file=sys.stderr)
+        print(
+            "error: --simulate applies to --config (a daemon chooses at start: llm-actors serve --simulate)",
+            file=sys.stderr,
+        )
         return 2
     return _over_http(args, messages, params)
 
@@ -80,7 +94,9 @@ def _over_http(args: argparse.Namespace, messages: list[dict[str, Any]], params:
                     return _http_error(response.status_code, response.read().decode(errors="replace"))
                 return _print_stream(response)
     except httpx.HTTPError as exc:
-        print(f"error: cannot reach the daemon at {url}: {exc}; is `llm-actors serve` running?", file=sys.stderr)
+        print(
+            f"error: cannot reach the daemon at {url}: {exc}; is `llm-actors serve` running?", file=sys.stderr
+        )
         return 1
 
 
@@ -115,8 +131,11 @@ def _print_stream(response: Any) -> int:
 
 def _trailer(headers: Any, usage: Any) -> None:
     tokens = f", {usage.get('total_tokens')} tokens" if isinstance(usage, dict) else ""
-    print(f"[{headers.get('x-llm-actors-instance', '?')} via {headers.get('x-llm-actors-target', '?')}, "
-          f"{headers.get('x-llm-actors-attempts', '?')} attempt(s){tokens}]", file=sys.stderr)
+    print(
+        f"[{headers.get('x-llm-actors-instance', '?')} via {headers.get('x-llm-actors-target', '?')}, "
+        f"{headers.get('x-llm-actors-attempts', '?')} attempt(s){tokens}]",
+        file=sys.stderr,
+    )
 
 
 def _http_error(status: int, text: str) -> int:
@@ -169,6 +188,9 @@ def _in_process(args: argparse.Namespace, messages: list[dict[str, Any]], params
         print(response.content)
     for call in response.tool_calls:
         print(json.dumps({"tool_call": call.to_openai()}))
-    print(f"[{response.instance} via {response.target}, {len(response.attempts)} attempt(s), "
-          f"{response.token_usage.total_tokens} tokens]", file=sys.stderr)
+    print(
+        f"[{response.instance} via {response.target}, {len(response.attempts)} attempt(s), "
+        f"{response.token_usage.total_tokens} tokens]",
+        file=sys.stderr,
+    )
     return 0

@@ -13,12 +13,15 @@ from typing import Any, TextIO
 
 from actors.config import ConfigError, LLMConfig, load_config
 
-__all__ = ["add_arguments", "run", "render"]
+__all__ = ["add_arguments", "render", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "config_dir", nargs="?", default="config", metavar="CONFIG_DIR",
+        "config_dir",
+        nargs="?",
+        default="config",
+        metavar="CONFIG_DIR",
         help="the config directory (containing llms/) or the llms directory itself (default: config)",
     )
 
@@ -51,10 +54,18 @@ def render(config: LLMConfig) -> str:
 
 def _models(config: LLMConfig) -> str:
     rows = [
-        (name, m.provider, m.model_type, m.model_name, "enabled" if m.enabled else f"disabled: {m.disabled_reason}")
+        (
+            name,
+            m.provider,
+            m.model_type,
+            m.model_name,
+            "enabled" if m.enabled else f"disabled: {m.disabled_reason}",
+        )
         for name, m in config.models.items()
     ]
-    return _section(f"Models ({len(rows)})", _table(("MODEL", "PROVIDER", "TYPE", "MODEL NAME", "STATE"), rows))
+    return _section(
+        f"Models ({len(rows)})", _table(("MODEL", "PROVIDER", "TYPE", "MODEL NAME", "STATE"), rows)
+    )
 
 
 def _groups(config: LLMConfig) -> str:
@@ -82,7 +93,9 @@ def _groups(config: LLMConfig) -> str:
             )
             for tier_name, t in group.tiers_by_priority()
         ]
-        table = _table(("TIER", "PRIO", "MODELS", "CONC", "RPM", "TIMEOUT", "RETRIES", "TEMP", "MAX_TOKENS"), rows)
+        table = _table(
+            ("TIER", "PRIO", "MODELS", "CONC", "RPM", "TIMEOUT", "RETRIES", "TEMP", "MAX_TOKENS"), rows
+        )
         lines += ["  " + line for line in table.splitlines()]
         blocks.append("\n".join(lines))
     return _section(f"Task groups ({len(config.groups)})", "\n\n".join(blocks))
@@ -115,14 +128,18 @@ def _wrappers(config: LLMConfig) -> str:
     for name, w in config.wrappers.items():
         if w.type.value == "task_group":
             over = w.target or ""
-            detail = "fallback_groups: " + ", ".join(w.fallback_groups) if w.fallback_groups is not None else ""
+            detail = (
+                "fallback_groups: " + ", ".join(w.fallback_groups) if w.fallback_groups is not None else ""
+            )
         else:
             over = f"pool {w.pool}"
             detail = f"max_instance_attempts: {w.max_instance_attempts}" if w.max_instance_attempts else ""
         rows.append((name, w.type.value, over, _opt(w.timeout, "s"), detail))
     if not rows:
         return _section("Wrappers (0)", "(no wrappers.yaml)")
-    return _section(f"Wrappers ({len(rows)})", _table(("WRAPPER", "TYPE", "TARGET", "TIMEOUT", "OVERRIDES"), rows))
+    return _section(
+        f"Wrappers ({len(rows)})", _table(("WRAPPER", "TYPE", "TARGET", "TIMEOUT", "OVERRIDES"), rows)
+    )
 
 
 def _summary(config: LLMConfig) -> str:
@@ -136,11 +153,15 @@ def _summary(config: LLMConfig) -> str:
         for name, m in disabled.items():
             by_reason.setdefault(m.disabled_reason or "", []).append(name)
         plural = "s take" if len(disabled) != 1 else " takes"
-        lines.append(f"{len(disabled)} disabled model{plural} no requests until the cause is fixed and reloaded:")
+        lines.append(
+            f"{len(disabled)} disabled model{plural} no requests until the cause is fixed and reloaded:"
+        )
         for reason, names in by_reason.items():
             lines.append(f"  {reason}: {', '.join(names)}")
     if not config.enabled_models():
-        lines.append("Warning: no model is enabled; every request will fail. Set the API key variables above.")
+        lines.append(
+            "Warning: no model is enabled; every request will fail. Set the API key variables above."
+        )
     if config.global_fallback is not None:
         lines.append(
             "Note: global_fallback.yaml is migration input only and is not applied; "
@@ -159,10 +180,10 @@ def _section(title: str, body: str) -> str:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [len(h) for h in headers]
     for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=False)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()
+        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=False)).rstrip()
 
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(row) for row in rows]

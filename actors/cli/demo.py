@@ -14,8 +14,9 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from actors.errors import ConfigError, LLMError
 from actors.providers.simulated import simulation_control
@@ -32,13 +33,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--config", default="config", metavar="DIR", help="configuration directory (default: config)")
     add("--requests", type=int, default=300, metavar="N", help="requests to send (default: 300)")
     add("--threads", type=int, default=8, metavar="T", help="caller threads (default: 8)")
-    add("--outage", default="openai-gpt4", metavar="INSTANCE",
-        help="instance to break, or several separated by commas (default: openai-gpt4)")
-    add("--latency", type=float, default=0.01, metavar="SECONDS",
-        help="simulated latency of every instance (default: 0.01)")
-    add("--queue-timeout", type=float, default=0.0, metavar="SECONDS",
-        help="how long a request waits for a full tier before falling back (default: 0, at once)")
-    add("--seed", type=int, default=None, metavar="S", help="seed for the order of requests across the wrappers")
+    add(
+        "--outage",
+        default="openai-gpt4",
+        metavar="INSTANCE",
+        help="instance to break, or several separated by commas (default: openai-gpt4)",
+    )
+    add(
+        "--latency",
+        type=float,
+        default=0.01,
+        metavar="SECONDS",
+        help="simulated latency of every instance (default: 0.01)",
+    )
+    add(
+        "--queue-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long a request waits for a full tier before falling back (default: 0, at once)",
+    )
+    add(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seed for the order of requests across the wrappers",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     outage = [name.strip() for name in args.outage.split(",") if name.strip()]
     if not outage or any(name not in rt.config.models for name in outage):
-        print(f"error: no instance {args.outage!r}; choose from: {', '.join(rt.config.models)}", file=sys.stderr)
+        print(
+            f"error: no instance {args.outage!r}; choose from: {', '.join(rt.config.models)}", file=sys.stderr
+        )
         return 2
     try:
         with rt:
@@ -81,7 +104,9 @@ class _Demo:
         random.Random(args.seed).shuffle(self.plan)
         self.wrappers = {name: rt.factory.get_wrapper(name) for name in WRAPPERS}
         self.lock = threading.Lock()
-        self.tally: collections.Counter[str] = collections.Counter()  # "answered", an LLMError's name, "unexpected"
+        self.tally: collections.Counter[str] = (
+            collections.Counter()
+        )  # "answered", an LLMError's name, "unexpected"
         self.answered: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         # (wrapper, kind) -> answered requests that were "retried" after a failed attempt, answered by a
         # "lower" tier than the first, "skipped" the first without trying it, or "fell back" (any of these)
@@ -105,11 +130,15 @@ class _Demo:
     def one(self, i: int) -> None:
         names, s = ", ".join(self.outage), "s" if len(self.outage) == 1 else ""
         if i == self.start:
-            self.say(f"OUTAGE STARTS at request {i + 1}/{self.n}: {names} now fail{s} every call with HTTP 503")
+            self.say(
+                f"OUTAGE STARTS at request {i + 1}/{self.n}: {names} now fail{s} every call with HTTP 503"
+            )
             for name in self.outage:
                 simulation_control(name).fail(503)
         if i == self.end:
-            self.say(f"OUTAGE ENDS at request {i + 1}/{self.n}: {names} answer{s} again (open breakers wait to recover)")
+            self.say(
+                f"OUTAGE ENDS at request {i + 1}/{self.n}: {names} answer{s} again (open breakers wait to recover)"
+            )
             for name in self.outage:
                 simulation_control(name).heal()
         wrapper = self.wrappers[self.plan[i]]
@@ -128,8 +157,14 @@ class _Demo:
             skipped = lower and all(a.target != first for a in response.attempts)
             with self.lock:
                 self.answered[response.instance][PHASES[(i >= self.start) + (i >= self.end)]] += 1
-                self.count.update({(wrapper.name, "retried"): retried, (wrapper.name, "lower"): lower,
-                                   (wrapper.name, "skipped"): skipped, (wrapper.name, "fell back"): lower or retried})
+                self.count.update(
+                    {
+                        (wrapper.name, "retried"): retried,
+                        (wrapper.name, "lower"): lower,
+                        (wrapper.name, "skipped"): skipped,
+                        (wrapper.name, "fell back"): lower or retried,
+                    }
+                )
         with self.lock:
             self.tally[key] += 1
             done = sum(self.tally.values())
@@ -140,45 +175,111 @@ class _Demo:
         """Say when a breaker of a broken instance changes state on a route this demo uses."""
         with self.lock, self.rt.table.lock:  # one reader at a time, so no stale state is said
             now = time.monotonic()
-            states = {key: self.rt.table.gates[key[0]].breakers[key[1]].state(now).value for key in self.breakers}
+            states = {
+                key: self.rt.table.gates[key[0]].breakers[key[1]].state(now).value for key in self.breakers
+            }
             changed = [(key, state) for key, state in states.items() if self.breakers[key] != state]
             self.breakers.update(changed)
         for (name, route), state in changed:
-            self.say(f"BREAKER {state.upper()}: {name} on {route} (noticed with {done}/{self.n} requests done)")
+            self.say(
+                f"BREAKER {state.upper()}: {name} on {route} (noticed with {done}/{self.n} requests done)"
+            )
 
     def report(self) -> None:
         stats = self.rt.stats()
         history = stats["supervisor"]["history"]
         now = time.monotonic()
-        rows = [(f"+{h['timestamp'] - self.wall0:.2f}s", h["instance"], h["event"], h["route"],
-                 f"{h['until'] - now:.0f}s from now" if h.get("until") else "-") for h in history]
+        rows = [
+            (
+                f"+{h['timestamp'] - self.wall0:.2f}s",
+                h["instance"],
+                h["event"],
+                h["route"],
+                f"{h['until'] - now:.0f}s from now" if h.get("until") else "-",
+            )
+            for h in history
+        ]
         print("\nBreaker events, from the rotation supervisor (every route through an instance judges it)")
         print(table(("WHEN", "INSTANCE", "EVENT", "ROUTE", "UNTIL"), rows) if rows else "(none)")
 
         opens = collections.Counter(h["instance"] for h in history if h["event"] == "open")
         tier_of: dict[str, str] = {}
-        for member in (m for w in self.wrappers.values() for step in w.route.steps for m in step.target.members):
+        for member in (
+            m for w in self.wrappers.values() for step in w.route.steps for m in step.target.members
+        ):
             tier_of.setdefault(member.name, member.tier)
         rows = []
         for name, tier in tier_of.items():
             s = stats["instances"][name]
             failed = ", ".join(f"{v} {k}" for k, v in sorted(s["outcomes"].items()) if k != "success") or "-"
-            rows.append((name + (" (broken)" if name in self.outage else ""), tier, s["total_requests"],
-                         s["successful_requests"], failed, _state(s), opens[name], _ms(s["latency_ewma"]),
-                         *(self.answered[name][p] for p in PHASES)))
+            rows.append(
+                (
+                    name + (" (broken)" if name in self.outage else ""),
+                    tier,
+                    s["total_requests"],
+                    s["successful_requests"],
+                    failed,
+                    _state(s),
+                    opens[name],
+                    _ms(s["latency_ewma"]),
+                    *(self.answered[name][p] for p in PHASES),
+                )
+            )
         print("\nInstances (BEFORE / OUTAGE / AFTER: requests each one answered in that phase)")
-        print(table(("INSTANCE", "TIER", "CALLS", "OK", "FAILED", "STATE NOW", "OPENS", "EWMA MS",
-                     "BEFORE", "OUTAGE", "AFTER"), rows))
+        print(
+            table(
+                (
+                    "INSTANCE",
+                    "TIER",
+                    "CALLS",
+                    "OK",
+                    "FAILED",
+                    "STATE NOW",
+                    "OPENS",
+                    "EWMA MS",
+                    "BEFORE",
+                    "OUTAGE",
+                    "AFTER",
+                ),
+                rows,
+            )
+        )
 
         rows = []
         for name in WRAPPERS:
             s = stats["wrappers"]["wrapper_stats"][name]["stats"]
-            rows.append((name, s["total_requests"], s["successful_requests"], s["failed_requests"],
-                         self.count[name, "retried"], s["fallbacks"], s["attempts"],
-                         *(_ms(s[f"latency_p{q}"]) for q in (50, 95, 99))))
-        print("\nWrappers (RETRIED: answered by another instance after a failed attempt; FALLBACKS: to a lower tier)")
-        print(table(("WRAPPER", "REQUESTS", "OK", "FAILED", "RETRIED", "FALLBACKS", "ATTEMPTS",
-                     "P50 MS", "P95 MS", "P99 MS"), rows))
+            rows.append(
+                (
+                    name,
+                    s["total_requests"],
+                    s["successful_requests"],
+                    s["failed_requests"],
+                    self.count[name, "retried"],
+                    s["fallbacks"],
+                    s["attempts"],
+                    *(_ms(s[f"latency_p{q}"]) for q in (50, 95, 99)),
+                )
+            )
+        print(
+            "\nWrappers (RETRIED: answered by another instance after a failed attempt; FALLBACKS: to a lower tier)"
+        )
+        print(
+            table(
+                (
+                    "WRAPPER",
+                    "REQUESTS",
+                    "OK",
+                    "FAILED",
+                    "RETRIED",
+                    "FALLBACKS",
+                    "ATTEMPTS",
+                    "P50 MS",
+                    "P95 MS",
+                    "P99 MS",
+                ),
+                rows,
+            )
+        )
         self.summary()
 
     def summary(self) -> None:
@@ -186,18 +287,24 @@ class _Demo:
         fell_back, retried = (sum(count[w, kind] for w in WRAPPERS) for kind in ("fell back", "retried"))
         errors = {k: v for k, v in t.items() if k not in ("answered", "unexpected")}
         was = "was" if len(self.outage) == 1 else "were"
-        print(f"\n{self.n} requests, {t['answered']} succeeded, {fell_back} fell back;"
-              f" {', '.join(self.outage)} {was} out from request {self.start + 1} to {self.end}.")
+        print(
+            f"\n{self.n} requests, {t['answered']} succeeded, {fell_back} fell back;"
+            f" {', '.join(self.outage)} {was} out from request {self.start + 1} to {self.end}."
+        )
         detail = f" ({', '.join(f'{v} {k}' for k, v in errors.items())})" if errors else ""
-        print(f"  {sum(errors.values())} ended in a typed LLMError{detail}, {t['unexpected']} in anything else.")
+        print(
+            f"  {sum(errors.values())} ended in a typed LLMError{detail}, {t['unexpected']} in anything else."
+        )
         print(f"  {retried} were answered by another instance after a failed attempt.")
         for name in (name for name in WRAPPERS if count[name, "lower"]):
             first = self.wrappers[name].route.first_label
             group, _, tier_name = first.partition(".")  # only a task-group wrapper has lower tiers
             tier = self.rt.config.groups[group].tiers[tier_name]
-            print(f"  {name}: {count[name, 'lower']} answered by a tier below {first}, {count[name, 'skipped']} of them"
-                  f" without trying it: it was full (rpm_limit {tier.rpm_limit}/min, concurrency_limit"
-                  f" {tier.concurrency_limit}) or none of its instances was available.")
+            print(
+                f"  {name}: {count[name, 'lower']} answered by a tier below {first}, {count[name, 'skipped']} of them"
+                f" without trying it: it was full (rpm_limit {tier.rpm_limit}/min, concurrency_limit"
+                f" {tier.concurrency_limit}) or none of its instances was available."
+            )
 
 
 def _state(s: dict[str, Any]) -> str:
@@ -216,10 +323,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Rows as aligned plain text: numeric columns to the right, the rest to the left."""
     cells = [[str(c) for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    numeric = [all(r[i] == "-" or r[i].replace(".", "", 1).isdigit() for r in cells) for i in range(len(headers))]
+    numeric = [
+        all(r[i] == "-" or r[i].replace(".", "", 1).isdigit() for r in cells) for i in range(len(headers))
+    ]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)).rstrip()
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=False)
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 

@@ -17,21 +17,36 @@ from typing import Any, TextIO
 from actors.config import ConfigError, find_llms_dir
 from actors.migration import ConfigMigrator
 
-__all__ = ["add_arguments", "run", "main"]
+__all__ = ["add_arguments", "main", "run"]
 
-_KIND = {"migrate_task_group": ("task group", "group_name"), "migrate_polling_pool": ("polling pool", "pool_name")}
+_KIND = {
+    "migrate_task_group": ("task group", "group_name"),
+    "migrate_polling_pool": ("polling pool", "pool_name"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--config-path", default="config/llms", metavar="DIR",
-        help="the llms directory, or the config directory above it (default: config/llms)")
-    add("--no-backup", action="store_true",
-        help="do not copy each rewritten file to <DIR>/backup/<file>.backup first")
+    add(
+        "--config-path",
+        default="config/llms",
+        metavar="DIR",
+        help="the llms directory, or the config directory above it (default: config/llms)",
+    )
+    add(
+        "--no-backup",
+        action="store_true",
+        help="do not copy each rewritten file to <DIR>/backup/<file>.backup first",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--validate-only", action="store_true",
-                      help="change nothing; report which files are valid and migrated")
-    mode.add_argument("--dry-run", action="store_true", help="change nothing; print the diff a migration would write")
+    mode.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="change nothing; report which files are valid and migrated",
+    )
+    mode.add_argument(
+        "--dry-run", action="store_true", help="change nothing; print the diff a migration would write"
+    )
     add("-v", "--verbose", action="store_true", help="say what was written to each file, and log each step")
 
 
@@ -93,15 +108,21 @@ def _migrate(migrator: ConfigMigrator, out: TextIO, *, backup: bool, dry_run: bo
     if dry_run:
         out.write(f"Dry run over {base}: nothing is written.\n")
     else:
-        out.write(f"Migrating {base}" + (f" (backups in {migrator.backup_dir})" if backup else " (no backups)") + "\n")
+        out.write(
+            f"Migrating {base}"
+            + (f" (backups in {migrator.backup_dir})" if backup else " (no backups)")
+            + "\n"
+        )
     ok = migrator.migrate(backup=backup, dry_run=dry_run)
     log = migrator.get_migration_log()
     for entry in log:
         out.write(_line(entry, dry_run=dry_run, verbose=verbose) + "\n")
     changed = [e for e in log if e["status"] == "success"]
     failed = [e for e in log if e["status"] == "failed"]
-    counts = f"{len(changed)} {'to migrate' if dry_run else 'migrated'}, " \
-             f"{len(log) - len(changed) - len(failed)} skipped, {len(failed)} failed"
+    counts = (
+        f"{len(changed)} {'to migrate' if dry_run else 'migrated'}, "
+        f"{len(log) - len(changed) - len(failed)} skipped, {len(failed)} failed"
+    )
     out.write(f"{counts}.\n")
     if dry_run:
         for entry in changed:

@@ -21,19 +21,46 @@ KEY_ENV = "LLM_ACTORS_API_KEY"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--config", default="config", metavar="DIR", help="configuration directory (default: config)")
-    add("--simulate", action="store_true", help="answer every model with the simulated provider (no keys, no network)")
+    add(
+        "--simulate",
+        action="store_true",
+        help="answer every model with the simulated provider (no keys, no network)",
+    )
     add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     add("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: %(default)s)")
-    add("--workers-threads", type=int, default=4, metavar="N",
-        help="threads for blocking work: statistics, reloads (default: %(default)s)")
-    add("--api-key", default=None, metavar="KEY",
-        help=f"require this key (Authorization: Bearer KEY or x-api-key: KEY); default: ${KEY_ENV}, else none")
-    add("--grace", type=float, default=30.0, metavar="SECONDS",
-        help="on SIGTERM, how long in-flight requests may take to finish (default: %(default)s)")
-    add("--max-body", type=int, default=4 * 1024 * 1024, metavar="BYTES",
-        help="largest request body accepted; larger ones get 413 (default: %(default)s)")
-    add("--log-level", default="info", choices=("debug", "info", "warning", "error"),
-        help="log level; access logs are info (default: %(default)s)")
+    add(
+        "--workers-threads",
+        type=int,
+        default=4,
+        metavar="N",
+        help="threads for blocking work: statistics, reloads (default: %(default)s)",
+    )
+    add(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help=f"require this key (Authorization: Bearer KEY or x-api-key: KEY); default: ${KEY_ENV}, else none",
+    )
+    add(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight requests may take to finish (default: %(default)s)",
+    )
+    add(
+        "--max-body",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest request body accepted; larger ones get 413 (default: %(default)s)",
+    )
+    add(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level; access logs are info (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.port < 0 or args.port > 65535 or args.workers_threads < 1 or args.grace < 0 or args.max_body < 1:
-        print("error: --port must be 0-65535, --workers-threads and --max-body at least 1, --grace at least 0",
-              file=sys.stderr)
+        print(
+            "error: --port must be 0-65535, --workers-threads and --max-body at least 1, --grace at least 0",
+            file=sys.stderr,
+        )
         return 2
     from actors.daemon.server import ServeOptions, serve
     from actors.errors import ConfigError

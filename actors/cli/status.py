@@ -13,15 +13,21 @@ from typing import Any
 
 from actors.cli.demo import table
 
-__all__ = ["add_arguments", "run", "render"]
+__all__ = ["add_arguments", "render", "run"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help=f"the daemon (default: $LLM_ACTORS_URL, else {DEFAULT_URL})")
-    parser.add_argument("--api-key", default=None, metavar="KEY", help="the daemon's key (default: $LLM_ACTORS_API_KEY)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="HTTP timeout (default: 10)")
+    parser.add_argument(
+        "--url", default=None, help=f"the daemon (default: $LLM_ACTORS_URL, else {DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--api-key", default=None, metavar="KEY", help="the daemon's key (default: $LLM_ACTORS_API_KEY)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="HTTP timeout (default: 10)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,10 +39,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         response = httpx.get(f"{url}/v1/stats", headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:
-        print(f"error: cannot reach the daemon at {url}: {exc}; is `llm-actors serve` running?", file=sys.stderr)
+        print(
+            f"error: cannot reach the daemon at {url}: {exc}; is `llm-actors serve` running?", file=sys.stderr
+        )
         return 1
     if response.status_code != 200:
-        print(f"error: HTTP {response.status_code} from {url}/v1/stats: {response.text.strip()[:500]}", file=sys.stderr)
+        print(
+            f"error: HTTP {response.status_code} from {url}/v1/stats: {response.text.strip()[:500]}",
+            file=sys.stderr,
+        )
         return 1
     sys.stdout.write(render(response.json()))
     return 0
@@ -45,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
 def render(stats: dict[str, Any]) -> str:
     """The statistics as plain-text tables."""
     now = time.time()
-    parts = [_daemon(stats.get("daemon") or {}), _instances(stats.get("instances") or {}, now),
-             _wrappers(stats.get("wrappers") or {}, stats.get("health") or {})]
+    parts = [
+        _daemon(stats.get("daemon") or {}),
+        _instances(stats.get("instances") or {}, now),
+        _wrappers(stats.get("wrappers") or {}, stats.get("health") or {}),
+    ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -55,9 +69,11 @@ def _daemon(d: dict[str, Any]) -> str:
         return ""
     reloads = d.get("reloads") or {}
     state = "draining" if d.get("draining") else "serving"
-    return (f"Daemon: {state}, {d.get('in_flight', 0)} request(s) in flight, up {d.get('uptime_seconds', 0):.0f}s, "
-            f"config {d.get('config_dir')}{' (simulated)' if d.get('simulate') else ''}, "
-            f"reloads {reloads.get('ok', 0)} ok / {reloads.get('failed', 0)} rejected")
+    return (
+        f"Daemon: {state}, {d.get('in_flight', 0)} request(s) in flight, up {d.get('uptime_seconds', 0):.0f}s, "
+        f"config {d.get('config_dir')}{' (simulated)' if d.get('simulate') else ''}, "
+        f"reloads {reloads.get('ok', 0)} ok / {reloads.get('failed', 0)} rejected"
+    )
 
 
 def _state(s: dict[str, Any]) -> str:
@@ -77,11 +93,30 @@ def _ms(seconds: Any) -> str:
 
 def _instances(instances: dict[str, Any], now: float) -> str:
     rows = [
-        (name, s.get("provider", ""), _state(s), _breakers(s), s.get("in_flight", 0), s.get("total_requests", 0),
-         s.get("successful_requests", 0), s.get("failed_requests", 0), _ms(s.get("latency_ewma")))
+        (
+            name,
+            s.get("provider", ""),
+            _state(s),
+            _breakers(s),
+            s.get("in_flight", 0),
+            s.get("total_requests", 0),
+            s.get("successful_requests", 0),
+            s.get("failed_requests", 0),
+            _ms(s.get("latency_ewma")),
+        )
         for name, s in sorted(instances.items())
     ]
-    headers = ("INSTANCE", "PROVIDER", "STATE", "BREAKERS (by route)", "IN FLIGHT", "CALLS", "OK", "FAILED", "EWMA MS")
+    headers = (
+        "INSTANCE",
+        "PROVIDER",
+        "STATE",
+        "BREAKERS (by route)",
+        "IN FLIGHT",
+        "CALLS",
+        "OK",
+        "FAILED",
+        "EWMA MS",
+    )
     return f"Instances ({len(rows)})\n" + table(headers, rows)
 
 
@@ -91,8 +126,18 @@ def _wrappers(wrappers: dict[str, Any], health: dict[str, Any]) -> str:
         s = entry.get("stats") or {}
         h = health.get(name) or {}
         up = f"{h.get('healthy_instances', '?')}/{h.get('total_instances', '?')}" if h else "-"
-        rows.append((name, entry.get("type", ""), s.get("total_requests", 0), s.get("successful_requests", 0),
-                     s.get("failed_requests", 0), s.get("fallbacks", 0), _ms(s.get("latency_p50")),
-                     _ms(s.get("latency_p95")), up))
+        rows.append(
+            (
+                name,
+                entry.get("type", ""),
+                s.get("total_requests", 0),
+                s.get("successful_requests", 0),
+                s.get("failed_requests", 0),
+                s.get("fallbacks", 0),
+                _ms(s.get("latency_p50")),
+                _ms(s.get("latency_p95")),
+                up,
+            )
+        )
     headers = ("WRAPPER", "TYPE", "REQUESTS", "OK", "FAILED", "FALLBACKS", "P50 MS", "P95 MS", "AVAILABLE")
     return f"Wrappers ({len(rows)})\n" + table(headers, rows)

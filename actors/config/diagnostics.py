@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from actors.errors import ConfigIssue
 
-__all__ = ["closest", "did_you_mean", "unknown", "format_path", "issues_from_validation", "is_sensitive"]
+__all__ = ["closest", "did_you_mean", "format_path", "is_sensitive", "issues_from_validation", "unknown"]
 
 _SENSITIVE = re.compile(r"api_?key|secret|password|passwd|token$|authorization|credential|headers", re.I)
 
@@ -155,9 +155,9 @@ def _kind_of(value: Any) -> str:
 def _lookup(raw: Any, parts: Sequence[Any]) -> tuple[bool, Any]:
     value = raw
     for part in parts:
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        if (isinstance(value, Mapping) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        ):
             value = value[part]
         else:
             return False, None

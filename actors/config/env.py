@@ -89,7 +89,10 @@ def _walk(data: Any, environ: Mapping[str, str], path: tuple[Any, ...], problems
         exp = expand(data, environ)
         for name in exp.missing:
             problems.append(
-                (path, f"environment variable {name} is not set; set it, or give a default: ${{{name}:-value}}")
+                (
+                    path,
+                    f"environment variable {name} is not set; set it, or give a default: ${{{name}:-value}}",
+                )
             )
         problems.extend((path, message) for message in exp.errors)
         return exp.value if exp.ok else data

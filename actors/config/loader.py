@@ -35,13 +35,15 @@ from actors.config.refs import Sources, check_references
 from actors.config.topology import LLMConfig
 from actors.errors import ConfigError, ConfigIssue
 
-__all__ = ["load_config", "find_llms_dir"]
+__all__ = ["find_llms_dir", "load_config"]
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 _NOT_READ = object()
 
 
-def load_config(path: str | os.PathLike[str] = "config", *, environ: Mapping[str, str] | None = None) -> LLMConfig:
+def load_config(
+    path: str | os.PathLike[str] = "config", *, environ: Mapping[str, str] | None = None
+) -> LLMConfig:
     """Load and validate the configuration under ``path`` (a ``config`` dir or its ``llms`` dir).
 
     ``environ`` (default ``os.environ``) supplies ``${VAR}`` values. Raises ``ConfigError``
@@ -82,7 +84,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
             continue  # an unhashable key; the base constructor reports it
         if first is not None:
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice (first on line {first + 1}); keep one", key_node.start_mark
+                None,
+                None,
+                f"key {key!r} appears twice (first on line {first + 1}); keep one",
+                key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
     return yaml.SafeLoader.construct_mapping(loader, node, deep)
@@ -110,7 +115,9 @@ class _Loader:
     def load(self) -> LLMConfig:
         registry_path = self.root / "groups" / "_task_groups.yaml"
         if registry_path.is_file():
-            self.registry = self._validate(RegistryConfig, registry_path, self._read(registry_path), kind=None)
+            self.registry = self._validate(
+                RegistryConfig, registry_path, self._read(registry_path), kind=None
+            )
         self._load_models()
         for name, path in self._files("group", "groups", "task_groups").items():
             self._load_named(TaskGroupConfig, "group", name, path, drop=("tiers",))
@@ -162,7 +169,7 @@ class _Loader:
             self._issue(path, "", f"cannot read the file: {exc.strerror or exc}")
             return _NOT_READ
         try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+            data = yaml.load(text, Loader=_UniqueKeyLoader)
         except yaml.MarkedYAMLError as exc:
             self._issue(path, "", _yaml_message(exc))
             return _NOT_READ
@@ -184,7 +191,8 @@ class _Loader:
         if not folder.is_dir():
             return []
         return sorted(
-            p for p in folder.iterdir()
+            p
+            for p in folder.iterdir()
             if p.is_file() and p.suffix in _YAML_SUFFIXES and not p.name.startswith(("_", "."))
         )
 
@@ -208,19 +216,28 @@ class _Loader:
                 continue
             path = self.root / entry.file
             if not path.is_file():
-                self._issue(registry_file, f"{field}.file",
-                            f"file {entry.file!r} not found (paths are relative to {self._show(self.root)})")
+                self._issue(
+                    registry_file,
+                    f"{field}.file",
+                    f"file {entry.file!r} not found (paths are relative to {self._show(self.root)})",
+                )
                 self.sources.broken.add((kind, name))
                 continue
             if path.stem != name:
-                self._issue(registry_file, field,
-                            f"the entry is named {name!r} but its file is {entry.file!r}; a {kind} is named "
-                            "by its file, so use the file's name for the entry")
+                self._issue(
+                    registry_file,
+                    field,
+                    f"the entry is named {name!r} but its file is {entry.file!r}; a {kind} is named "
+                    "by its file, so use the file's name for the entry",
+                )
                 continue
             known = files.get(name)
             if known is not None and known.resolve() != path.resolve():
-                self._issue(registry_file, f"{field}.file",
-                            f"{kind} {name!r} is also defined by {self._show(known)}; keep one file")
+                self._issue(
+                    registry_file,
+                    f"{field}.file",
+                    f"{kind} {name!r} is also defined by {self._show(known)}; keep one file",
+                )
                 continue
             files[name] = path
         return files
@@ -268,15 +285,20 @@ class _Loader:
         provider_root = self.root / "provider"
         if not provider_root.is_dir():
             return
-        folders = sorted(p for p in provider_root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+        folders = sorted(
+            p for p in provider_root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+        )
         for folder in folders:
             for path in self._yaml_files(folder):
                 name = path.stem
                 if ("model", name) in self.sources.files:
                     other = self.sources.files["model", name]
-                    self._issue(path, "",
-                                f"model {name!r} is already defined by {other}; model names are file names "
-                                "and must be unique across provider folders: rename one file")
+                    self._issue(
+                        path,
+                        "",
+                        f"model {name!r} is already defined by {other}; model names are file names "
+                        "and must be unique across provider folders: rename one file",
+                    )
                     continue
                 self.sources.files[("model", name)] = self._show(path)
                 model = self._load_model(name, folder.name, path)
@@ -292,11 +314,16 @@ class _Loader:
         skip: list[tuple[Any, ...]] = []
         for key, expected, what in (("name", name, "file name"), ("provider", provider, "provider folder")):
             if key in data and data[key] != expected:
-                self._issue(path, key, f"{data[key]!r} differs from the {what} {expected!r}; remove {key} or rename")
+                self._issue(
+                    path, key, f"{data[key]!r} differs from the {what} {expected!r}; remove {key} or rename"
+                )
             data.pop(key, None)
         if "api_key_env" in data:
-            self._issue(path, "api_key_env",
-                        "unknown key; write api_key: ${VARIABLE} and the loader records the variable")
+            self._issue(
+                path,
+                "api_key_env",
+                "unknown key; write api_key: ${VARIABLE} and the loader records the variable",
+            )
             data.pop("api_key_env")
         key_raw = data.pop("api_key", None)
         sub = substitute(data, self.environ)
@@ -329,7 +356,9 @@ class _Loader:
             fields["api_key"] = exp.value
         return fields
 
-    def _load_named(self, model: type[BaseModel], kind: str, name: str, path: Path, drop: tuple[str, ...] = ()) -> None:
+    def _load_named(
+        self, model: type[BaseModel], kind: str, name: str, path: Path, drop: tuple[str, ...] = ()
+    ) -> None:
         self.sources.files[(kind, name)] = self._show(path)
         raw = self._read(path)
         if raw is _NOT_READ:
@@ -337,10 +366,16 @@ class _Loader:
             return
         data = dict(raw)
         if "name" in data and data["name"] != name:
-            self._issue(path, "name", f"{data['name']!r} differs from the file name {name!r}; "
-                                      f"a {kind} is named by its file: remove name or rename the file")
+            self._issue(
+                path,
+                "name",
+                f"{data['name']!r} differs from the file name {name!r}; "
+                f"a {kind} is named by its file: remove name or rename the file",
+            )
         if "tiers" in data and kind == "group":
-            self._issue(path, "tiers", "unknown key; write each tier at the top level (echelon1: {models: [...]})")
+            self._issue(
+                path, "tiers", "unknown key; write each tier at the top level (echelon1: {models: [...]})"
+            )
             data.pop("tiers")
         data["name"] = name
         sub = substitute(data, self.environ)
@@ -361,9 +396,13 @@ class _Loader:
             return
         for name, entry in raw.items():
             if not isinstance(entry, dict):
-                self._issue(path, str(name), "must be a mapping, e.g. {type: task_group, target: fast_group.echelon1}")
+                self._issue(
+                    path, str(name), "must be a mapping, e.g. {type: task_group, target: fast_group.echelon1}"
+                )
                 continue
-            wrapper = self._validate(WrapperConfig, path, entry, kind="wrapper", name=str(name), prefix=(name,))
+            wrapper = self._validate(
+                WrapperConfig, path, entry, kind="wrapper", name=str(name), prefix=(name,)
+            )
             if wrapper is not None:
                 self.wrappers[str(name)] = wrapper
 
@@ -377,13 +416,19 @@ class _Loader:
                         return
                     path = self.root / entry.file
                     if not path.is_file():
-                        self._issue(registry_file, "global_configs.global_fallback.file",
-                                    f"file {entry.file!r} not found (paths are relative to {self._show(self.root)})")
+                        self._issue(
+                            registry_file,
+                            "global_configs.global_fallback.file",
+                            f"file {entry.file!r} not found (paths are relative to {self._show(self.root)})",
+                        )
                         return
                 elif entry.enabled:
-                    self._issue(registry_file, f"global_configs.{name}",
-                                "llm-actors reads no global config but global_fallback; remove this entry "
-                                "or set enabled: false")
+                    self._issue(
+                        registry_file,
+                        f"global_configs.{name}",
+                        "llm-actors reads no global config but global_fallback; remove this entry "
+                        "or set enabled: false",
+                    )
         if path.is_file():
             self.global_fallback = self._validate(GlobalFallbackConfig, path, self._read(path), kind=None)
 
@@ -393,5 +438,7 @@ def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = exc.problem or "cannot be parsed"
-    context = f" ({exc.context} on line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+    context = (
+        f" ({exc.context} on line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+    )
     return f"invalid YAML{where}: {problem}{context}"

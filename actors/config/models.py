@@ -26,25 +26,25 @@ from pydantic import (
 )
 
 __all__ = [
-    "Strict",
-    "SimulationConfig",
-    "ModelConfig",
     "DEFAULT_BASE_URLS",
-    "ThinkingConfig",
-    "EchelonConfig",
     "CircuitBreakerConfig",
-    "FallbackStrategy",
+    "EchelonConfig",
     "FallbackConfig",
-    "TaskGroupConfig",
-    "RotationStrategy",
-    "PoolFallbackStrategy",
-    "PoolFallbackConfig",
-    "PollingPoolConfig",
-    "WrapperType",
-    "WrapperConfig",
-    "RegistryEntry",
-    "RegistryConfig",
+    "FallbackStrategy",
     "GlobalFallbackConfig",
+    "ModelConfig",
+    "PollingPoolConfig",
+    "PoolFallbackConfig",
+    "PoolFallbackStrategy",
+    "RegistryConfig",
+    "RegistryEntry",
+    "RotationStrategy",
+    "SimulationConfig",
+    "Strict",
+    "TaskGroupConfig",
+    "ThinkingConfig",
+    "WrapperConfig",
+    "WrapperType",
 ]
 
 
@@ -215,7 +215,9 @@ class EchelonConfig(Strict):
     @classmethod
     def _response_format_type(cls, value: Any) -> Any:
         if value is not None and not isinstance(value, (str, Mapping)):
-            raise ValueError("must be a string such as 'json_object' or a mapping such as {type: json_object}")
+            raise ValueError(
+                "must be a string such as 'json_object' or a mapping such as {type: json_object}"
+            )
         return value
 
 
@@ -247,7 +249,9 @@ class FallbackConfig(Strict):
     """A task group's ``fallback_config`` block."""
 
     strategy: FallbackStrategy = FallbackStrategy.ECHELON_DOWN
-    fallback_groups: list[str] = Field(default_factory=list, description="refs tried after the group's own tiers")
+    fallback_groups: list[str] = Field(
+        default_factory=list, description="refs tried after the group's own tiers"
+    )
     max_attempts: PositiveInt = Field(3, description="attempts of one request overall")
     retry_delay: NonNegativeFloat = Field(1.0, description="seconds of the first backoff")
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
@@ -384,7 +388,9 @@ class PollingPoolConfig(Strict):
 
     @field_validator("weights")
     @classmethod
-    def _weights_need_weighted(cls, weights: dict[str, float] | None, info: ValidationInfo) -> dict[str, float] | None:
+    def _weights_need_weighted(
+        cls, weights: dict[str, float] | None, info: ValidationInfo
+    ) -> dict[str, float] | None:
         strategy = info.data.get("rotation_strategy")
         if weights and strategy is not None and strategy is not RotationStrategy.WEIGHTED:
             raise ValueError(
@@ -412,9 +418,13 @@ class WrapperConfig(Strict):
 
     type: WrapperType
     target: str | None = Field(None, validate_default=True, description="group ref, for task_group")
-    fallback_groups: list[str] | None = Field(None, validate_default=True, description="overrides the group's")
+    fallback_groups: list[str] | None = Field(
+        None, validate_default=True, description="overrides the group's"
+    )
     pool: str | None = Field(None, validate_default=True, description="pool name, for polling_pool")
-    max_instance_attempts: PositiveInt | None = Field(None, validate_default=True, description="overrides the pool's")
+    max_instance_attempts: PositiveInt | None = Field(
+        None, validate_default=True, description="overrides the pool's"
+    )
     timeout: PositiveFloat | None = Field(None, description="deadline of one request, every attempt included")
     description: str = ""
 
@@ -424,8 +434,12 @@ class WrapperConfig(Strict):
         kind = info.data.get("type")
         if kind is None:
             return value
-        own = {"target": WrapperType.TASK_GROUP, "fallback_groups": WrapperType.TASK_GROUP,
-               "pool": WrapperType.POLLING_POOL, "max_instance_attempts": WrapperType.POLLING_POOL}
+        own = {
+            "target": WrapperType.TASK_GROUP,
+            "fallback_groups": WrapperType.TASK_GROUP,
+            "pool": WrapperType.POLLING_POOL,
+            "max_instance_attempts": WrapperType.POLLING_POOL,
+        }
         field = info.field_name
         if value is None:
             if field == "target" and kind is WrapperType.TASK_GROUP:
@@ -433,7 +447,9 @@ class WrapperConfig(Strict):
                     "required for a task_group wrapper: the group or group.tier it calls, e.g. fast_group.echelon1"
                 )
             if field == "pool" and kind is WrapperType.POLLING_POOL:
-                raise ValueError("required for a polling_pool wrapper: the name of a pool under polling_pools/")
+                raise ValueError(
+                    "required for a polling_pool wrapper: the name of a pool under polling_pools/"
+                )
             return value
         if own[field] is not kind:
             raise ValueError(f"only a {own[field].value} wrapper takes {field}; this one is {kind.value}")

@@ -24,7 +24,7 @@ from actors.config.models import (
 )
 from actors.errors import ConfigIssue
 
-__all__ = ["parse_ref", "ref_problem", "Sources", "check_references"]
+__all__ = ["Sources", "check_references", "parse_ref", "ref_problem"]
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
@@ -45,7 +45,9 @@ class Sources:
         return self.files.get((kind, name), f"<{kind} {name}>")
 
 
-def ref_problem(ref: Any, groups: Mapping[str, TaskGroupConfig], sources: Sources | None = None) -> str | None:
+def ref_problem(
+    ref: Any, groups: Mapping[str, TaskGroupConfig], sources: Sources | None = None
+) -> str | None:
     """What is wrong with a reference, or None when it resolves (or points at a file already reported)."""
     sources = sources or Sources()
     if not isinstance(ref, str) or not ref or ref.count(".") > 1 or ref.startswith(".") or ref.endswith("."):
@@ -100,35 +102,48 @@ def _check_group(
     file = sources.file("group", name)
     issues = []
     if "." in name:
-        issues.append(ConfigIssue(
-            file, "name", "a group name cannot contain '.' (references are group.tier); rename the file"
-        ))
+        issues.append(
+            ConfigIssue(
+                file, "name", "a group name cannot contain '.' (references are group.tier); rename the file"
+            )
+        )
     for tier_name, tier in group.tiers.items():
         if "." in tier_name:
-            issues.append(ConfigIssue(file, tier_name, "a tier name cannot contain '.' (references are group.tier)"))
+            issues.append(
+                ConfigIssue(file, tier_name, "a tier name cannot contain '.' (references are group.tier)")
+            )
         elif _looks_like_echelon(tier_name):
             number = re.sub(r"\D", "", tier_name)
-            issues.append(ConfigIssue(
-                file, tier_name,
-                f"looks like a misspelt echelon; rename it to 'echelon{number}' "
-                "(or give the task-named tier a name unlike echelonN)",
-            ))
+            issues.append(
+                ConfigIssue(
+                    file,
+                    tier_name,
+                    f"looks like a misspelt echelon; rename it to 'echelon{number}' "
+                    "(or give the task-named tier a name unlike echelonN)",
+                )
+            )
         for i, model in enumerate(tier.models):
             if model not in models and ("model", model) not in sources.broken:
-                issues.append(ConfigIssue(
-                    file, f"{tier_name}.models[{i}]",
-                    f"unknown model {model!r} (no file provider/<provider>/{model}.yaml)"
-                    + (did_you_mean(model, models) or f"; models: {', '.join(sorted(models)) or 'none'}"),
-                ))
+                issues.append(
+                    ConfigIssue(
+                        file,
+                        f"{tier_name}.models[{i}]",
+                        f"unknown model {model!r} (no file provider/<provider>/{model}.yaml)"
+                        + (did_you_mean(model, models) or f"; models: {', '.join(sorted(models)) or 'none'}"),
+                    )
+                )
     if group.fallback_config is not None:
         for i, ref in enumerate(group.fallback_config.fallback_groups):
             path = f"fallback_config.fallback_groups[{i}]"
             if ref == name:
-                issues.append(ConfigIssue(
-                    file, path,
-                    f"{name!r} falls back to itself; list other groups or this group's lower tiers "
-                    f"(e.g. {name}.echelon2)",
-                ))
+                issues.append(
+                    ConfigIssue(
+                        file,
+                        path,
+                        f"{name!r} falls back to itself; list other groups or this group's lower tiers "
+                        f"(e.g. {name}.echelon2)",
+                    )
+                )
                 continue
             problem = ref_problem(ref, groups, sources)
             if problem:
@@ -143,7 +158,9 @@ def _looks_like_echelon(tier: str) -> bool:
     return letters != tier and difflib.SequenceMatcher(None, letters.lower(), "echelon").ratio() >= 0.75
 
 
-def _fallback_edges(name: str, group: TaskGroupConfig, groups: Mapping[str, TaskGroupConfig]) -> list[tuple[str, int]]:
+def _fallback_edges(
+    name: str, group: TaskGroupConfig, groups: Mapping[str, TaskGroupConfig]
+) -> list[tuple[str, int]]:
     """Other groups this group's fallbacks reach, each with the index of its first entry."""
     edges: dict[str, int] = {}
     for i, ref in enumerate(group.effective_fallback.fallback_groups):
@@ -173,10 +190,13 @@ def _check_cycles(groups: Mapping[str, TaskGroupConfig], sources: Sources) -> li
                     reported.add(key)
                     first, first_index = cycle[0]
                     path = " -> ".join([g for g, _ in cycle] + [target])
-                    issues.append(ConfigIssue(
-                        sources.file("group", first), f"fallback_config.fallback_groups[{first_index}]",
-                        f"fallback cycle: {path}; remove one of these fallback_groups entries",
-                    ))
+                    issues.append(
+                        ConfigIssue(
+                            sources.file("group", first),
+                            f"fallback_config.fallback_groups[{first_index}]",
+                            f"fallback cycle: {path}; remove one of these fallback_groups entries",
+                        )
+                    )
             elif target not in state:
                 visit(target)
             stack.pop()
@@ -211,10 +231,13 @@ def _check_pool(
     if complete:
         for model in pool.weights or {}:
             if model not in members:
-                issues.append(ConfigIssue(
-                    file, format_path(("weights", model)),
-                    unknown(f"model {model!r} is not in this pool", model, members, "its models"),
-                ))
+                issues.append(
+                    ConfigIssue(
+                        file,
+                        format_path(("weights", model)),
+                        unknown(f"model {model!r} is not in this pool", model, members, "its models"),
+                    )
+                )
     return issues
 
 
@@ -234,9 +257,9 @@ def _check_wrapper(
         for i, ref in enumerate(wrapper.fallback_groups or []):
             path = f"{name}.fallback_groups[{i}]"
             if ref == wrapper.target:
-                issues.append(ConfigIssue(
-                    file, path, f"{ref!r} is the wrapper's own target; list where to go after it"
-                ))
+                issues.append(
+                    ConfigIssue(file, path, f"{ref!r} is the wrapper's own target; list where to go after it")
+                )
                 continue
             problem = ref_problem(ref, groups, sources)
             if problem:
@@ -247,7 +270,11 @@ def _check_wrapper(
             pass
         elif ("pool", pool) in sources.disabled:
             why = sources.disabled["pool", pool]
-            issues.append(ConfigIssue(file, f"{name}.pool", f"pool {pool!r} is {why}; enable it or use another pool"))
+            issues.append(
+                ConfigIssue(file, f"{name}.pool", f"pool {pool!r} is {why}; enable it or use another pool")
+            )
         else:
-            issues.append(ConfigIssue(file, f"{name}.pool", unknown(f"unknown pool {pool!r}", pool, pools, "pools")))
+            issues.append(
+                ConfigIssue(file, f"{name}.pool", unknown(f"unknown pool {pool!r}", pool, pools, "pools"))
+            )
     return issues

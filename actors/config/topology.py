@@ -60,9 +60,13 @@ class LLMConfig(Strict):
         for section in ("models", "groups", "pools"):
             for key, value in getattr(self, section).items():
                 if value.name != key:
-                    issues.append(ConfigIssue(
-                        f"<{section}>", key, f"name {value.name!r} differs from its key {key!r}; use one name"
-                    ))
+                    issues.append(
+                        ConfigIssue(
+                            f"<{section}>",
+                            key,
+                            f"name {value.name!r} differs from its key {key!r}; use one name",
+                        )
+                    )
         issues += check_references(self.models, self.groups, self.pools, self.wrappers)
         if issues:
             raise ConfigError(issues)
@@ -162,6 +166,7 @@ class LLMConfig(Strict):
     def _ladder_after(self, group: str, entry: str) -> list[str]:
         refs = self.groups[group].effective_fallback.fallback_groups
         return refs[refs.index(entry) + 1 :] if entry in refs else list(refs)
+
 
 def _with_name(key: str, value: Any) -> Any:
     if isinstance(value, dict):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 
-__all__ = ["require", "MissingDependencies", "INSTALL_HINT"]
+__all__ = ["INSTALL_HINT", "MissingDependencies", "require"]
 
 INSTALL_HINT = "pip install 'llm-actors[daemon]'"
 

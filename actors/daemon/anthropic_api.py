@@ -19,11 +19,16 @@ from actors.daemon.chat import ChatRequest, bad_field, check_int, check_number, 
 from actors.daemon.errors import APIError
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 
-__all__ = ["API", "parse", "to_canonical", "message", "error_body", "EventStream"]
+__all__ = ["API", "EventStream", "error_body", "message", "parse", "to_canonical"]
 
 API = "anthropic"
 
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
 _ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
     "authentication": "authentication_error",
@@ -94,7 +99,9 @@ def _tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
     elif kind == "tool" and isinstance(choice.get("name"), str):
         out = {"tool_choice": {"type": "function", "function": {"name": choice["name"]}}}
     else:
-        raise bad_field("tool_choice", 'must be {"type": "auto" | "any" | "none"} or {"type": "tool", "name": ...}')
+        raise bad_field(
+            "tool_choice", 'must be {"type": "auto" | "any" | "none"} or {"type": "tool", "name": ...}'
+        )
     if choice.get("disable_parallel_tool_use"):
         out["parallel_tool_calls"] = False
     return out
@@ -124,7 +131,10 @@ def _part(where: str, block: dict[str, Any]) -> dict[str, Any] | None:
         return {"type": "image_url", "image_url": {"url": url}}
     if kind in ("thinking", "redacted_thinking"):
         return None
-    raise bad_field(f"{where}.type", f"unsupported content block {json.dumps(kind)}; use text, image, tool_use or tool_result")
+    raise bad_field(
+        f"{where}.type",
+        f"unsupported content block {json.dumps(kind)}; use text, image, tool_use or tool_result",
+    )
 
 
 def to_canonical(system: Any, turns: list[Any]) -> list[dict[str, Any]]:
@@ -167,9 +177,17 @@ def _assistant(where: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
             if not isinstance(block.get("name"), str):
                 raise bad_field(f"{where}.content[{j}].name", "is required for a tool_use block")
             arguments = json.dumps(block.get("input") or {})
-            calls.append({"id": block.get("id", ""), "type": "function", "function": {"name": block["name"], "arguments": arguments}})
+            calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {"name": block["name"], "arguments": arguments},
+                }
+            )
         elif kind not in ("thinking", "redacted_thinking"):
-            raise bad_field(f"{where}.content[{j}].type", f"unsupported in an assistant turn: {json.dumps(kind)}")
+            raise bad_field(
+                f"{where}.content[{j}].type", f"unsupported in an assistant turn: {json.dumps(kind)}"
+            )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
     if calls:
         message["tool_calls"] = calls
@@ -186,7 +204,9 @@ def _user(where: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             text = _text(block.get("content"))
             if block.get("is_error"):
                 text = f"Error: {text}"
-            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text})
+            results.append(
+                {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}
+            )
         else:
             part = _part(f"{where}.content[{j}]", block)
             if part is not None:
@@ -235,11 +255,18 @@ def message(response: LLMResponse, request: ChatRequest, request_id: str) -> dic
 
 
 def error_body(error: APIError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": _ERROR_TYPES.get(error.kind, "api_error"), "message": error.message}}
+    return {
+        "type": "error",
+        "error": {"type": _ERROR_TYPES.get(error.kind, "api_error"), "message": error.message},
+    }
 
 
 def _event(kind: str, obj: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: ".encode() + json.dumps({"type": kind, **obj}, separators=(",", ":")).encode() + b"\n\n"
+    return (
+        f"event: {kind}\ndata: ".encode()
+        + json.dumps({"type": kind, **obj}, separators=(",", ":")).encode()
+        + b"\n\n"
+    )
 
 
 class EventStream:
@@ -277,7 +304,12 @@ class EventStream:
         if chunk.delta:
             if not self.text_open:
                 self.text_open = True
-                out.append(_event("content_block_start", {"index": self.blocks, "content_block": {"type": "text", "text": ""}}))
+                out.append(
+                    _event(
+                        "content_block_start",
+                        {"index": self.blocks, "content_block": {"type": "text", "text": ""}},
+                    )
+                )
                 self.blocks += 1
             delta = {"type": "text_delta", "text": chunk.delta}
             out.append(_event("content_block_delta", {"index": self.blocks - 1, "delta": delta}))
@@ -306,7 +338,10 @@ class EventStream:
     def end(self) -> bytes:
         out = [] if self.started else [self._start("")]
         out.append(self._close_text())
-        delta = {"stop_reason": _STOP_REASONS.get(self.finish_reason or "stop", "end_turn"), "stop_sequence": None}
+        delta = {
+            "stop_reason": _STOP_REASONS.get(self.finish_reason or "stop", "end_turn"),
+            "stop_sequence": None,
+        }
         out.append(_event("message_delta", {"delta": delta, "usage": _usage(self.usage)}))
         out.append(_event("message_stop", {}))
         return b"".join(out)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.applications import Starlette
@@ -69,7 +70,9 @@ def _error(request: Request, error: APIError, extra: dict[str, str] | None = Non
     return _json(body, error.status, {**headers, **(extra or {})})
 
 
-def _trail(attempts: list[Attempt], instance: str = "", target: str = "", count: int | None = None) -> dict[str, str]:
+def _trail(
+    attempts: list[Attempt], instance: str = "", target: str = "", count: int | None = None
+) -> dict[str, str]:
     """The gateway's response headers: who answered (or was tried last), how many attempts, where."""
     if not instance and attempts:
         instance, target = attempts[-1].instance, attempts[-1].target or ""
@@ -121,7 +124,9 @@ class _Handlers:
             why = f"the request body has an unexpected shape ({type(exc).__name__}: {exc}); check it against the API"
             return _error(request, APIError(400, "invalid_request", why))
         if chat.stream:
-            return await self._stream(request, wire.API, chat, call, stream_cls(chat, info.request_id), label, started)
+            return await self._stream(
+                request, wire.API, chat, call, stream_cls(chat, info.request_id), label, started
+            )
         try:
             response = await call.acomplete()
         except LLMError as exc:
@@ -130,12 +135,29 @@ class _Handlers:
             return self._crashed(request, wire.API, label, call, exc, started)
         info.instance, info.attempts = response.instance, len(response.attempts)
         state.metrics.observe(
-            wire.API, label, 200, _perf() - started, response.attempts, call.first_target, response.token_usage
+            wire.API,
+            label,
+            200,
+            _perf() - started,
+            response.attempts,
+            call.first_target,
+            response.token_usage,
         )
-        return _json(render(response, chat, info.request_id), 200, _trail(response.attempts, response.instance, response.target))
+        return _json(
+            render(response, chat, info.request_id),
+            200,
+            _trail(response.attempts, response.instance, response.target),
+        )
 
     async def _stream(
-        self, request: Request, api: str, chat: ChatRequest, call: WrapperRequest, renderer: Any, label: str, started: float
+        self,
+        request: Request,
+        api: str,
+        chat: ChatRequest,
+        call: WrapperRequest,
+        renderer: Any,
+        label: str,
+        started: float,
     ) -> Response:
         """Stream once the first chunk is in: until then, failures fall back and answer with a status."""
         state = self.state
@@ -155,7 +177,10 @@ class _Handlers:
         count = len(call.attempts) + 1  # the attempt now streaming is recorded when it ends
         instance = first.instance if first is not None else ""
         info.instance, info.attempts = instance, count
-        headers = {**_trail(call.attempts, instance, call.current_target(), count), "cache-control": "no-cache"}
+        headers = {
+            **_trail(call.attempts, instance, call.current_target(), count),
+            "cache-control": "no-cache",
+        }
 
         async def body() -> AsyncIterator[bytes]:
             status = 499  # unless the stream ends one way or the other below: the client left
@@ -175,11 +200,15 @@ class _Handlers:
                 yield renderer.error(error)
             finally:
                 await chunks.aclose()
-                state.metrics.observe(api, label, status, _perf() - started, call.attempts, call.first_target, renderer.usage)
+                state.metrics.observe(
+                    api, label, status, _perf() - started, call.attempts, call.first_target, renderer.usage
+                )
 
         return StreamingResponse(body(), media_type=renderer.media_type, headers=headers)
 
-    def _failed(self, request: Request, api: str, label: str, call: WrapperRequest, exc: BaseException, started: float) -> Response:
+    def _failed(
+        self, request: Request, api: str, label: str, call: WrapperRequest, exc: BaseException, started: float
+    ) -> Response:
         error = from_llm_error(exc)
         info = request_info(request.scope)
         attempts = call.attempts
@@ -188,7 +217,9 @@ class _Handlers:
         self.state.metrics.observe(api, label, error.status, _perf() - started, attempts, call.first_target)
         return _error(request, error, _trail(attempts))
 
-    def _crashed(self, request: Request, api: str, label: str, call: WrapperRequest, exc: Exception, started: float) -> Response:
+    def _crashed(
+        self, request: Request, api: str, label: str, call: WrapperRequest, exc: Exception, started: float
+    ) -> Response:
         _log.error("request crashed", request_id=request_info(request.scope).request_id, exc_info=exc)
         return self._failed(request, api, label, call, exc, started)
 
@@ -236,7 +267,9 @@ class _Handlers:
             snapshot = rt.table.snapshot(time.monotonic()) if rt.table is not None else {}
             if not any(s["state"] in ("closed", "half_open") for s in snapshot.values()):
                 not_ready = ["(no available instance)"]
-        return _json({"ready": not not_ready, "wrappers": wrappers, "not_ready": not_ready}, 503 if not_ready else 200)
+        return _json(
+            {"ready": not not_ready, "wrappers": wrappers, "not_ready": not_ready}, 503 if not_ready else 200
+        )
 
     async def stats(self, request: Request) -> Response:
         state = self.state
@@ -273,4 +306,8 @@ class _Handlers:
 
 
 def _too_large(size: int, limit: int) -> APIError:
-    return APIError(413, "too_large", f"the request body has {size} bytes or more; this daemon takes at most {limit} (--max-body)")
+    return APIError(
+        413,
+        "too_large",
+        f"the request body has {size} bytes or more; this daemon takes at most {limit} (--max-body)",
+    )

@@ -7,9 +7,9 @@ OpenAI clients send the first, Anthropic clients the second. Keys are compared w
 from __future__ import annotations
 
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
-__all__ = ["KeyCheck", "OPEN_PATHS"]
+__all__ = ["OPEN_PATHS", "KeyCheck"]
 
 #: Paths that answer without a key: liveness and readiness probes.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})

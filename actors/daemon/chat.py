@@ -8,12 +8,13 @@ naming the field, so a client learns which part of its body is wrong.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from actors.daemon.errors import APIError
 
-__all__ = ["ChatRequest", "parse_json", "check_type", "check_number", "check_int", "bad_field"]
+__all__ = ["ChatRequest", "bad_field", "check_int", "check_number", "check_type", "parse_json"]
 
 _TYPE_NAMES = {str: "a string", bool: "a boolean", list: "an array", dict: "an object", int: "an integer"}
 
@@ -38,7 +39,9 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     except ValueError as exc:
         raise APIError(400, "invalid_request", f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise APIError(400, "invalid_request", f"the request body must be a JSON object, not {type(body).__name__}")
+        raise APIError(
+            400, "invalid_request", f"the request body must be a JSON object, not {type(body).__name__}"
+        )
     return body
 
 
@@ -46,7 +49,9 @@ def _bad(name: str, why: str) -> APIError:
     return APIError(400, "invalid_request", f"{name}: {why}", param=name.split("[", 1)[0].split(".", 1)[0])
 
 
-def check_type(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = False) -> Any:
+def check_type(
+    body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = False
+) -> Any:
     """``body[name]`` if it has type ``kind`` (None when absent and optional); else a 400."""
     value = body.get(name)
     if value is None:

@@ -22,6 +22,7 @@ anything else                                           500     internal
 from __future__ import annotations
 
 import math
+
 from actors.errors import (
     AllAttemptsFailedError,
     BadRequestError,
@@ -44,7 +45,12 @@ class APIError(Exception):
     """An HTTP error answer: ``kind`` is wire-neutral; ``param`` names the offending field."""
 
     def __init__(
-        self, status: int, kind: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -60,7 +66,10 @@ class APIError(Exception):
 def retry_after_header(seconds: float | None) -> dict[str, str]:
     """``Retry-After`` (whole seconds, at least 1) and ``retry-after-ms`` for a wait of ``seconds``."""
     wait = DEFAULT_RETRY_AFTER if seconds is None else max(0.0, float(seconds))
-    return {"retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": str(max(1, math.ceil(wait * 1000)))}
+    return {
+        "retry-after": str(max(1, math.ceil(wait))),
+        "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
+    }
 
 
 def from_llm_error(exc: BaseException) -> APIError:

@@ -11,7 +11,8 @@ counted as ``unknown``), ``instance`` and ``route`` come from the configuration.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,7 +23,7 @@ from actors.response import Attempt, TokenUsage
 if TYPE_CHECKING:
     from actors.runtime import Runtime
 
-__all__ = ["Metrics", "CONTENT_TYPE"]
+__all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -37,21 +38,47 @@ class Metrics:
     def __init__(self, runtime: Runtime, daemon: Callable[[], dict[str, float]]) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         p = "llm_actors_"
-        self.requests = Counter(p + "requests", "Requests answered, by API, model and HTTP status",
-                                ["api", "model", "status"], registry=registry)
-        self.latency = Histogram(p + "request_duration_seconds", "Time to answer a request (to its last byte)",
-                                 ["api", "model"], buckets=_LATENCY_BUCKETS, registry=registry)
-        self.request_attempts = Counter(p + "request_attempts", "Attempts made by requests, by model",
-                                        ["model"], registry=registry)
-        self.fallbacks = Counter(p + "fallbacks", "Requests that left their first target, by model",
-                                 ["model"], registry=registry)
-        self.tokens = Counter(p + "tokens", "Tokens reported by providers, by model and kind",
-                              ["model", "kind"], registry=registry)
-        self.attempts = Counter(p + "instance_attempts", "Attempts on an instance, by outcome",
-                                ["instance", "outcome"], registry=registry)
-        self.attempt_latency = Histogram(p + "instance_attempt_duration_seconds", "Time of one attempt on an instance",
-                                         ["instance"], buckets=_LATENCY_BUCKETS, registry=registry)
-        self.reloads = Counter(p + "config_reloads", "Configuration reloads, by result", ["result"], registry=registry)
+        self.requests = Counter(
+            p + "requests",
+            "Requests answered, by API, model and HTTP status",
+            ["api", "model", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            p + "request_duration_seconds",
+            "Time to answer a request (to its last byte)",
+            ["api", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.request_attempts = Counter(
+            p + "request_attempts", "Attempts made by requests, by model", ["model"], registry=registry
+        )
+        self.fallbacks = Counter(
+            p + "fallbacks", "Requests that left their first target, by model", ["model"], registry=registry
+        )
+        self.tokens = Counter(
+            p + "tokens",
+            "Tokens reported by providers, by model and kind",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.attempts = Counter(
+            p + "instance_attempts",
+            "Attempts on an instance, by outcome",
+            ["instance", "outcome"],
+            registry=registry,
+        )
+        self.attempt_latency = Histogram(
+            p + "instance_attempt_duration_seconds",
+            "Time of one attempt on an instance",
+            ["instance"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.reloads = Counter(
+            p + "config_reloads", "Configuration reloads, by result", ["result"], registry=registry
+        )
         registry.register(_Snapshot(runtime, daemon))
 
     def observe(
@@ -94,14 +121,23 @@ class _Snapshot(Collector):
 
     def collect(self) -> Iterable[Metric]:
         p = "llm_actors_"
-        state = GaugeMetricFamily(p + "instance_state", "1 for an instance's current state", labels=["instance", "state"])
+        state = GaugeMetricFamily(
+            p + "instance_state", "1 for an instance's current state", labels=["instance", "state"]
+        )
         breaker = GaugeMetricFamily(
-            p + "breaker_state", "Circuit breaker per instance and route: 0 closed, 1 half-open, 2 open",
+            p + "breaker_state",
+            "Circuit breaker per instance and route: 0 closed, 1 half-open, 2 open",
             labels=["instance", "route"],
         )
-        parked = GaugeMetricFamily(p + "instance_parked", "1 while an instance is parked (rate limited)", labels=["instance"])
-        disabled = GaugeMetricFamily(p + "instance_disabled", "1 while an instance is disabled", labels=["instance"])
-        in_flight = GaugeMetricFamily(p + "instance_in_flight", "Calls in flight on an instance", labels=["instance"])
+        parked = GaugeMetricFamily(
+            p + "instance_parked", "1 while an instance is parked (rate limited)", labels=["instance"]
+        )
+        disabled = GaugeMetricFamily(
+            p + "instance_disabled", "1 while an instance is disabled", labels=["instance"]
+        )
+        in_flight = GaugeMetricFamily(
+            p + "instance_in_flight", "Calls in flight on an instance", labels=["instance"]
+        )
         table = self.runtime.table
         snapshot: dict[str, Any] = table.snapshot(time.monotonic()) if table is not None else {}
         for name, snap in snapshot.items():

@@ -12,7 +12,8 @@ import json
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,11 +24,13 @@ from actors.daemon.errors import APIError
 if TYPE_CHECKING:
     from actors.daemon.state import DaemonState
 
-__all__ = ["Gateway", "RequestInfo", "request_info", "error_parts"]
+__all__ = ["Gateway", "RequestInfo", "error_parts", "request_info"]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 #: Paths still served while draining: probes and observability.
 DRAIN_OPEN = frozenset({"/healthz", "/readyz", "/metrics", "/v1/stats"})
@@ -39,7 +42,7 @@ _log = structlog.get_logger("llm_actors.access")
 class RequestInfo:
     """What a handler tells the access log about its request."""
 
-    __slots__ = ("request_id", "model", "instance", "attempts")
+    __slots__ = ("attempts", "instance", "model", "request_id")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
@@ -69,7 +72,12 @@ class Gateway:
         self.app = app
         self.state = state
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -96,10 +104,16 @@ class Gateway:
         state.in_flight += 1
         try:
             if state.draining and path not in DRAIN_OPEN:
-                error = APIError(503, "unavailable", "the daemon is shutting down; send the request to another replica")
+                error = APIError(
+                    503, "unavailable", "the daemon is shutting down; send the request to another replica"
+                )
                 await _answer(send_with_id, path, error, request_id, [(b"connection", b"close")])
             elif path not in OPEN_PATHS and not state.keys.allows(headers):
-                error = APIError(401, "authentication", "missing or wrong API key: send Authorization: Bearer KEY or x-api-key: KEY")
+                error = APIError(
+                    401,
+                    "authentication",
+                    "missing or wrong API key: send Authorization: Bearer KEY or x-api-key: KEY",
+                )
                 await _answer(send_with_id, path, error, request_id, [(b"www-authenticate", b"Bearer")])
             else:
                 await self.app(scope, receive, send_with_id)
@@ -120,7 +134,11 @@ class Gateway:
 
 
 async def _answer(
-    send: Callable[[Message], Awaitable[None]], path: str, error: APIError, request_id: str, extra: list[tuple[bytes, bytes]]
+    send: Callable[[Message], Awaitable[None]],
+    path: str,
+    error: APIError,
+    request_id: str,
+    extra: list[tuple[bytes, bytes]],
 ) -> None:
     body, headers = error_parts(path, error, request_id)
     data = json.dumps(body).encode()

@@ -24,8 +24,11 @@ __all__ = ["ModelDirectory"]
 #: Names shown in a 404 before the list is cut short.
 SHOWN = 40
 
-_CREATE = {"polling_pool": ("polling_pool", "pool"), "task_group": ("task_group", "target"),
-           "task_group_tier": ("task_group", "target")}
+_CREATE = {
+    "polling_pool": ("polling_pool", "pool"),
+    "task_group": ("task_group", "target"),
+    "task_group_tier": ("task_group", "target"),
+}
 
 
 class ModelDirectory:

@@ -19,7 +19,7 @@ from actors.errors import BadRequestError
 from actors.messages import normalize_messages
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
-__all__ = ["API", "parse", "completion", "error_body", "ChunkStream"]
+__all__ = ["API", "ChunkStream", "completion", "error_body", "parse"]
 
 API = "openai"
 
@@ -48,7 +48,9 @@ def parse(body: dict[str, Any]) -> ChatRequest:
             raise bad_field(f"messages[{i}]", "must be an object with a role and content")
         role = message.get("role")
         if role not in _ROLES:
-            raise bad_field(f"messages[{i}].role", f"must be one of {', '.join(_ROLES)}, not {json.dumps(role)}")
+            raise bad_field(
+                f"messages[{i}].role", f"must be one of {', '.join(_ROLES)}, not {json.dumps(role)}"
+            )
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
             raise bad_field(f"messages[{i}].content", "must be a string or an array of content parts")
@@ -72,7 +74,9 @@ def parse(body: dict[str, Any]) -> ChatRequest:
     for i, tool in enumerate(check_type(body, "tools", list) or ()):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise bad_field(f"tools[{i}]", 'must be {"type": "function", "function": {"name": ..., "parameters": ...}}')
+            raise bad_field(
+                f"tools[{i}]", 'must be {"type": "function", "function": {"name": ..., "parameters": ...}}'
+            )
     check_type(body, "tool_choice", (str, dict))
     check_type(body, "response_format", dict)
     params = {k: v for k, v in body.items() if k not in _NOT_PARAMS}
@@ -101,7 +105,12 @@ def completion(response: LLMResponse, request: ChatRequest, request_id: str) -> 
         "created": int(time.time()),
         "model": response.model or request.model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": response.finish_reason or "stop", "logprobs": None}
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": response.finish_reason or "stop",
+                "logprobs": None,
+            }
         ],
         "usage": _usage(response.token_usage),
         "system_fingerprint": None,
@@ -124,13 +133,21 @@ class ChunkStream:
 
     def __init__(self, request: ChatRequest, request_id: str) -> None:
         self.request = request
-        self.base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": int(time.time())}
+        self.base = {
+            "id": f"chatcmpl-{request_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+        }
         self.model = request.model
         self.started = False
         self.usage: TokenUsage | None = None
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        obj = {**self.base, "model": self.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+        obj = {
+            **self.base,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
         if self.request.include_usage:
             obj["usage"] = None
         return _event(obj)

@@ -17,9 +17,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, Iterator
+from typing import Any
 
 import structlog
 import uvicorn
@@ -30,7 +31,7 @@ from actors.daemon.errors import APIError
 from actors.daemon.state import DaemonState, ReloadRejected
 from actors.runtime import Runtime
 
-__all__ = ["ServeOptions", "DaemonServer", "serve"]
+__all__ = ["DaemonServer", "ServeOptions", "serve"]
 
 _log = structlog.get_logger("llm_actors.daemon")
 
@@ -56,7 +57,9 @@ class ServeOptions:
 class DaemonServer(uvicorn.Server):
     """uvicorn's server with a drain on SIGTERM/SIGINT and a reload on SIGHUP."""
 
-    def __init__(self, config: uvicorn.Config, state: DaemonState, grace: float, early: list[int] | None = None) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: DaemonState, grace: float, early: list[int] | None = None
+    ) -> None:
         super().__init__(config)
         self.state = state
         self.grace = grace
@@ -102,8 +105,13 @@ class DaemonServer(uvicorn.Server):
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         print(url, flush=True)
-        _log.info("listening", url=url, config=self.state.config_dir, simulate=self.state.info()["simulate"],
-                  auth=self.state.keys.enabled)
+        _log.info(
+            "listening",
+            url=url,
+            config=self.state.config_dir,
+            simulate=self.state.info()["simulate"],
+            auth=self.state.keys.enabled,
+        )
 
     async def shutdown(self, sockets: Any = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -120,8 +128,11 @@ class DaemonServer(uvicorn.Server):
         try:
             summary = await self.state.reload()
         except ReloadRejected as exc:
-            _log.error("reload rejected; the old configuration keeps serving", trigger="SIGHUP",
-                       errors=[str(i) for i in exc.error.issues])
+            _log.error(
+                "reload rejected; the old configuration keeps serving",
+                trigger="SIGHUP",
+                errors=[str(i) for i in exc.error.issues],
+            )
         except APIError as exc:
             _log.error("reload unavailable", trigger="SIGHUP", error=exc.message)
         except Exception as exc:  # never let a reload failure take the server down
@@ -139,7 +150,10 @@ def serve(options: ServeOptions) -> int:
         runtime = Runtime.from_config(options.config, simulate=options.simulate)
         runtime.start()
         state = DaemonState(
-            runtime, config_dir=options.config, api_key=options.api_key, max_body=options.max_body,
+            runtime,
+            config_dir=options.config,
+            api_key=options.api_key,
+            max_body=options.max_body,
             threads=options.threads,
         )
         try:
@@ -174,7 +188,10 @@ def _early_signals() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield early
         return
-    previous = {sig: signal.signal(sig, lambda sig, frame: early.append(sig)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, lambda sig, frame: early.append(sig))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         yield early

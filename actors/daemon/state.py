@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from actors.daemon.auth import KeyCheck
 from actors.daemon.errors import APIError
@@ -98,7 +99,9 @@ class DaemonState:
         """
         rt = self.runtime
         if not callable(getattr(rt, "reload", None)):
-            raise APIError(501, "internal", "this runtime cannot reload its configuration; restart the daemon instead")
+            raise APIError(
+                501, "internal", "this runtime cannot reload its configuration; restart the daemon instead"
+            )
         if self._reload_lock is None:
             self._reload_lock = asyncio.Lock()
         async with self._reload_lock:

@@ -87,7 +87,7 @@ def _number(value: float) -> str:
 class _Switch:
     """One instance's configured fault with its own random stream and remaining count."""
 
-    __slots__ = ("fault", "quiet", "rng", "remaining")
+    __slots__ = ("fault", "quiet", "remaining", "rng")
 
     def __init__(self, fault: Fault) -> None:
         self.fault = fault

@@ -15,8 +15,6 @@ __all__ = ["FakeProcess", "read_line"]
 _REPO = Path(__file__).resolve().parent.parent.parent
 
 
-
-
 class FakeProcess:
     """``python -m actors fake-provider --port 0`` in a child process; ``url`` once it listens."""
 
@@ -27,14 +25,19 @@ class FakeProcess:
         self.command = ""
 
     def start(self) -> FakeProcess:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])),
+        }
         attempts = [[sys.executable, "-m", "actors", "fake-provider", "--host", "127.0.0.1", "--port", "0"]]
         errors = []
         for argv in attempts:
             # stderr goes to a file: a pipe nobody reads could fill, and a closed one would kill
             # the server on its next message.
             with tempfile.TemporaryFile("w+") as err:
-                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(_REPO), env=env)
+                proc = subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(_REPO), env=env
+                )
                 line = read_line(proc, self.timeout)
                 if line.startswith("http://"):
                     self.proc, self.url = proc, line.strip()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from actors.fake.faults import Fault, FaultBook
 from actors.fake.recorder import Recorder
@@ -42,7 +43,9 @@ class FakeProvider:
         if self._thread is not None:
             return self
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"fake-provider:{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"fake-provider:{self._port}", daemon=True
+        )
         self._thread.start()
         try:
             self._call(self._listen())

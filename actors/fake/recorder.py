@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["Recorder", "InstanceStats"]
+__all__ = ["InstanceStats", "Recorder"]
 
 
 class InstanceStats:
     """Counters of one instance; mutated only under the recorder's lock."""
 
-    __slots__ = ("requests", "in_flight", "peak_in_flight", "by_api", "statuses", "received", "log_keys")
+    __slots__ = ("by_api", "in_flight", "log_keys", "peak_in_flight", "received", "requests", "statuses")
 
     def __init__(self, keep: int | None = None) -> None:
         self.requests = 0

@@ -21,7 +21,7 @@ from actors.fake.plan import Plan, plan_chat, plan_models
 from actors.fake.recorder import InstanceStats, Recorder
 from actors.fake.shapes import SHAPES, Shape
 
-__all__ = ["Hub", "Connection"]
+__all__ = ["Connection", "Hub"]
 
 _CLOSE = object()  # step: close the connection (after flushing what was written)
 _HANG = object()  # step: wait until the connection or the server goes away
@@ -221,7 +221,9 @@ class Connection(asyncio.Protocol):
                 fault = hub.faults.get(instance)
                 return self._answer(200, {"instance": instance, "fault": _fault_json(fault)})
             if method != b"POST":
-                return self._answer(405, {"error": "use POST, GET or DELETE"}, [("allow", "POST, GET, DELETE")])
+                return self._answer(
+                    405, {"error": "use POST, GET or DELETE"}, [("allow", "POST, GET, DELETE")]
+                )
             try:
                 fields = json.loads(raw or b"{}")
                 if not isinstance(fields, dict):
@@ -262,11 +264,15 @@ class Connection(asyncio.Protocol):
         request_id = (shape.request_id_header, f"req_fake{seq}")
         if plan.body is not None:
             headers = [_JSON, request_id, *plan.headers, ("content-length", str(len(plan.body)))]
-            response = h11.Response(status_code=plan.status, headers=headers, reason=_REASONS.get(plan.status, b""))
+            response = h11.Response(
+                status_code=plan.status, headers=headers, reason=_REASONS.get(plan.status, b"")
+            )
             steps.append(send(response) + send(h11.Data(data=plan.body)) + send(h11.EndOfMessage()))
             return steps
         headers = [*_SSE, request_id, *plan.headers, ("transfer-encoding", "chunked")]
-        out = send(h11.Response(status_code=plan.status, headers=headers, reason=_REASONS.get(plan.status, b"")))
+        out = send(
+            h11.Response(status_code=plan.status, headers=headers, reason=_REASONS.get(plan.status, b""))
+        )
         for i, event in enumerate(plan.events):
             if plan.chunk_delay and i:
                 steps += [out, plan.chunk_delay]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Reply", "Shape", "OpenAIShape", "AnthropicShape", "SHAPES", "GARBAGE_BODY", "GARBAGE_EVENT"]
+__all__ = ["GARBAGE_BODY", "GARBAGE_EVENT", "SHAPES", "AnthropicShape", "OpenAIShape", "Reply", "Shape"]
 
 GARBAGE_BODY = b"<html><body>upstream said: this is not JSON {"
 GARBAGE_EVENT = b"data: {this is not json\n\n"
@@ -60,7 +60,9 @@ def _chosen_tool(body: dict[str, Any]) -> str | None:
     if choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none"):
         return None
     if isinstance(choice, dict):
-        named = _tool_name(choice)  # OpenAI {"type":"function","function":{...}} or Anthropic {"type":"tool","name":..}
+        named = _tool_name(
+            choice
+        )  # OpenAI {"type":"function","function":{...}} or Anthropic {"type":"tool","name":..}
         if named:
             return named
     return _tool_name(tools[0])
@@ -141,7 +143,13 @@ class Shape:
         raise NotImplementedError
 
     def error(
-        self, status: int, code: str | None = None, *, model: str = "", prompt_tokens: int = 1, message: str | None = None
+        self,
+        status: int,
+        code: str | None = None,
+        *,
+        model: str = "",
+        prompt_tokens: int = 1,
+        message: str | None = None,
     ) -> bytes:
         """The provider's error body for ``status``; ``code`` picks a specific error, ``message`` sets the text."""
         raise NotImplementedError
@@ -159,19 +167,31 @@ class OpenAIShape(Shape):
     _ERRORS = {  # status -> (type, code, message)
         400: ("invalid_request_error", None, "Invalid request."),
         401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-        403: ("invalid_request_error", "unsupported_country_region_territory", (
-            "Country, region, or territory not supported."
-        )),
-        404: ("invalid_request_error", "model_not_found", (
-            "The model `{model}` does not exist or you do not have access to it."
-        )),
+        403: (
+            "invalid_request_error",
+            "unsupported_country_region_territory",
+            ("Country, region, or territory not supported."),
+        ),
+        404: (
+            "invalid_request_error",
+            "model_not_found",
+            ("The model `{model}` does not exist or you do not have access to it."),
+        ),
         413: ("invalid_request_error", None, "Request too large."),
         422: ("invalid_request_error", None, "Unprocessable request."),
-        429: ("requests", "rate_limit_exceeded", (
-            "Rate limit reached for {model} in organization org-fake on requests per min (RPM): "
-            "Limit 3, Used 3, Requested 1. Please try again in 20s."
-        )),
-        500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
+        429: (
+            "requests",
+            "rate_limit_exceeded",
+            (
+                "Rate limit reached for {model} in organization org-fake on requests per min (RPM): "
+                "Limit 3, Used 3, Requested 1. Please try again in 20s."
+            ),
+        ),
+        500: (
+            "server_error",
+            None,
+            "The server had an error while processing your request. Sorry about that!",
+        ),
         502: ("server_error", None, "Bad gateway."),
         503: ("server_error", None, "The server is overloaded or not ready yet."),
     }
@@ -186,7 +206,12 @@ class OpenAIShape(Shape):
         return None
 
     def _base(self, reply: Reply, kind: str) -> dict[str, Any]:
-        return {"id": f"chatcmpl-fake{reply.seq}", "object": kind, "created": int(time.time()), "model": reply.model}
+        return {
+            "id": f"chatcmpl-fake{reply.seq}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": reply.model,
+        }
 
     def _tool_call(self, reply: Reply) -> dict[str, Any]:
         function = {"name": reply.tool, "arguments": reply.arguments}
@@ -194,7 +219,11 @@ class OpenAIShape(Shape):
 
     def _usage(self, reply: Reply) -> dict[str, int]:
         total = reply.prompt_tokens + reply.completion_tokens
-        return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens, "total_tokens": total}
+        return {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": total,
+        }
 
     def completion(self, reply: Reply) -> bytes:
         out = self._base(reply, "chat.completion")
@@ -239,7 +268,13 @@ class OpenAIShape(Shape):
         return None  # OpenAI streams just stop: the connection drops mid-body
 
     def error(
-        self, status: int, code: str | None = None, *, model: str = "", prompt_tokens: int = 1, message: str | None = None
+        self,
+        status: int,
+        code: str | None = None,
+        *,
+        model: str = "",
+        prompt_tokens: int = 1,
+        message: str | None = None,
     ) -> bytes:
         kind, default_code, text = self._ERRORS.get(
             status, ("server_error" if status >= 500 else "invalid_request_error", None, f"HTTP {status}.")
@@ -296,10 +331,17 @@ class AnthropicShape(Shape):
     def _block(self, reply: Reply) -> dict[str, Any]:
         if reply.tool:
             arguments = json.loads(reply.arguments)
-            return {"type": "tool_use", "id": f"toolu_fake{reply.seq}", "name": reply.tool, "input": arguments}
+            return {
+                "type": "tool_use",
+                "id": f"toolu_fake{reply.seq}",
+                "name": reply.tool,
+                "input": arguments,
+            }
         return {"type": "text", "text": reply.text}
 
-    def _message(self, reply: Reply, content: list[Any], stop: str | None, usage: dict[str, int]) -> dict[str, Any]:
+    def _message(
+        self, reply: Reply, content: list[Any], stop: str | None, usage: dict[str, int]
+    ) -> dict[str, Any]:
         return {
             "id": f"msg_fake{reply.seq}",
             "type": "message",
@@ -326,7 +368,10 @@ class AnthropicShape(Shape):
         if reply.tool:
             block["input"] = {}
             content = [
-                ev("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}})
+                ev(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}},
+                )
                 for piece in _pieces(reply.arguments, 8)
             ]
         else:
@@ -343,10 +388,13 @@ class AnthropicShape(Shape):
         stop = "tool_use" if reply.tool else "end_turn"
         closing = [
             ev("content_block_stop", {"index": 0}),
-            ev("message_delta", {
-                "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": reply.completion_tokens},
-            }),
+            ev(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": reply.completion_tokens},
+                },
+            ),
             ev("message_stop", {}),
         ]
         return opening, content, closing
@@ -355,7 +403,13 @@ class AnthropicShape(Shape):
         return self._event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
 
     def error(
-        self, status: int, code: str | None = None, *, model: str = "", prompt_tokens: int = 1, message: str | None = None
+        self,
+        status: int,
+        code: str | None = None,
+        *,
+        model: str = "",
+        prompt_tokens: int = 1,
+        message: str | None = None,
     ) -> bytes:
         kind, text = self._ERRORS.get(
             status, ("api_error" if status >= 500 else "invalid_request_error", f"HTTP {status}.")
@@ -377,8 +431,10 @@ class AnthropicShape(Shape):
 
     def models(self) -> bytes:
         model = {
-            "type": "model", "id": "fake-model", 
-            "display_name": "Fake model", "created_at": "2025-01-01T00:00:00Z",
+            "type": "model",
+            "id": "fake-model",
+            "display_name": "Fake model",
+            "created_at": "2025-01-01T00:00:00Z",
         }
         return _dumps({"data": [model], "has_more": False, "first_id": "fake-model", "last_id": "fake-model"})
 

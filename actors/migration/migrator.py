@@ -174,7 +174,9 @@ class ConfigMigrator:
     def plan(self) -> dict[str, str]:
         """The unified diff of every file a migration would rewrite, by path; writes and logs nothing."""
         self._require_dir()
-        results = self._results("group", backup=False, write=False) + self._results("pool", backup=False, write=False)
+        results = self._results("group", backup=False, write=False) + self._results(
+            "pool", backup=False, write=False
+        )
         return {str(r.target.path): r.diff for r in results if r.status == "success"}
 
     def diff(self) -> str:
@@ -220,12 +222,18 @@ class ConfigMigrator:
                 results.append(_Result(target, "failed", f"cannot write the file: {exc.strerror or exc}"))
             except Exception as exc:  # a bug here must not stop the other files, nor lose the reason
                 log.exception("migrating %s failed unexpectedly", target.path)
-                results.append(_Result(
-                    target, "failed", f"unexpected error ({type(exc).__name__}: {exc}); the file was not changed"
-                ))
+                results.append(
+                    _Result(
+                        target,
+                        "failed",
+                        f"unexpected error ({type(exc).__name__}: {exc}); the file was not changed",
+                    )
+                )
         return results
 
-    def _migrate_file(self, target: _Target, values: _GlobalValues | None, *, backup: bool, write: bool) -> _Result:
+    def _migrate_file(
+        self, target: _Target, values: _GlobalValues | None, *, backup: bool, write: bool
+    ) -> _Result:
         text, newline = _read_text(target.path)
         old = _parse(text)
         if old.get("fallback_config") is not None:
@@ -309,7 +317,9 @@ class ConfigMigrator:
             reason += f"; moved {' and '.join(moved)} into it"
         return doc.dump(), expected, reason
 
-    def _migrate_pool(self, target: _Target, text: str, old: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    def _migrate_pool(
+        self, target: _Target, text: str, old: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], str]:
         from actors.migration.yamledit import Document
 
         _validated(PollingPoolConfig, target, old)
@@ -403,7 +413,9 @@ class ConfigMigrator:
         defaults = copy.deepcopy(GLOBAL_DEFAULTS)
         path = self._global_path()
         if path is None:
-            return _GlobalValues(**defaults, source="global_fallback is disabled in the registry: defaults used")
+            return _GlobalValues(
+                **defaults, source="global_fallback is disabled in the registry: defaults used"
+            )
         if not path.is_file():
             return _GlobalValues(**defaults, source="no global_fallback.yaml: defaults used")
         try:
@@ -411,7 +423,9 @@ class ConfigMigrator:
             _validated(GlobalFallbackConfig, _Target("group", "global_fallback", path), raw, named=False)
         except _Failed as exc:
             return _GlobalValues(
-                **defaults, source="", error=f"global_fallback.yaml cannot be used: {exc}; fix it and run again"
+                **defaults,
+                source="",
+                error=f"global_fallback.yaml cannot be used: {exc}; fix it and run again",
             )
         if raw.get("enabled", True) is False:
             return _GlobalValues(**defaults, source="global_fallback.yaml has enabled: false: defaults used")
@@ -446,7 +460,10 @@ class ConfigMigrator:
         }
         if self.task_group_manager is not None:
             manager = self.task_group_manager
-            names = [str(n) for n in (manager.list_task_groups() if kind == "group" else manager.list_polling_pools())]
+            names = [
+                str(n)
+                for n in (manager.list_task_groups() if kind == "group" else manager.list_polling_pools())
+            ]
         else:
             names = [p.stem for p in _yaml_files(base / folder)]
             names += [n for n, p in registry_files.items() if n not in names and p.is_file()]
@@ -455,7 +472,11 @@ class ConfigMigrator:
             path = registry_files.get(name)
             if path is None or not path.is_file():
                 path = next(
-                    (base / folder / f"{name}{s}" for s in _SUFFIXES if (base / folder / f"{name}{s}").is_file()),
+                    (
+                        base / folder / f"{name}{s}"
+                        for s in _SUFFIXES
+                        if (base / folder / f"{name}{s}").is_file()
+                    ),
                     base / folder / f"{name}.yaml",
                 )
             targets.append(_Target(kind, name, path))
@@ -514,7 +535,9 @@ def _parse(text: str) -> dict[str, Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise _Failed(f"invalid YAML{where}: {exc.problem or 'cannot be parsed'}; fix it and run again") from None
+        raise _Failed(
+            f"invalid YAML{where}: {exc.problem or 'cannot be parsed'}; fix it and run again"
+        ) from None
     except yaml.YAMLError as exc:
         raise _Failed(f"invalid YAML ({exc.__class__.__name__}); fix it and run again") from None
     if data is None:
@@ -551,13 +574,17 @@ def _prepared(target: _Target, raw: dict[str, Any], *, named: bool) -> Any:
     return data
 
 
-def _problems(model: type[BaseModel], target: _Target, raw: dict[str, Any], *, named: bool = True) -> list[str]:
+def _problems(
+    model: type[BaseModel], target: _Target, raw: dict[str, Any], *, named: bool = True
+) -> list[str]:
     problems = []
     if named and "name" in raw and raw["name"] != target.name:
         problems.append(f"name: {raw['name']!r} differs from the file name {target.name!r}")
     if model is TaskGroupConfig and "tiers" in raw:
         problems.append("tiers: unknown key; write each tier at the top level (echelon1: {models: [...]})")
-    problems += [f"{format_path((*where,))}: {message}" for where, message in substitute(raw, os.environ).problems]
+    problems += [
+        f"{format_path((*where,))}: {message}" for where, message in substitute(raw, os.environ).problems
+    ]
     try:
         model.model_validate(_prepared(target, raw, named=named))
     except ValidationError as exc:
@@ -594,9 +621,14 @@ def _check_rewrite(target: _Target, new_text: str, expected: dict[str, Any]) -> 
 
 def _unified_diff(path: Path, old: str, new: str) -> str:
     lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=f"{path}", tofile=f"{path} (migrated)"
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"{path}",
+        tofile=f"{path} (migrated)",
     )
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
 
 
 def _plain(node: Any) -> Any:
@@ -609,14 +641,18 @@ def _plain(node: Any) -> Any:
 
 
 def _what(model: type[BaseModel]) -> str:
-    return {TaskGroupConfig: "task group", PollingPoolConfig: "polling pool"}.get(model, "global_fallback file")
+    return {TaskGroupConfig: "task group", PollingPoolConfig: "polling pool"}.get(
+        model, "global_fallback file"
+    )
 
 
 def _yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix in _SUFFIXES and not p.name.startswith(("_", "."))
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix in _SUFFIXES and not p.name.startswith(("_", "."))
     )
 
 

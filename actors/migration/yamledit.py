@@ -143,7 +143,9 @@ class Document:
         if following is not None:
             self._put_before(following, moved)
             blank_above = (
-                _ends_blank(_after(self._tail(previous))) if previous is not None else self._header_ends_blank()
+                _ends_blank(_after(self._tail(previous)))
+                if previous is not None
+                else self._header_ends_blank()
             )
             entry = data.ca.items.get(following)
             if blank_above and entry is not None and entry[1]:
@@ -165,7 +167,7 @@ class Document:
 
         if not isinstance(node, (CommentedMap, CommentedSeq)) or node.fa.flow_style():
             return
-        for key, entry in list(node.ca.items.items()):
+        for _key, entry in list(node.ca.items.items()):
             for position, token in enumerate(entry):
                 if not isinstance(token, CommentToken):
                     continue
@@ -261,7 +263,7 @@ def _find_style(text: str) -> _Style:
         if out.getvalue() == text:
             return style
         lines = out.getvalue().splitlines()
-        score = sum(a != b for a, b in zip(lines, original)) + abs(len(lines) - len(original))
+        score = sum(a != b for a, b in zip(lines, original, strict=False)) + abs(len(lines) - len(original))
         if best_score is None or score < best_score:
             best, best_score = style, score
     return best

@@ -22,21 +22,21 @@ from actors.providers.simulated import (
 )
 
 __all__ = [
-    "Provider",
-    "HTTPProvider",
-    "OpenAIProvider",
-    "OpenAICompatibleProvider",
-    "AnthropicProvider",
-    "SimulatedProvider",
-    "SimulationControl",
-    "HTTPClients",
     "DEFAULT_LIMITS",
     "PROVIDERS",
+    "AnthropicProvider",
+    "HTTPClients",
+    "HTTPProvider",
+    "OpenAICompatibleProvider",
+    "OpenAIProvider",
+    "Provider",
+    "SimulatedProvider",
+    "SimulationControl",
     "default_clients",
     "make_provider",
     "register_provider",
-    "simulation_control",
     "reset_simulation_controls",
+    "simulation_control",
 ]
 
 #: Provider class by ``model_type``.

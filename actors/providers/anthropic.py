@@ -12,7 +12,8 @@ own pass through, the rest (``frequency_penalty``, ``response_format``, ``seed``
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from actors.providers.base import HTTPProvider, HTTPRequest, Messages, StreamDecoder, text_of
 from actors.providers.errors import classify_payload
@@ -20,17 +21,17 @@ from actors.providers.sse import SSEEvent
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 
 __all__ = [
-    "AnthropicProvider",
-    "AnthropicStreamDecoder",
     "ANTHROPIC_VERSION",
     "DEFAULT_MAX_TOKENS",
-    "build_messages_body",
-    "to_anthropic_messages",
-    "to_anthropic_tools",
-    "to_anthropic_tool_choice",
-    "parse_message",
+    "AnthropicProvider",
+    "AnthropicStreamDecoder",
     "anthropic_usage",
+    "build_messages_body",
     "normalize_stop_reason",
+    "parse_message",
+    "to_anthropic_messages",
+    "to_anthropic_tool_choice",
+    "to_anthropic_tools",
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -60,7 +61,8 @@ def anthropic_usage(usage: Any) -> TokenUsage:
     if not isinstance(usage, Mapping):
         return TokenUsage()
     prompt = sum(
-        int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        int(usage.get(k) or 0)
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
     return TokenUsage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0))
 
@@ -199,7 +201,9 @@ def to_anthropic_tool_choice(choice: Any, parallel: Any = None) -> dict[str, Any
     return out
 
 
-def build_messages_body(model_name: str, messages: Messages, params: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+def build_messages_body(
+    model_name: str, messages: Messages, params: Mapping[str, Any], *, stream: bool
+) -> dict[str, Any]:
     """The JSON body of a messages request."""
     system, turns = to_anthropic_messages(messages)
     body: dict[str, Any] = {
@@ -276,7 +280,9 @@ class AnthropicStreamDecoder(StreamDecoder):
             if block.get("type") == "tool_use":
                 initial = block.get("input")
                 self.tools.add(
-                    obj.get("index", 0), id=block.get("id"), name=block.get("name"),
+                    obj.get("index", 0),
+                    id=block.get("id"),
+                    name=block.get("name"),
                     arguments=json.dumps(initial) if initial else None,
                 )
             elif block.get("type") == "text":

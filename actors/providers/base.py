@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, AsyncIterator, ClassVar, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import httpx
 
@@ -33,9 +34,9 @@ from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 
 __all__ = [
-    "Provider",
     "HTTPProvider",
     "HTTPRequest",
+    "Provider",
     "StreamDecoder",
     "ToolCallAssembler",
     "merge_params",
@@ -79,7 +80,7 @@ def text_of(content: Any) -> str:
 class HTTPRequest:
     """What to send: method, URL and JSON body (headers are the provider's, fixed at start)."""
 
-    __slots__ = ("method", "url", "json")
+    __slots__ = ("json", "method", "url")
 
     def __init__(self, method: str, url: str, json: Any = None) -> None:
         self.method = method
@@ -98,7 +99,9 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self._calls: dict[int, list[Any]] = {}
 
-    def add(self, index: int, *, id: str | None = None, name: str | None = None, arguments: str | None = None) -> None:
+    def add(
+        self, index: int, *, id: str | None = None, name: str | None = None, arguments: str | None = None
+    ) -> None:
         call = self._calls.get(index)
         if call is None:
             call = self._calls[index] = ["", "", []]
@@ -121,7 +124,7 @@ class StreamDecoder:
     before that it stays the ordinary error, so the runtime may still fall back.
     """
 
-    __slots__ = ("ctx", "instance", "model", "parts", "finish_reason", "usage", "tools", "done")
+    __slots__ = ("ctx", "done", "finish_reason", "instance", "model", "parts", "tools", "usage")
 
     def __init__(self, ctx: ErrorContext, instance: str, model: str) -> None:
         self.ctx = ctx
@@ -221,16 +224,28 @@ class Provider:
             raise disabled(self.errors, self.model.disabled_reason)
 
     def call(
-        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+        self,
+        messages: Messages,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> LLMResponse:
         """One reply; with a ``deadline`` (``time.monotonic``) the body must arrive by then."""
         raise NotImplementedError
 
-    async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+    async def acall(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> LLMResponse:
         raise NotImplementedError
 
     def stream(
-        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+        self,
+        messages: Messages,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> Iterator[StreamChunk]:
         """Stream a reply; past ``deadline`` (``time.monotonic``) the stream ends in a timeout,
         however steadily the server keeps sending keep-alives."""
@@ -262,7 +277,9 @@ def _until(lines: Iterator[str], deadline: float | None, response: httpx.Respons
         return
     for line in lines:
         if time.monotonic() > deadline:
-            raise httpx.ReadTimeout("the request's deadline passed while the stream was still open", request=response.request)
+            raise httpx.ReadTimeout(
+                "the request's deadline passed while the stream was still open", request=response.request
+            )
         yield line
 
 
@@ -290,9 +307,14 @@ class HTTPProvider(Provider):
         try:
             self._origin = origin_of(base_url)
         except (httpx.InvalidURL, TypeError) as exc:
-            raise ConfigError(f"model {self.name!r}: base_url {base_url!r} is not a URL ({exc})", path="base_url") from None
+            raise ConfigError(
+                f"model {self.name!r}: base_url {base_url!r} is not a URL ({exc})", path="base_url"
+            ) from None
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"model {self.name!r}: base_url {base_url!r} must start with http:// or https://", path="base_url")
+            raise ConfigError(
+                f"model {self.name!r}: base_url {base_url!r} must start with http:// or https://",
+                path="base_url",
+            )
         self.base_url = base_url
         self.errors = self._error_context(model, base_url)
         self._headers = {**self.auth_headers(model.key()), **model.headers}
@@ -323,7 +345,12 @@ class HTTPProvider(Provider):
     # -- drivers ---------------------------------------------------------------------------
 
     def call(
-        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+        self,
+        messages: Messages,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> LLMResponse:
         request = self._prepare(messages, params, stream=False)
         start = _perf()
@@ -336,13 +363,17 @@ class HTTPProvider(Provider):
                 parts = []
                 for part in response.iter_bytes():
                     if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the request's deadline passed during the body", request=response.request)
+                        raise httpx.ReadTimeout(
+                            "the request's deadline passed during the body", request=response.request
+                        )
                     parts.append(part)
         except httpx.HTTPError as exc:
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
         return self._reply(response, start, b"".join(parts))
 
-    async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+    async def acall(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> LLMResponse:
         request = self._prepare(messages, params, stream=False)
         start = _perf()
         return self._reply(await self._asend(request, timeout), start)
@@ -356,7 +387,12 @@ class HTTPProvider(Provider):
         self._probed(await self._asend(self.probe_request(), timeout))
 
     def stream(
-        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+        self,
+        messages: Messages,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> Iterator[StreamChunk]:
         request = self._prepare(messages, params, stream=True)
         decoder = self.stream_decoder()
@@ -381,7 +417,9 @@ class HTTPProvider(Provider):
         shards = self.clients.async_shards(self._origin)
         shard = shards.acquire()
         try:
-            async with shards.clients[shard].stream(request.method, request.url, **self._send_args(request, timeout)) as response:
+            async with shards.clients[shard].stream(
+                request.method, request.url, **self._send_args(request, timeout)
+            ) as response:
                 if not _is_event_stream(response):
                     await response.aread()
                     for chunk in self._whole(response):
@@ -429,7 +467,9 @@ class HTTPProvider(Provider):
         shards = self.clients.async_shards(self._origin)
         shard = shards.acquire()
         try:
-            return await shards.clients[shard].request(request.method, request.url, **self._send_args(request, timeout))
+            return await shards.clients[shard].request(
+                request.method, request.url, **self._send_args(request, timeout)
+            )
         except httpx.HTTPError as exc:
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
         finally:
@@ -445,7 +485,9 @@ class HTTPProvider(Provider):
         try:
             data = json.loads(body)
         except ValueError:
-            raise malformed(self.errors, "the body is not JSON", body, status_code=response.status_code) from None
+            raise malformed(
+                self.errors, "the body is not JSON", body, status_code=response.status_code
+            ) from None
         try:
             reply = self.parse_response(data)
         except _SHAPE_ERRORS as exc:
@@ -474,4 +516,6 @@ class HTTPProvider(Provider):
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
-    return 200 <= response.status_code < 300 and "text/event-stream" in response.headers.get("content-type", "")
+    return 200 <= response.status_code < 300 and "text/event-stream" in response.headers.get(
+        "content-type", ""
+    )

@@ -11,7 +11,14 @@ import weakref
 
 import httpx
 
-__all__ = ["HTTPClients", "AsyncShards", "DEFAULT_LIMITS", "SHARD_CONNECTIONS", "origin_of", "default_clients"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "SHARD_CONNECTIONS",
+    "AsyncShards",
+    "HTTPClients",
+    "default_clients",
+    "origin_of",
+]
 
 #: Connections per async pool shard (see ``AsyncShards``).
 SHARD_CONNECTIONS = 4
@@ -146,7 +153,7 @@ class AsyncShards:
     it needs no lock.
     """
 
-    __slots__ = ("clients", "busy", "room", "options", "max_shards")
+    __slots__ = ("busy", "clients", "max_shards", "options", "room")
 
     def __init__(self, options: dict[str, object], limits: httpx.Limits) -> None:
         self.options = options

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -50,12 +51,12 @@ from actors.parking import parse_retry_after
 
 __all__ = [
     "ErrorContext",
-    "classify_status",
     "classify_payload",
+    "classify_status",
     "classify_transport",
-    "malformed",
-    "interrupted",
     "disabled",
+    "interrupted",
+    "malformed",
 ]
 
 _MAX_TEXT = 300
@@ -65,7 +66,9 @@ _CONTEXT = re.compile(
     r"context[_ ]length|context window|maximum context|prompt is too long|input is too long|too many input tokens",
     re.IGNORECASE,
 )
-_QUOTA = re.compile(r"insufficient_quota|credit balance is too low|exceeded your current quota", re.IGNORECASE)
+_QUOTA = re.compile(
+    r"insufficient_quota|credit balance is too low|exceeded your current quota", re.IGNORECASE
+)
 
 _STATUS_ERRORS: dict[int, type[LLMCallError]] = {
     400: BadRequestError,
@@ -118,7 +121,7 @@ class ErrorContext:
     It holds the key only to mask it in text the provider echoes back; ``repr`` never shows it.
     """
 
-    __slots__ = ("instance", "provider", "model_name", "base_url", "key_hint", "_secret")
+    __slots__ = ("_secret", "base_url", "instance", "key_hint", "model_name", "provider")
 
     def __init__(
         self,
@@ -204,10 +207,12 @@ def classify_transport(ctx: ErrorContext, exc: httpx.HTTPError, timeout: float) 
     )
 
 
-def malformed(ctx: ErrorContext, why: str, body: bytes | str = b"", *, status_code: int | None = 200) -> LLMCallError:
+def malformed(
+    ctx: ErrorContext, why: str, body: bytes | str = b"", *, status_code: int | None = 200
+) -> LLMCallError:
     """The error for a successful status whose body is not the reply the API promises."""
     if isinstance(body, bytes):
-        body = body[:_MAX_TEXT * 2].decode("utf-8", "replace")
+        body = body[: _MAX_TEXT * 2].decode("utf-8", "replace")
     seen = ctx.clean(body)
     tail = f"; got: {seen}" if seen else ""
     return ctx.error(
@@ -253,7 +258,13 @@ _TIMEOUT_PHASES: dict[type, str] = {
 
 
 def _classify(
-    ctx: ErrorContext, status: int, headers: Mapping[str, str], text: str, code: str | None, *, where: str = ""
+    ctx: ErrorContext,
+    status: int,
+    headers: Mapping[str, str],
+    text: str,
+    code: str | None,
+    *,
+    where: str = "",
 ) -> LLMCallError:
     cls = _STATUS_ERRORS.get(status)
     if cls is None:

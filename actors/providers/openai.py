@@ -5,7 +5,8 @@ Messages are already in OpenAI's shape, and unknown parameters pass through unto
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from actors.providers.base import HTTPProvider, HTTPRequest, Messages, StreamDecoder, text_of
 from actors.providers.errors import classify_payload
@@ -13,13 +14,13 @@ from actors.providers.sse import SSEEvent
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 
 __all__ = [
-    "OpenAIProvider",
     "OpenAICompatibleProvider",
+    "OpenAIProvider",
     "OpenAIStreamDecoder",
     "build_chat_body",
-    "parse_chat_completion",
-    "openai_usage",
     "normalize_finish_reason",
+    "openai_usage",
+    "parse_chat_completion",
 ]
 
 # Set by the driver, never by parameters; ``thinking`` (a tier's extended-thinking default, in
@@ -27,7 +28,9 @@ __all__ = [
 _DRIVER_KEYS = ("model", "messages", "stream", "thinking")
 
 
-def build_chat_body(model_name: str, messages: Messages, params: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+def build_chat_body(
+    model_name: str, messages: Messages, params: Mapping[str, Any], *, stream: bool
+) -> dict[str, Any]:
     """The JSON body of a chat completion request."""
     body: dict[str, Any] = {"model": model_name, "messages": messages}
     for key, value in params.items():
@@ -36,7 +39,9 @@ def build_chat_body(model_name: str, messages: Messages, params: Mapping[str, An
     if stream:
         body["stream"] = True
         options = body.get("stream_options")
-        body["stream_options"] = {**options, "include_usage": True} if isinstance(options, Mapping) else {"include_usage": True}
+        body["stream_options"] = (
+            {**options, "include_usage": True} if isinstance(options, Mapping) else {"include_usage": True}
+        )
     else:
         body.pop("stream_options", None)
     return body
@@ -110,7 +115,10 @@ class OpenAIStreamDecoder(StreamDecoder):
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") or {}
                 self.tools.add(
-                    call.get("index", 0), id=call.get("id"), name=function.get("name"), arguments=function.get("arguments")
+                    call.get("index", 0),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=function.get("arguments"),
                 )
             if choice.get("finish_reason"):
                 self.finish_reason = normalize_finish_reason(choice["finish_reason"])

@@ -21,7 +21,8 @@ import random
 import re
 import threading
 import time
-from typing import Any, AsyncIterator, Iterator, Mapping, NamedTuple
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -33,7 +34,13 @@ from actors.providers.clients import HTTPClients
 from actors.providers.errors import classify_status, classify_transport
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 
-__all__ = ["SimulatedProvider", "SimulationControl", "SimulationSettings", "simulation_control", "reset_simulation_controls"]
+__all__ = [
+    "SimulatedProvider",
+    "SimulationControl",
+    "SimulationSettings",
+    "reset_simulation_controls",
+    "simulation_control",
+]
 
 _PIECE = re.compile(r"\s*\S+")
 _STREAM_PIECES = 3
@@ -61,7 +68,7 @@ class SimulationControl:
     Overrides are replaced as one immutable value, so a call never sees half of a change.
     """
 
-    __slots__ = ("name", "_lock", "_overrides")
+    __slots__ = ("_lock", "_overrides", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -69,7 +76,12 @@ class SimulationControl:
         self._overrides = _Overrides()
 
     def fail(
-        self, status: int = 503, rate: float = 1.0, *, retry_after: float | None = None, error_code: str | None = None
+        self,
+        status: int = 503,
+        rate: float = 1.0,
+        *,
+        retry_after: float | None = None,
+        error_code: str | None = None,
     ) -> None:
         """Fail ``rate`` of the calls with ``status`` (and a Retry-After, an error code) until healed."""
         if not 400 <= status <= 599:
@@ -149,7 +161,14 @@ class _Plan(NamedTuple):
         pieces = _PIECE.findall(reply.content)
         size = max(1, -(-len(pieces) // _STREAM_PIECES))
         out = [StreamChunk(delta="".join(pieces[i : i + size]), **base) for i in range(0, len(pieces), size)]
-        out.append(StreamChunk(tool_calls=reply.tool_calls, finish_reason=reply.finish_reason, usage=reply.token_usage, **base))
+        out.append(
+            StreamChunk(
+                tool_calls=reply.tool_calls,
+                finish_reason=reply.finish_reason,
+                usage=reply.token_usage,
+                **base,
+            )
+        )
         return out
 
 
@@ -163,19 +182,31 @@ class SimulatedProvider(Provider):
         self._seq = itertools.count(1)
 
     def call(
-        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+        self,
+        messages: Messages,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> LLMResponse:
         plan = self._plan(messages, params, timeout)
         time.sleep(plan.delay)
         return plan.result()
 
-    async def acall(self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None) -> LLMResponse:
+    async def acall(
+        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> LLMResponse:
         plan = self._plan(messages, params, timeout)
         await asyncio.sleep(plan.delay)
         return plan.result()
 
     def stream(
-        self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None, deadline: float | None = None
+        self,
+        messages: Messages,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> Iterator[StreamChunk]:
         plan = self._plan(messages, params, timeout)
         time.sleep(plan.delay)
@@ -201,7 +232,9 @@ class SimulatedProvider(Provider):
         if plan.error is not None:
             raise plan.error
 
-    def _plan(self, messages: Messages | None, params: Mapping[str, Any] | None, timeout: float | None) -> _Plan:
+    def _plan(
+        self, messages: Messages | None, params: Mapping[str, Any] | None, timeout: float | None
+    ) -> _Plan:
         """The one decision core of every call: how long to wait and what to answer."""
         self.check_enabled()
         now = self.control.settings(self.model.simulation)
@@ -219,7 +252,13 @@ class SimulatedProvider(Provider):
 
     def _failure(self, now: SimulationSettings) -> LLMCallError:
         code = now.error_code or _ERROR_CODES.get(now.failure_status)
-        body = {"error": {"message": f"simulated failure (HTTP {now.failure_status})", "type": "simulated", "code": code}}
+        body = {
+            "error": {
+                "message": f"simulated failure (HTTP {now.failure_status})",
+                "type": "simulated",
+                "code": code,
+            }
+        }
         headers = {"retry-after": f"{now.retry_after:g}"} if now.retry_after is not None else {}
         return classify_status(self.errors, now.failure_status, headers, json.dumps(body).encode())
 
@@ -232,7 +271,9 @@ class SimulatedProvider(Provider):
             content=reply.text,
             model=self.model.model_name,
             instance=self.name,
-            token_usage=TokenUsage(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens),
+            token_usage=TokenUsage(
+                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens
+            ),
             finish_reason="tool_calls" if calls else "stop",
             tool_calls=calls,
             metadata={"provider_response_id": f"sim-{self.name}-{seq}"},

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
-__all__ = ["SSEEvent", "SSEDecoder", "iter_sse", "aiter_sse"]
+__all__ = ["SSEDecoder", "SSEEvent", "aiter_sse", "iter_sse"]
 
 
 class SSEEvent:
     """One event: its ``event`` name (``"message"`` when unnamed) and its ``data`` text."""
 
-    __slots__ = ("event", "data")
+    __slots__ = ("data", "event")
 
     def __init__(self, event: str, data: str) -> None:
         self.event = event
@@ -23,7 +23,7 @@ class SSEEvent:
 class SSEDecoder:
     """Turns lines (without their line endings) into events; ``id`` and ``retry`` are ignored."""
 
-    __slots__ = ("_event", "_data")
+    __slots__ = ("_data", "_event")
 
     def __init__(self) -> None:
         self._event: str | None = None

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from config_helpers import CONFIG_VARS, SHIPPED
 
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from config_helpers import CONFIG_VARS, FAKE_KEY, REPO, edit_yaml
 
 import actors.cli
-from config_helpers import CONFIG_VARS, FAKE_KEY, REPO, edit_yaml
 
 pytestmark = pytest.mark.usefixtures("no_keys")
 
@@ -25,10 +25,21 @@ def test_check_shipped_config(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert "disabled: API key variable OPENAI_API_KEY is not set" in out
     assert "OK: 7 models (6 disabled), 3 task groups, 3 polling pools, 5 wrappers." in out
     # Tiers print in priority order with their limits.
-    fast = out[out.index("fast_group - "):out.index("fast_small_group - ")]
+    fast = out[out.index("fast_group - ") : out.index("fast_small_group - ")]
     rows = [line.split() for line in fast.splitlines() if line.startswith("  echelon")]
     assert [row[0] for row in rows] == ["echelon1", "echelon2", "echelon3"]
-    assert rows[0] == ["echelon1", "1", "openai-gpt4,", "anthropic-claude-3-opus", "10", "100", "30s", "3", "0.7", "2000"]
+    assert rows[0] == [
+        "echelon1",
+        "1",
+        "openai-gpt4,",
+        "anthropic-claude-3-opus",
+        "10",
+        "100",
+        "30s",
+        "3",
+        "0.7",
+        "2000",
+    ]
     assert "strategy echelon_down" in fast
 
 
@@ -42,7 +53,9 @@ def test_check_table_columns_line_up(capsys: pytest.CaptureFixture[str]) -> None
             assert row[col - 2 : col] == "  " and row[col] != " ", row
 
 
-def test_check_with_keys_set_reports_all_enabled(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_with_keys_set_reports_all_enabled(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
     assert actors.cli.main(["check", str(REPO / "config" / "llms")]) == 0
@@ -59,7 +72,10 @@ def test_check_invalid_config_lists_every_error(llms: Path, capsys: pytest.Captu
     assert out == ""
     assert "error: the configuration is invalid (2 problems):" in err
     assert f"{llms / 'groups' / 'fast_group.yaml'}: echelon1.rpm_limit: must be greater than 0; got -1" in err
-    assert f"{llms / 'wrappers.yaml'}: fast_pool_wrapper.pool: unknown pool 'fast_pol'; did you mean 'fast_pool'?" in err
+    assert (
+        f"{llms / 'wrappers.yaml'}: fast_pool_wrapper.pool: unknown pool 'fast_pol'; did you mean 'fast_pool'?"
+        in err
+    )
 
 
 def test_check_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,7 +87,11 @@ def test_check_as_a_subprocess() -> None:
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
     result = subprocess.run(
         [sys.executable, "-m", "actors", "check", "config"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "OK: 7 models (6 disabled)" in result.stdout

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from config_helpers import FAKE_KEY, REPO, edit_yaml, write_yaml
 
 from actors.config import (
     ConfigError,
@@ -16,8 +17,6 @@ from actors.config import (
     RotationStrategy,
     load_config,
 )
-
-from config_helpers import FAKE_KEY, REPO, edit_yaml, write_yaml
 
 pytestmark = pytest.mark.usefixtures("no_keys")
 
@@ -53,7 +52,12 @@ def test_shipped_models_are_real_endpoints() -> None:
     assert set(config.models) == set(MODELS)
     for name, (provider, model_type, model_name) in MODELS.items():
         model = config.models[name]
-        assert (model.name, model.provider, model.model_type, model.model_name) == (name, provider, model_type, model_name)
+        assert (model.name, model.provider, model.model_type, model.model_name) == (
+            name,
+            provider,
+            model_type,
+            model_name,
+        )
         assert model.context_window and model.input_price is not None and model.output_price is not None
     assert config.models["openai-gpt4"].base_url == "https://api.openai.com/v1"
     assert config.models["anthropic-claude-3-opus"].base_url == "https://api.anthropic.com"
@@ -63,7 +67,13 @@ def test_shipped_fast_group_is_the_design_example() -> None:
     group = load_config(REPO / "config", environ={}).groups["fast_group"]
     e1 = group.tiers["echelon1"]
     assert e1.models == ["openai-gpt4", "anthropic-claude-3-opus"]
-    assert (e1.concurrency_limit, e1.rpm_limit, e1.priority, e1.timeout, e1.max_retries) == (10, 100, 1, 30, 3)
+    assert (e1.concurrency_limit, e1.rpm_limit, e1.priority, e1.timeout, e1.max_retries) == (
+        10,
+        100,
+        1,
+        30,
+        3,
+    )
     assert (e1.temperature, e1.max_tokens) == (0.7, 2000)
     assert group.tiers["echelon2"].models == ["openai-gpt4-turbo", "anthropic-claude-3-sonnet"]
     assert group.tiers["echelon3"].models == ["openai-gpt3.5-turbo", "anthropic-claude-3-haiku"]
@@ -71,7 +81,11 @@ def test_shipped_fast_group_is_the_design_example() -> None:
     assert fb.strategy is FallbackStrategy.ECHELON_DOWN
     assert fb.fallback_groups == ["fast_group.echelon2", "fast_group.echelon3"]
     assert (fb.max_attempts, fb.retry_delay) == (3, 1.0)
-    assert (fb.circuit_breaker.failure_threshold, fb.circuit_breaker.recovery_time, fb.circuit_breaker.half_open_requests) == (5, 60, 1)
+    assert (
+        fb.circuit_breaker.failure_threshold,
+        fb.circuit_breaker.recovery_time,
+        fb.circuit_breaker.half_open_requests,
+    ) == (5, 60, 1)
 
 
 def test_shipped_pools_and_wrappers() -> None:
@@ -109,7 +123,10 @@ def test_missing_key_disables_the_model_with_its_reason() -> None:
 def test_empty_key_counts_as_unset() -> None:
     config = load_config(REPO / "config", environ={"OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "  "})
     assert config.models["openai-gpt4"].disabled_reason == "API key variable OPENAI_API_KEY is not set"
-    assert config.models["anthropic-claude-3-haiku"].disabled_reason == "API key variable ANTHROPIC_API_KEY is not set"
+    assert (
+        config.models["anthropic-claude-3-haiku"].disabled_reason
+        == "API key variable ANTHROPIC_API_KEY is not set"
+    )
 
 
 def test_key_set_enables_the_model_and_records_its_variable() -> None:
@@ -133,7 +150,9 @@ def test_process_environment_is_the_default(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_dollar_dollar_is_a_literal_dollar(llms: Path) -> None:
-    edit_yaml(llms / "groups" / "fast_group.yaml", lambda d: d.update(description="costs $$5 per ${UNIT:-call}"))
+    edit_yaml(
+        llms / "groups" / "fast_group.yaml", lambda d: d.update(description="costs $$5 per ${UNIT:-call}")
+    )
     config = load_config(llms, environ={})
     assert config.groups["fast_group"].description == "costs $5 per call"
 
@@ -149,7 +168,9 @@ def test_unset_variable_without_default_outside_api_key_is_an_error(llms: Path) 
 
 
 def test_a_number_can_come_from_the_environment(llms: Path) -> None:
-    edit_yaml(llms / "groups" / "fast_group.yaml", lambda d: d["echelon1"].update(rpm_limit="${FAST_RPM:-100}"))
+    edit_yaml(
+        llms / "groups" / "fast_group.yaml", lambda d: d["echelon1"].update(rpm_limit="${FAST_RPM:-100}")
+    )
     assert load_config(llms, environ={"FAST_RPM": "250"}).tier("fast_group", "echelon1").rpm_limit == 250
     assert load_config(llms, environ={}).tier("fast_group", "echelon1").rpm_limit == 100
 
@@ -164,8 +185,16 @@ def test_tiers_by_priority_follows_priority_not_yaml_order(llms: Path) -> None:
 
     edit_yaml(llms / "groups" / "fast_group.yaml", reorder)
     config = load_config(llms, environ={})
-    assert [t for t, _ in config.groups["fast_group"].tiers_by_priority()] == ["echelon3", "echelon2", "echelon1"]
-    assert config.resolve("fast_group") == [("fast_group", "echelon3"), ("fast_group", "echelon2"), ("fast_group", "echelon1")]
+    assert [t for t, _ in config.groups["fast_group"].tiers_by_priority()] == [
+        "echelon3",
+        "echelon2",
+        "echelon1",
+    ]
+    assert config.resolve("fast_group") == [
+        ("fast_group", "echelon3"),
+        ("fast_group", "echelon2"),
+        ("fast_group", "echelon1"),
+    ]
 
 
 def test_echelon_priority_defaults_to_its_number_and_task_tiers_come_after(llms: Path) -> None:
@@ -178,7 +207,10 @@ def test_echelon_priority_defaults_to_its_number_and_task_tiers_come_after(llms:
     write_yaml(path, tiers)
     group = load_config(llms, environ={}).groups["fast_group"]
     assert [(t, c.priority) for t, c in group.tiers_by_priority()] == [
-        ("echelon1", 1), ("echelon2", 2), ("echelon3", 3), ("review", 4),
+        ("echelon1", 1),
+        ("echelon2", 2),
+        ("echelon3", 3),
+        ("review", 4),
     ]
 
 
@@ -193,8 +225,10 @@ def test_task_named_tiers_are_tiers() -> None:
 
 
 def test_any_mapping_with_models_is_a_tier_not_a_hard_coded_list(llms: Path) -> None:
-    edit_yaml(llms / "groups" / "fast_small_group.yaml",
-              lambda d: d.update(summarize={"models": ["openai-gpt3.5-turbo"], "priority": 9}))
+    edit_yaml(
+        llms / "groups" / "fast_small_group.yaml",
+        lambda d: d.update(summarize={"models": ["openai-gpt3.5-turbo"], "priority": 9}),
+    )
     config = load_config(llms, environ={})
     assert config.resolve("fast_small_group.summarize") == [("fast_small_group", "summarize")]
 
@@ -235,21 +269,33 @@ def test_fallback_chain_never_contains_the_ref_and_follows_fallback_groups() -> 
     assert config.fallback_chain("fast_group.echelon3") == []  # the bottom of the ladder
     assert config.fallback_chain("fast_group") == []  # every listed tier is the group's own
     assert config.fallback_chain("thinking_group.echelon1") == [
-        "thinking_group.echelon2", "thinking_group.echelon3", "fast_group.echelon1",
+        "thinking_group.echelon2",
+        "thinking_group.echelon3",
+        "fast_group.echelon1",
         # then down fast_group's ladder from where it was entered
-        "fast_group.echelon2", "fast_group.echelon3",
+        "fast_group.echelon2",
+        "fast_group.echelon3",
     ]
-    assert config.fallback_chain("thinking_group.echelon3") == ["fast_group.echelon1", "fast_group.echelon2", "fast_group.echelon3"]
+    assert config.fallback_chain("thinking_group.echelon3") == [
+        "fast_group.echelon1",
+        "fast_group.echelon2",
+        "fast_group.echelon3",
+    ]
     assert config.fallback_tiers("thinking_group")[0] == ("fast_group", "echelon1")
     # A wrapper's override replaces the group's list; entering fast_group at its last rung ends there.
-    assert config.fallback_chain("fast_small_group.translation", ["fast_group.echelon3"]) == ["fast_group.echelon3"]
+    assert config.fallback_chain("fast_small_group.translation", ["fast_group.echelon3"]) == [
+        "fast_group.echelon3"
+    ]
     assert config.fallback_chain("fast_small_group.translation") == ["fast_group.echelon3"]
 
 
 def test_pool_members_are_group_tier_model_triples() -> None:
     config = load_config(REPO / "config", environ={})
     members = config.pool_members("fast_pool")
-    assert members[:2] == [("fast_group", "echelon1", "openai-gpt4"), ("fast_group", "echelon1", "anthropic-claude-3-opus")]
+    assert members[:2] == [
+        ("fast_group", "echelon1", "openai-gpt4"),
+        ("fast_group", "echelon1", "anthropic-claude-3-opus"),
+    ]
     assert len(members) == 6
     with pytest.raises(ConfigError, match="did you mean 'fast_pool'"):
         config.pool_members("fastpool")
@@ -274,11 +320,17 @@ def test_registry_enabled_false_skips_the_file(llms: Path) -> None:
 
 
 def test_a_reference_to_a_disabled_group_says_so(llms: Path) -> None:
-    edit_yaml(llms / "groups" / "_task_groups.yaml", lambda d: d["task_groups"]["fast_small_group"].update(enabled=False))
+    edit_yaml(
+        llms / "groups" / "_task_groups.yaml",
+        lambda d: d["task_groups"]["fast_small_group"].update(enabled=False),
+    )
     with pytest.raises(ConfigError) as info:
         load_config(llms, environ={})
     paths = {(Path(i.file).name, i.path) for i in info.value.issues}
-    assert paths == {("translation_pool.yaml", "task_groups[0]"), ("wrappers.yaml", "translation_wrapper.target")}
+    assert paths == {
+        ("translation_pool.yaml", "task_groups[0]"),
+        ("wrappers.yaml", "translation_wrapper.target"),
+    }
     assert all("is disabled in" in i.message and "_task_groups.yaml" in i.message for i in info.value.issues)
 
 

@@ -24,12 +24,24 @@ from actors.config import (
     [
         ({"model_type": "openai", "api_key": "k"}, "https://api.openai.com/v1", None),
         ({"model_type": "anthropic", "api_key": "k"}, "https://api.anthropic.com", None),
-        ({"model_type": "openai", "api_key": "k", "base_url": "https://proxy.example/v1/"}, "https://proxy.example/v1", None),
-        ({"model_type": "openai_compatible", "base_url": "http://127.0.0.1:8000/v1"}, "http://127.0.0.1:8000/v1", None),
+        (
+            {"model_type": "openai", "api_key": "k", "base_url": "https://proxy.example/v1/"},
+            "https://proxy.example/v1",
+            None,
+        ),
+        (
+            {"model_type": "openai_compatible", "base_url": "http://127.0.0.1:8000/v1"},
+            "http://127.0.0.1:8000/v1",
+            None,
+        ),
         ({"model_type": "simulated"}, None, None),
         ({"model_type": "openai"}, "https://api.openai.com/v1", "no api_key configured"),
         ({"model_type": "anthropic", "api_key": ""}, "https://api.anthropic.com", "no api_key configured"),
-        ({"model_type": "openai", "disabled_reason": "quota gone until June"}, "https://api.openai.com/v1", "quota gone"),
+        (
+            {"model_type": "openai", "disabled_reason": "quota gone until June"},
+            "https://api.openai.com/v1",
+            "quota gone",
+        ),
     ],
 )
 def test_model_defaults_by_type(fields: dict, base_url: str | None, disabled: str | None) -> None:
@@ -86,8 +98,17 @@ def test_model_rotate_is_an_alias_of_echelon_down() -> None:
 def test_group_without_fallback_config_gets_defaults() -> None:
     group = TaskGroupConfig(name="g", echelon1={"models": ["a"]})
     fb = group.effective_fallback
-    assert (fb.strategy, fb.fallback_groups, fb.max_attempts, fb.retry_delay) == (FallbackStrategy.ECHELON_DOWN, [], 3, 1.0)
-    assert (fb.circuit_breaker.failure_threshold, fb.circuit_breaker.recovery_time, fb.circuit_breaker.half_open_requests) == (5, 60, 1)
+    assert (fb.strategy, fb.fallback_groups, fb.max_attempts, fb.retry_delay) == (
+        FallbackStrategy.ECHELON_DOWN,
+        [],
+        3,
+        1.0,
+    )
+    assert (
+        fb.circuit_breaker.failure_threshold,
+        fb.circuit_breaker.recovery_time,
+        fb.circuit_breaker.half_open_requests,
+    ) == (5, 60, 1)
 
 
 def test_group_needs_a_tier() -> None:
@@ -109,7 +130,10 @@ def test_pool_fallback_default() -> None:
     [
         ({"type": "task_group"}, "target"),
         ({"type": "polling_pool"}, "pool"),
-        ({"type": "polling_pool", "pool": "p", "fallback_groups": ["g"]}, "only a task_group wrapper takes fallback_groups"),
+        (
+            {"type": "polling_pool", "pool": "p", "fallback_groups": ["g"]},
+            "only a task_group wrapper takes fallback_groups",
+        ),
         ({"type": "task_group", "target": "g", "max_instance_attempts": 2}, "only a polling_pool wrapper"),
         ({"type": "task_group", "target": "g", "timeout": 0}, "greater than 0"),
     ],
@@ -130,8 +154,11 @@ def small_config(**changes: object) -> LLMConfig:
             "c": {"model_type": "openai", "model_name": "gpt-4"},
         },
         "groups": {
-            "main": {"echelon1": {"models": ["a", "b"]}, "echelon2": {"models": ["c"]},
-                     "fallback_config": {"fallback_groups": ["spare"]}},
+            "main": {
+                "echelon1": {"models": ["a", "b"]},
+                "echelon2": {"models": ["c"]},
+                "fallback_config": {"fallback_groups": ["spare"]},
+            },
             "spare": {"echelon1": {"models": ["b"]}},
         },
         "pools": {"p": {"task_groups": ["main", "spare.echelon1"]}},
@@ -155,7 +182,10 @@ def test_llm_config_queries() -> None:
     assert config.resolve("main.echelon2") == [("main", "echelon2")]
     assert config.tier("main", "echelon1").models == ["a", "b"]
     assert config.pool_members("p") == [
-        ("main", "echelon1", "a"), ("main", "echelon1", "b"), ("main", "echelon2", "c"), ("spare", "echelon1", "b"),
+        ("main", "echelon1", "a"),
+        ("main", "echelon1", "b"),
+        ("main", "echelon2", "c"),
+        ("spare", "echelon1", "b"),
     ]
     assert config.fallback_chain("main.echelon1") == ["spare"]
     assert config.fallback_tiers("main") == [("spare", "echelon1")]
@@ -184,8 +214,14 @@ def test_llm_config_queries_reject_unknown_names(call, message: str) -> None:
         ({"wrappers": {"w": {"type": "polling_pool", "pool": "nope"}}}, "unknown pool 'nope'"),
         ({"pools": {"p": {"task_groups": ["mian"]}}}, "unknown group 'mian'"),
         ({"groups": {"main": {"echelon1": {"models": ["z"]}}}}, "unknown model 'z'"),
-        ({"groups": {"main": {"echelon1": {"models": ["a"]}, "fallback_config": {"fallback_groups": ["main"]}}}},
-         "falls back to itself"),
+        (
+            {
+                "groups": {
+                    "main": {"echelon1": {"models": ["a"]}, "fallback_config": {"fallback_groups": ["main"]}}
+                }
+            },
+            "falls back to itself",
+        ),
     ],
 )
 def test_llm_config_built_in_code_is_cross_checked(changes: dict, message: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from config_helpers import FAKE_KEY, edit_yaml
 
 import actors.cli
 from actors.config import ConfigError, load_config
-from config_helpers import FAKE_KEY, edit_yaml
 
 pytestmark = pytest.mark.usefixtures("no_keys")
 
@@ -20,11 +20,20 @@ def test_key_from_the_environment_is_not_in_any_repr(monkeypatch: pytest.MonkeyP
     config = load_config("config")
     model = config.models["openai-gpt4"]
     assert model.key() == FAKE_KEY  # it is there, for request headers
-    for text in (repr(config), str(config), repr(model), str(model), model.model_dump_json(), str(model.model_dump())):
+    for text in (
+        repr(config),
+        str(config),
+        repr(model),
+        str(model),
+        model.model_dump_json(),
+        str(model.model_dump()),
+    ):
         assert FAKE_KEY not in text
 
 
-def test_check_output_never_shows_the_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_output_never_shows_the_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     assert actors.cli.main(["check", "config"]) == 0
     out, err = capsys.readouterr()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-
 from daemon_helpers import MAX_BODY, Daemon, main_topology, start_daemon, write_topology
 
 

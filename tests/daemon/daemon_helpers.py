@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-_HERE = Path(__file__).resolve().parent
-_REPO = _HERE.parent.parent
+from waiting import wait_until  # noqa: F401  (re-exported for the daemon tests)
 
 from actors.fake.process import read_line
 from actors.fake.topology import write_topology  # noqa: F401  (re-exported for the daemon tests)
-from waiting import wait_until  # noqa: F401  (re-exported for the daemon tests)
+
+_HERE = Path(__file__).resolve().parent
+_REPO = _HERE.parent.parent
 
 STARTUP_TIMEOUT = 20.0
 
@@ -53,7 +53,9 @@ class Daemon:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the daemon did not exit within {timeout} s; log:\n{self.log_text()[-3000:]}") from None
+            raise AssertionError(
+                f"the daemon did not exit within {timeout} s; log:\n{self.log_text()[-3000:]}"
+            ) from None
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -78,9 +80,23 @@ def start_daemon(config: Path, *args: str, env: dict[str, str] | None = None) ->
     log = config / f"daemon-{time.monotonic_ns()}.log"
     environ = {**os.environ, **(env or {})}
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))
-    argv = [sys.executable, "-m", "actors", "serve", "--config", str(config), "--port", "0", "--grace", "10", *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "actors",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--grace",
+        "10",
+        *args,
+    ]
     with open(log, "w") as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(_REPO), env=environ)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(_REPO), env=environ
+        )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     url = read_line(proc, deadline - time.monotonic()).strip()
     daemon = Daemon(proc, url, config, log)
@@ -109,14 +125,27 @@ def main_topology() -> dict[str, Any]:
     tier = lambda *models, **kw: {"models": list(models), "priority": 1, "max_retries": 0, **kw}  # noqa: E731
     return dict(
         models={
-            "ok1": {}, "ok2": {}, "anth": {"model_type": "anthropic"},
-            "fo1": {}, "fo2": {}, "slow1": {}, "rl1": {}, "down1": {}, "off1": {"api_key": None},
-            "bad1": {}, "met1": {}, "tool1": {},
+            "ok1": {},
+            "ok2": {},
+            "anth": {"model_type": "anthropic"},
+            "fo1": {},
+            "fo2": {},
+            "slow1": {},
+            "rl1": {},
+            "down1": {},
+            "off1": {"api_key": None},
+            "bad1": {},
+            "met1": {},
+            "tool1": {},
         },
         groups={
             "basic": {"echelon1": tier("ok1", "ok2", max_retries=1), "fallback_config": STEADY},
             "claude": {"echelon1": tier("anth"), "fallback_config": STEADY},
-            "fo": {"echelon1": tier("fo1"), "echelon2": {**tier("fo2"), "priority": 2}, "fallback_config": STEADY},
+            "fo": {
+                "echelon1": tier("fo1"),
+                "echelon2": {**tier("fo2"), "priority": 2},
+                "fallback_config": STEADY,
+            },
             "slow": {"echelon1": tier("slow1"), "fallback_config": STEADY},
             "rl": {"echelon1": tier("rl1"), "fallback_config": STEADY},
             "down": {"echelon1": tier("down1"), "fallback_config": STEADY},

@@ -15,8 +15,17 @@ WEATHER = {
 
 def test_messages_with_a_system_prompt_on_an_openai_upstream(fake, anthropic_client):
     raw = anthropic_client.messages.with_raw_response.create(
-        model="chat", max_tokens=64, system="be brief", stop_sequences=["END"], extra_body={"temperature": 0.5},
-        messages=[{"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": " there"}]}],
+        model="chat",
+        max_tokens=64,
+        system="be brief",
+        stop_sequences=["END"],
+        extra_body={"temperature": 0.5},
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": " there"}],
+            }
+        ],
     )
     m = raw.parse()
     assert m.type == "message" and m.role == "assistant"
@@ -25,7 +34,10 @@ def test_messages_with_a_system_prompt_on_an_openai_upstream(fake, anthropic_cli
     assert m.usage.input_tokens > 0 and m.usage.output_tokens > 0
     instance = raw.headers["x-llm-actors-instance"]
     sent = fake.requests(instance)[-1]["body"]
-    assert sent["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
+    assert sent["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hello there"},
+    ]
     assert sent["max_tokens"] == 64 and sent["temperature"] == 0.5 and sent["stop"] == ["END"]
 
 
@@ -59,7 +71,10 @@ def test_streaming_text_from_an_openai_upstream(anthropic_client):
 
 def test_tool_use_and_tool_result_map_to_and_from_openai_messages(fake, anthropic_client):
     first = anthropic_client.messages.create(
-        model="tools", max_tokens=64, tools=[WEATHER], tool_choice={"type": "tool", "name": "get_weather"},
+        model="tools",
+        max_tokens=64,
+        tools=[WEATHER],
+        tool_choice={"type": "tool", "name": "get_weather"},
         messages=[{"role": "user", "content": "weather in Oslo"}],
     )
     assert first.stop_reason == "tool_use"
@@ -71,20 +86,30 @@ def test_tool_use_and_tool_result_map_to_and_from_openai_messages(fake, anthropi
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 
     second = anthropic_client.messages.create(
-        model="tools", max_tokens=64,
+        model="tools",
+        max_tokens=64,
         messages=[
             {"role": "user", "content": "weather in Oslo"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": use.id, "name": use.name, "input": use.input}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 21 C"},
-                {"type": "text", "text": "and tomorrow?"},
-            ]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": use.id, "name": use.name, "input": use.input}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 21 C"},
+                    {"type": "text", "text": "and tomorrow?"},
+                ],
+            },
         ],
     )
     assert second.content[0].text == "echo: and tomorrow?"
     turns = fake.requests("tool1")[-1]["body"]["messages"]
     assert turns[1]["role"] == "assistant" and turns[1]["tool_calls"][0]["id"] == use.id
-    assert turns[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"input": "weather in Oslo"}'}
+    assert turns[1]["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"input": "weather in Oslo"}',
+    }
     assert turns[2] == {"role": "tool", "tool_call_id": use.id, "content": "sunny, 21 C"}
     assert turns[3] == {"role": "user", "content": "and tomorrow?"}
 
@@ -100,13 +125,19 @@ def test_streamed_tool_use(anthropic_client):
 
 def test_errors_come_in_anthropics_shape(fake, anthropic_client):
     with pytest.raises(anthropic.NotFoundError) as info:
-        anthropic_client.messages.create(model="nope", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        anthropic_client.messages.create(
+            model="nope", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "not_found_error"
     assert "chat" in info.value.body["error"]["message"]
     with pytest.raises(anthropic.BadRequestError) as info:
-        anthropic_client.messages.create(model="chat", max_tokens=8, messages=[{"role": "robot", "content": "x"}])
+        anthropic_client.messages.create(
+            model="chat", max_tokens=8, messages=[{"role": "robot", "content": "x"}]
+        )
     assert "messages[0].role" in info.value.body["error"]["message"]
     fake.configure("down1", status=500)
     with pytest.raises(anthropic.APIStatusError) as info:
-        anthropic_client.messages.create(model="down", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+        anthropic_client.messages.create(
+            model="down", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == 503 and info.value.body["error"]["type"] == "overloaded_error"

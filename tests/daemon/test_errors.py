@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from daemon_helpers import MAX_BODY
 
 openai = pytest.importorskip("openai")
@@ -37,7 +36,11 @@ def test_a_bad_body_is_400_naming_the_field(openai_client, body, field):
 
 
 def test_a_body_that_is_not_json_is_400(daemon):
-    r = httpx.post(daemon.url + "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = httpx.post(
+        daemon.url + "/v1/chat/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
 
 
@@ -45,7 +48,12 @@ def test_an_unknown_model_is_404_listing_the_valid_ones(openai_client):
     with pytest.raises(openai.NotFoundError) as info:
         openai_client.chat.completions.create(model="gpt-5-ultra", messages=MSG)
     message = info.value.body["message"]
-    assert "gpt-5-ultra" in message and "chat" in message and "basic_pool" in message and "fo.echelon2" in message
+    assert (
+        "gpt-5-ultra" in message
+        and "chat" in message
+        and "basic_pool" in message
+        and "fo.echelon2" in message
+    )
     assert info.value.body["code"] == "model_not_found"
 
 
@@ -115,8 +123,18 @@ def test_unknown_paths_and_methods_answer_json(daemon):
     "path, body",
     [
         ("/v1/chat/completions", {"model": "chat", "messages": [{"role": "assistant", "tool_calls": "x"}]}),
-        ("/v1/chat/completions", {"model": "chat", "messages": [{"role": "assistant", "tool_calls": [{"function": "x"}]}]}),
-        ("/v1/messages", {"model": "claude_wrapper", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": "http://x"}]}]}),
+        (
+            "/v1/chat/completions",
+            {"model": "chat", "messages": [{"role": "assistant", "tool_calls": [{"function": "x"}]}]},
+        ),
+        (
+            "/v1/messages",
+            {
+                "model": "claude_wrapper",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "image", "source": "http://x"}]}],
+            },
+        ),
     ],
 )
 def test_a_body_of_an_unexpected_shape_is_400_in_the_clients_shape(daemon, path, body):

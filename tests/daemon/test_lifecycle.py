@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-
-from actors.runtime import Runtime
 from daemon_helpers import start_daemon, wait_until, write_topology
 
+from actors.runtime import Runtime
+
 needs_reload = pytest.mark.skipif(
-    not hasattr(Runtime, "reload"), reason="Runtime.reload has not landed yet; the daemon answers 501 until it does"
+    not hasattr(Runtime, "reload"),
+    reason="Runtime.reload has not landed yet; the daemon answers 501 until it does",
 )
 
 CHAT = "/v1/chat/completions"
@@ -33,7 +34,8 @@ def ask_stream(url: str, model: str = "w") -> tuple[int, str]:
 
 def topology(root: Path, fake: Any, member: str) -> Path:
     return write_topology(
-        root, fake,
+        root,
+        fake,
         models={"r1": {}, "r2": {}},
         groups={"rg": {"echelon1": {"models": [member]}}},
         wrappers={"w": {"type": "task_group", "target": "rg.echelon1"}},
@@ -56,7 +58,9 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(fake, tmp_path):
             answers = [f.result() for f in plain]
             streamed = [f.result() for f in streams]
         assert [r.status_code for r in answers] == [200] * 6
-        assert sorted(r.json()["choices"][0]["message"]["content"] for r in answers) == [f"echo: n{i}" for i in range(6)]
+        assert sorted(r.json()["choices"][0]["message"]["content"] for r in answers) == [
+            f"echo: n{i}" for i in range(6)
+        ]
         assert all(status == 200 and text.rstrip().endswith("data: [DONE]") for status, text in streamed)
         assert d.wait(15) == 0
         assert '"drained"' in d.log_text()
@@ -101,7 +105,9 @@ def test_a_bad_reload_is_rejected_with_its_errors_and_the_old_config_keeps_servi
         assert ask(d.url).headers["x-llm-actors-instance"] == "r1"  # the old configuration serves on
 
         d.signal(signal.SIGHUP)  # the same through the signal: logged, nothing changes
-        wait_until(lambda: d.get("/v1/stats").json()["daemon"]["reloads"]["failed"] == 2, what="the rejected reload")
+        wait_until(
+            lambda: d.get("/v1/stats").json()["daemon"]["reloads"]["failed"] == 2, what="the rejected reload"
+        )
         assert "reload rejected" in d.log_text()
         assert ask(d.url).status_code == 200
 

@@ -21,8 +21,12 @@ WEATHER = {
 
 def test_sync_completion_through_a_declared_wrapper(fake, openai_client):
     raw = openai_client.chat.completions.with_raw_response.create(
-        model="chat", messages=[{"role": "system", "content": "be brief"}, *MSG], max_tokens=40, temperature=0.3,
-        stop=["\n\n"], extra_headers={"x-request-id": "req-abc.123"},
+        model="chat",
+        messages=[{"role": "system", "content": "be brief"}, *MSG],
+        max_tokens=40,
+        temperature=0.3,
+        stop=["\n\n"],
+        extra_headers={"x-request-id": "req-abc.123"},
     )
     r = raw.parse()
     assert r.choices[0].message.content == "echo: hello there"
@@ -46,30 +50,42 @@ def test_a_request_id_is_made_when_the_client_sends_none(openai_client):
 def test_pools_and_group_references_are_models_too(openai_client, model):
     raw = openai_client.chat.completions.with_raw_response.create(model=model, messages=MSG)
     assert raw.parse().choices[0].message.content == "echo: hello there"
-    assert raw.headers["x-llm-actors-target"] == ("pool:basic_pool" if model == "basic_pool" else "basic.echelon1")
+    assert raw.headers["x-llm-actors-target"] == (
+        "pool:basic_pool" if model == "basic_pool" else "basic.echelon1"
+    )
 
 
 async def test_async_client_concurrent_requests(daemon):
-    async with openai.AsyncOpenAI(base_url=daemon.url + "/v1", api_key="x", max_retries=0, timeout=15) as client:
+    async with openai.AsyncOpenAI(
+        base_url=daemon.url + "/v1", api_key="x", max_retries=0, timeout=15
+    ) as client:
         import asyncio
 
         results = await asyncio.gather(
-            *(client.chat.completions.create(model="basic_pool", messages=[{"role": "user", "content": f"n{i}"}])
-              for i in range(20))
+            *(
+                client.chat.completions.create(
+                    model="basic_pool", messages=[{"role": "user", "content": f"n{i}"}]
+                )
+                for i in range(20)
+            )
         )
     assert sorted(r.choices[0].message.content for r in results) == sorted(f"echo: n{i}" for i in range(20))
 
 
 def test_streaming_with_usage(openai_client):
     stream = openai_client.chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "one two three four"}], stream=True,
+        model="chat",
+        messages=[{"role": "user", "content": "one two three four"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: one two three four"
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
 
 
@@ -90,7 +106,10 @@ def test_streaming_from_an_anthropic_upstream(fake, openai_client):
 
 def test_tool_calls_come_back_in_openai_shape(fake, openai_client):
     r = openai_client.chat.completions.create(
-        model="tools", messages=[{"role": "user", "content": "weather in Oslo"}], tools=[WEATHER], tool_choice="auto",
+        model="tools",
+        messages=[{"role": "user", "content": "weather in Oslo"}],
+        tools=[WEATHER],
+        tool_choice="auto",
     )
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -118,9 +137,14 @@ def test_tool_round_trip_to_an_anthropic_upstream(fake, openai_client):
 
 
 def test_streamed_tool_calls(openai_client):
-    chunks = list(openai_client.chat.completions.create(model="tools", messages=MSG, tools=[WEATHER], stream=True))
+    chunks = list(
+        openai_client.chat.completions.create(model="tools", messages=MSG, tools=[WEATHER], stream=True)
+    )
     calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or ())]
-    assert calls[0].function.name == "get_weather" and json.loads(calls[0].function.arguments)["input"] == "hello there"
+    assert (
+        calls[0].function.name == "get_weather"
+        and json.loads(calls[0].function.arguments)["input"] == "hello there"
+    )
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
@@ -136,7 +160,9 @@ def test_failover_is_visible_in_the_headers(fake, openai_client):
 
 def test_streaming_failover_before_the_first_chunk(fake, openai_client):
     fake.configure("fo1", status=503)
-    with openai_client.chat.completions.with_streaming_response.create(model="fo", messages=MSG, stream=True) as raw:
+    with openai_client.chat.completions.with_streaming_response.create(
+        model="fo", messages=MSG, stream=True
+    ) as raw:
         assert raw.headers["x-llm-actors-instance"] == "fo2"
         assert raw.headers["x-llm-actors-attempts"] == "2"
         text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
@@ -146,7 +172,9 @@ def test_streaming_failover_before_the_first_chunk(fake, openai_client):
 def test_a_failure_mid_stream_ends_with_an_error_event(fake, openai_client):
     fake.configure("ok1", fail_mid_stream=1)
     fake.configure("ok2", fail_mid_stream=1)
-    stream = openai_client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "a b c d"}], stream=True)
+    stream = openai_client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "a b c d"}], stream=True
+    )
     received = []
     with pytest.raises(openai.APIError) as info:
         for chunk in stream:

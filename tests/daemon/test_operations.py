@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from daemon_helpers import Daemon, start_daemon, wait_until, write_topology
 
 from actors.cli import main as cli
-from daemon_helpers import Daemon, start_daemon, wait_until, write_topology
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
@@ -27,8 +28,10 @@ def guarded(fake_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         fake_provider,
         models={"k1": {}, "koff": {"api_key": None}},
         groups={"kg": {"echelon1": {"models": ["k1"]}}, "koffg": {"echelon1": {"models": ["koff"]}}},
-        wrappers={"good": {"type": "task_group", "target": "kg.echelon1"},
-                  "broken": {"type": "task_group", "target": "koffg.echelon1"}},
+        wrappers={
+            "good": {"type": "task_group", "target": "kg.echelon1"},
+            "broken": {"type": "task_group", "target": "koffg.echelon1"},
+        },
     )
     d = start_daemon(root, env={"LLM_ACTORS_API_KEY": KEY})
     yield d
@@ -40,13 +43,20 @@ def guarded(fake_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_requests_without_the_key_or_with_a_wrong_one_are_401(guarded):
     for key in ("", "sk-wrong"):
-        client = openai.OpenAI(base_url=guarded.url + "/v1", api_key=key or "x", max_retries=0,
-                               default_headers={} if key else {"authorization": ""})
+        client = openai.OpenAI(
+            base_url=guarded.url + "/v1",
+            api_key=key or "x",
+            max_retries=0,
+            default_headers={} if key else {"authorization": ""},
+        )
         with pytest.raises(openai.AuthenticationError) as info:
             client.chat.completions.create(model="good", messages=MSG)
         assert info.value.status_code == 401
-    r = httpx.post(guarded.url + "/v1/messages", json={"model": "good", "max_tokens": 5, "messages": MSG},
-                   headers={"x-api-key": "nope"})
+    r = httpx.post(
+        guarded.url + "/v1/messages",
+        json={"model": "good", "max_tokens": 5, "messages": MSG},
+        headers={"x-api-key": "nope"},
+    )
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
     for path in ("/metrics", "/v1/stats", "/v1/models"):
         assert guarded.get(path).status_code == 401
@@ -55,7 +65,9 @@ def test_requests_without_the_key_or_with_a_wrong_one_are_401(guarded):
 
 def test_the_right_key_works_for_both_sdks(guarded):
     client = openai.OpenAI(base_url=guarded.url + "/v1", api_key=KEY, max_retries=0)
-    assert client.chat.completions.create(model="good", messages=MSG).choices[0].message.content == "echo: hello"
+    assert (
+        client.chat.completions.create(model="good", messages=MSG).choices[0].message.content == "echo: hello"
+    )
     claude = anthropic.Anthropic(base_url=guarded.url, api_key=KEY, max_retries=0)
     assert claude.messages.create(model="good", max_tokens=8, messages=MSG).content[0].text == "echo: hello"
     assert guarded.get("/metrics", headers={"authorization": f"Bearer {KEY}"}).status_code == 200
@@ -71,7 +83,8 @@ def test_health_endpoints_are_open_and_readiness_names_what_is_not_ready(guarded
 def test_access_logs_are_json_and_never_carry_the_key(guarded):
     rid = "log-check-1"
     openai.OpenAI(base_url=guarded.url + "/v1", api_key=KEY, max_retries=0).chat.completions.create(
-        model="good", messages=MSG, extra_headers={"x-request-id": rid})
+        model="good", messages=MSG, extra_headers={"x-request-id": rid}
+    )
 
     def line() -> Any:
         for text in guarded.log_text().splitlines():
@@ -80,8 +93,15 @@ def test_access_logs_are_json_and_never_carry_the_key(guarded):
         return None
 
     entry = wait_until(line, what="the access log line")
-    assert entry["event"] == "request" and entry["method"] == "POST" and entry["path"] == "/v1/chat/completions"
-    assert entry["status"] == 200 and entry["model"] == "good" and entry["instance"] == "k1" and entry["attempts"] == 1
+    assert (
+        entry["event"] == "request" and entry["method"] == "POST" and entry["path"] == "/v1/chat/completions"
+    )
+    assert (
+        entry["status"] == 200
+        and entry["model"] == "good"
+        and entry["instance"] == "k1"
+        and entry["attempts"] == 1
+    )
     assert entry["duration_ms"] > 0
     log = guarded.log_text()
     assert KEY not in log and "authorization" not in log.lower() and "sk-test-k1" not in log
@@ -178,7 +198,9 @@ def test_chat_against_the_daemon(daemon, capsys):
 
 
 def test_chat_in_process(daemon, capsys):
-    assert cli(["chat", "--model", "basic_pool", "--config", str(daemon.config), "--stream", "in process"]) == 0
+    assert (
+        cli(["chat", "--model", "basic_pool", "--config", str(daemon.config), "--stream", "in process"]) == 0
+    )
     assert capsys.readouterr().out == "echo: in process\n"
     assert cli(["chat", "--model", "chat", "--config", str(daemon.config), "again"]) == 0
     assert capsys.readouterr().out == "echo: again\n"

@@ -107,7 +107,10 @@ def test_models_listing_in_each_shape(fake, client):
 def test_invalid_requests_get_the_providers_400(fake, client):
     r = client.post(f"{fake.anthropic_base_url('a')}/v1/messages", json={"model": "m", "messages": USER})
     assert r.status_code == 400
-    assert r.json() == {"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}}
+    assert r.json() == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"},
+    }
     r = client.post(f"{fake.openai_base_url('a')}/chat/completions", content=b"{not json")
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     assert fake.stats("a")["statuses"] == {400: 2}
@@ -213,7 +216,10 @@ def test_retry_after_and_rate_limit_headers(fake, client):
         status=429,
         retry_after=2,
         retry_after_ms=1500,
-        headers={"x-ratelimit-reset-requests": "1s", "anthropic-ratelimit-requests-reset": "2030-01-01T00:00:00Z"},
+        headers={
+            "x-ratelimit-reset-requests": "1s",
+            "anthropic-ratelimit-requests-reset": "2030-01-01T00:00:00Z",
+        },
     )
     r = openai(client, fake, "a")
     assert r.headers["retry-after"] == "2"
@@ -347,7 +353,9 @@ def test_openai_tool_calls(fake, client):
 
 
 def test_anthropic_tool_use(fake, client):
-    body = anthropic(client, fake, "a", tools=TOOLS_ANTHROPIC, tool_choice={"type": "tool", "name": "get_time"}).json()
+    body = anthropic(
+        client, fake, "a", tools=TOOLS_ANTHROPIC, tool_choice={"type": "tool", "name": "get_time"}
+    ).json()
     assert body["stop_reason"] == "tool_use"
     (block,) = body["content"]
     assert block["type"] == "tool_use" and block["id"].startswith("toolu_")
@@ -357,7 +365,9 @@ def test_anthropic_tool_use(fake, client):
 
 
 def test_streamed_tool_calls_in_both_shapes(fake, client):
-    chunks = [d for _, d in sse(openai(client, fake, "a", tools=TOOLS_OPENAI, stream=True).text) if d != "[DONE]"]
+    chunks = [
+        d for _, d in sse(openai(client, fake, "a", tools=TOOLS_OPENAI, stream=True).text) if d != "[DONE]"
+    ]
     calls = [tc for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls") or []]
     assert calls[0]["function"]["name"] == "get_weather" and calls[0]["id"]
     assert all(tc["index"] == 0 for tc in calls) and len(calls) > 2
@@ -417,7 +427,11 @@ def test_keep_alive_and_pipelining_on_one_socket(fake):
     def request(instance: str) -> list[h11.Event]:
         headers = [("host", "x"), ("content-type", "application/json"), ("content-length", str(len(payload)))]
         target = f"/{instance}/v1/chat/completions"
-        return [h11.Request(method="POST", target=target, headers=headers), h11.Data(data=payload), h11.EndOfMessage()]
+        return [
+            h11.Request(method="POST", target=target, headers=headers),
+            h11.Data(data=payload),
+            h11.EndOfMessage(),
+        ]
 
     client, other = h11.Connection(h11.CLIENT), h11.Connection(h11.CLIENT)
     first = b"".join(client.send(e) for e in request("p1"))
@@ -463,7 +477,7 @@ def test_stop_releases_hanging_requests_and_the_port():
         try:
             with httpx.Client(timeout=30) as c:
                 openai(c, server, "a")
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     caller = threading.Thread(target=call)

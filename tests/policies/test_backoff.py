@@ -61,7 +61,12 @@ def test_callable_like_tenacity():
 
 @pytest.mark.parametrize(
     "kw",
-    [{"base": -1.0}, {"base": 1.0, "factor": 0.5}, {"base": 1.0, "max_delay": -1.0}, {"base": 1.0, "jitter": "half"}],
+    [
+        {"base": -1.0},
+        {"base": 1.0, "factor": 0.5},
+        {"base": 1.0, "max_delay": -1.0},
+        {"base": 1.0, "jitter": "half"},
+    ],
 )
 def test_rejects_bad_parameters(kw):
     with pytest.raises(ValueError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,7 +10,7 @@ from actors.clock import ManualClock
 from actors.parking import MAX_RETRY_AFTER, Parking, parse_duration, parse_retry_after
 
 # 2024-05-01T12:00:00Z
-NOW_WALL = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+NOW_WALL = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()
 
 
 def parse(headers):
@@ -38,7 +38,9 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "s", "1x", "1s garbage", "-1s", "1.2.3s", "ms", "1 s", "nan", "inf", "-3"])
+@pytest.mark.parametrize(
+    "text", ["", "s", "1x", "1s garbage", "-1s", "1.2.3s", "ms", "1 s", "nan", "inf", "-3"]
+)
 def test_parse_duration_garbage(text):
     assert parse_duration(text) is None
 

@@ -67,7 +67,9 @@ def test_none_when_nothing_is_available(name):
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_exclude_and_unavailable_are_honoured(name):
     s = make_strategy(name)
-    view = FakeView(down={"b"}, busy={"c": 1}, lat={"a": 0.1, "c": 0.5, "d": 0.9}, used={"a": 1.0, "c": 2.0, "d": 3.0})
+    view = FakeView(
+        down={"b"}, busy={"c": 1}, lat={"a": 0.1, "c": 0.5, "d": 0.9}, used={"a": 1.0, "c": 2.0, "d": 3.0}
+    )
     for _ in range(50):
         assert s.choose(MEMBERS, view, frozenset({"a", "d"})) == "c"
     got = set(picks(s, view, 50, exclude=frozenset({"a"})))
@@ -227,7 +229,9 @@ def test_random_is_uniform_among_available_and_reproducible():
 
 def test_make_strategy_passes_the_rng():
     s = make_strategy("random", rng=random.Random(1))
-    assert s.choose(MEMBERS, FakeView()) == make_strategy("random", rng=random.Random(1)).choose(MEMBERS, FakeView())
+    assert s.choose(MEMBERS, FakeView()) == make_strategy("random", rng=random.Random(1)).choose(
+        MEMBERS, FakeView()
+    )
 
 
 # -- least busy ---------------------------------------------------------------------------------
@@ -276,7 +280,9 @@ def test_lowest_latency_ties_by_member_order():
 
 
 def test_lowest_latency_re_measures_the_member_used_longest_ago_now_and_then():
-    view = FakeView(lat={"a": 0.01, "b": 0.5, "c": 0.5, "d": 0.5}, used={"a": 9.0, "b": 1.0, "c": 2.0, "d": 3.0})
+    view = FakeView(
+        lat={"a": 0.01, "b": 0.5, "c": 0.5, "d": 0.5}, used={"a": 9.0, "b": 1.0, "c": 2.0, "d": 3.0}
+    )
     ll = LowestLatency(explore_every=5)
     got = [ll.choose(MEMBERS, view) for _ in range(10)]
     assert got == ["a"] * 4 + ["b"] + ["a"] * 4 + ["b"]

@@ -65,7 +65,9 @@ def test_rate_window_rejects_bad_parameters(kw):
         RateWindow(**kw)
 
 
-arrivals = st.lists(st.floats(min_value=0.0, max_value=500.0, allow_nan=False), min_size=1, max_size=200).map(sorted)
+arrivals = st.lists(st.floats(min_value=0.0, max_value=500.0, allow_nan=False), min_size=1, max_size=200).map(
+    sorted
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,10 @@ def make(fake: Any, clients: HTTPClients) -> MakeProvider:
 
     def build(shape: str, name: str = "inst", **fields: Any) -> Provider:
         if shape != "simulated":
-            fields.setdefault("base_url", fake.anthropic_base_url(name) if shape == "anthropic" else fake.openai_base_url(name))
+            fields.setdefault(
+                "base_url",
+                fake.anthropic_base_url(name) if shape == "anthropic" else fake.openai_base_url(name),
+            )
             fields.setdefault("api_key", KEY)
         fields.setdefault("model_name", f"{shape}-model")
         return make_provider(ModelConfig(name=name, model_type=shape, **fields), clients)
@@ -56,4 +60,3 @@ def provider(make: MakeProvider, shape: str) -> Provider:
 @pytest.fixture(autouse=True)
 def _clean_simulation() -> None:
     reset_simulation_controls()
-

@@ -13,13 +13,20 @@ from actors.response import LLMResponse, StreamChunk
 KEY = "sk-test-DISTINCTIVE-9f4e2c71b0"
 USER = [{"role": "user", "content": "hello there"}]
 TOOLS = [
-    {"type": "function", "function": {"name": "lookup", "description": "find", "parameters": {"type": "object"}}},
+    {
+        "type": "function",
+        "function": {"name": "lookup", "description": "find", "parameters": {"type": "object"}},
+    },
     {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}},
 ]
 
 
 async def complete(
-    provider: Provider, mode: str, messages: Any = USER, params: dict[str, Any] | None = None, timeout: float = 5.0
+    provider: Provider,
+    mode: str,
+    messages: Any = USER,
+    params: dict[str, Any] | None = None,
+    timeout: float = 5.0,
 ) -> LLMResponse:
     """One call, through the sync or the async driver."""
     if mode == "sync":
@@ -28,7 +35,11 @@ async def complete(
 
 
 async def collect(
-    provider: Provider, mode: str, messages: Any = USER, params: dict[str, Any] | None = None, timeout: float = 5.0
+    provider: Provider,
+    mode: str,
+    messages: Any = USER,
+    params: dict[str, Any] | None = None,
+    timeout: float = 5.0,
 ) -> tuple[list[StreamChunk], LLMCallError | None]:
     """Every chunk a stream yields, and the error it ended with (None when it completed)."""
     chunks: list[StreamChunk] = []

@@ -12,7 +12,11 @@ from actors.providers.clients import origin_of
 
 def test_origin_of():
     assert origin_of("https://api.openai.com/v1") == "https://api.openai.com:443"
-    assert origin_of("http://127.0.0.1:8000/a/v1") == origin_of("http://127.0.0.1:8000/b") == "http://127.0.0.1:8000"
+    assert (
+        origin_of("http://127.0.0.1:8000/a/v1")
+        == origin_of("http://127.0.0.1:8000/b")
+        == "http://127.0.0.1:8000"
+    )
     assert origin_of("http://localhost/x") == "http://localhost:80"
 
 
@@ -48,7 +52,11 @@ def test_async_clients_are_per_event_loop():
     clients = HTTPClients()
 
     async def grab():
-        return clients.async_client("http://a:1"), clients.async_client("http://a:1"), clients.async_client("http://b:1")
+        return (
+            clients.async_client("http://a:1"),
+            clients.async_client("http://a:1"),
+            clients.async_client("http://b:1"),
+        )
 
     loop_one, loop_two = asyncio.new_event_loop(), asyncio.new_event_loop()
     try:

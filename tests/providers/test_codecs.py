@@ -18,7 +18,12 @@ from actors.providers.anthropic import (
 )
 from actors.providers.base import ToolCallAssembler, merge_params, text_of
 from actors.providers.errors import ErrorContext
-from actors.providers.openai import OpenAIStreamDecoder, build_chat_body, normalize_finish_reason, parse_chat_completion
+from actors.providers.openai import (
+    OpenAIStreamDecoder,
+    build_chat_body,
+    normalize_finish_reason,
+    parse_chat_completion,
+)
 from actors.providers.sse import SSEDecoder, SSEEvent, aiter_sse, iter_sse
 from actors.response import ToolCall
 
@@ -30,7 +35,9 @@ CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '
 
 
 def test_merge_params_call_wins_and_none_means_not_given():
-    merged = merge_params({"temperature": 0.2, "top_p": 0.9, "seed": None}, {"temperature": 0.7, "top_p": None, "n": 1})
+    merged = merge_params(
+        {"temperature": 0.2, "top_p": 0.9, "seed": None}, {"temperature": 0.7, "top_p": None, "n": 1}
+    )
     assert merged == {"temperature": 0.7, "top_p": 0.9, "n": 1}
 
 
@@ -44,7 +51,9 @@ def test_text_of():
 
 
 def test_openai_body_passes_parameters_through_but_not_driver_keys():
-    body = build_chat_body("gpt", [{"role": "user", "content": "x"}], {"model": "evil", "stream": True, "x": 1}, stream=False)
+    body = build_chat_body(
+        "gpt", [{"role": "user", "content": "x"}], {"model": "evil", "stream": True, "x": 1}, stream=False
+    )
     assert body == {"model": "gpt", "messages": [{"role": "user", "content": "x"}], "x": 1}
 
 
@@ -71,7 +80,14 @@ def test_parse_chat_completion_with_tool_calls_and_no_content():
 
 
 def test_parse_chat_completion_legacy_function_call_and_missing_usage():
-    data = {"choices": [{"message": {"content": "", "function_call": {"name": "f", "arguments": "{}"}}, "finish_reason": "function_call"}]}
+    data = {
+        "choices": [
+            {
+                "message": {"content": "", "function_call": {"name": "f", "arguments": "{}"}},
+                "finish_reason": "function_call",
+            }
+        ]
+    }
     reply = parse_chat_completion(data, instance="i", model="gpt")
     assert reply.model == "gpt"
     assert reply.tool_calls == [ToolCall("", "f", "{}")]
@@ -85,7 +101,10 @@ def test_parse_chat_completion_wrong_shapes_raise_lookup_or_type_errors(data):
         parse_chat_completion(data, instance="i", model="gpt")
 
 
-@pytest.mark.parametrize("reason, expected", [("stop", "stop"), ("length", "length"), ("function_call", "tool_calls"), (None, None)])
+@pytest.mark.parametrize(
+    "reason, expected",
+    [("stop", "stop"), ("length", "length"), ("function_call", "tool_calls"), (None, None)],
+)
 def test_openai_finish_reasons(reason, expected):
     assert normalize_finish_reason(reason) == expected
 
@@ -104,12 +123,39 @@ def _decode(decoder, events):
 
 def test_openai_stream_assembles_tool_calls_by_index():
     events = _openai_events(
-        {"model": "gpt-x", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
-            {"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}},
-            {"index": 1, "id": "b", "function": {"name": "g", "arguments": "{"}},
-        ]}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"x"'}}]}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}, {"index": 1, "function": {"arguments": "}"}}]}}]},
+        {
+            "model": "gpt-x",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}},
+                            {"index": 1, "id": "b", "function": {"name": "g", "arguments": "{"}},
+                        ],
+                    },
+                }
+            ],
+        },
+        {
+            "choices": [
+                {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"x"'}}]}}
+            ]
+        },
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {"index": 0, "function": {"arguments": ": 1}"}},
+                            {"index": 1, "function": {"arguments": "}"}},
+                        ]
+                    },
+                }
+            ]
+        },
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
         {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 6}},
         "[DONE]",
@@ -132,7 +178,10 @@ def test_openai_stream_without_done_but_finished_is_accepted():
 
 def test_openai_stream_cut_after_text_is_interrupted_with_the_partial_text():
     decoder = OpenAIStreamDecoder(CTX, "i", "gpt")
-    for event in _openai_events({"choices": [{"index": 0, "delta": {"content": "par"}}]}, {"choices": [{"index": 0, "delta": {"content": "tial"}}]}):
+    for event in _openai_events(
+        {"choices": [{"index": 0, "delta": {"content": "par"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "tial"}}]},
+    ):
         decoder.feed(event)
     with pytest.raises(StreamInterruptedError) as info:
         decoder.end()
@@ -163,7 +212,13 @@ def test_anthropic_messages_system_tools_and_merged_turns():
     messages = [
         {"role": "system", "content": "one"},
         {"role": "user", "content": "q1"},
-        {"role": "user", "content": [{"type": "text", "text": "q2"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "q2"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        },
         {"role": "system", "content": [{"type": "text", "text": "two"}]},
         {"role": "assistant", "content": "let me look", "tool_calls": [CALL]},
         {"role": "tool", "tool_call_id": "c1", "content": "42"},
@@ -174,20 +229,29 @@ def test_anthropic_messages_system_tools_and_merged_turns():
     system, turns = to_anthropic_messages(messages)
     assert system == "one\n\ntwo"
     assert turns == [
-        {"role": "user", "content": [
-            {"type": "text", "text": "q1"},
-            {"type": "text", "text": "q2"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
-        ]},
-        {"role": "assistant", "content": [
-            {"type": "text", "text": "let me look"},
-            {"type": "tool_use", "id": "c1", "name": "f", "input": {"a": 1}},
-        ]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "c1", "content": "42"},
-            {"type": "tool_result", "tool_use_id": "c2", "content": [{"type": "text", "text": "43"}]},
-            {"type": "text", "text": "and?"},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "q1"},
+                {"type": "text", "text": "q2"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "let me look"},
+                {"type": "tool_use", "id": "c1", "name": "f", "input": {"a": 1}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "c1", "content": "42"},
+                {"type": "tool_result", "tool_use_id": "c2", "content": [{"type": "text", "text": "43"}]},
+                {"type": "text", "text": "and?"},
+            ],
+        },
         {"role": "assistant", "content": ""},
     ]
 
@@ -201,7 +265,10 @@ def test_anthropic_tool_arguments_that_are_not_json_are_kept():
 def test_anthropic_tools_convert_openai_shape_and_pass_native_ones():
     native = {"name": "n", "input_schema": {"type": "object"}}
     tools = [{"type": "function", "function": {"name": "f"}}, native]
-    assert to_anthropic_tools(tools) == [{"name": "f", "input_schema": {"type": "object", "properties": {}}}, native]
+    assert to_anthropic_tools(tools) == [
+        {"name": "f", "input_schema": {"type": "object", "properties": {}}},
+        native,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -252,7 +319,9 @@ def test_anthropic_body_maps_keeps_and_drops_parameters():
 
 
 def test_anthropic_body_defaults_max_tokens_and_ignores_tool_choice_without_tools():
-    body = build_messages_body("claude", [{"role": "user", "content": "x"}], {"tool_choice": "auto"}, stream=False)
+    body = build_messages_body(
+        "claude", [{"role": "user", "content": "x"}], {"tool_choice": "auto"}, stream=False
+    )
     assert body == {"model": "claude", "max_tokens": 1024, "messages": [{"role": "user", "content": "x"}]}
 
 
@@ -260,7 +329,11 @@ def test_parse_message():
     data = {
         "id": "msg_1",
         "model": "claude-x",
-        "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "t", "name": "f", "input": {"q": 1}}, {"type": "text", "text": "b"}],
+        "content": [
+            {"type": "text", "text": "a"},
+            {"type": "tool_use", "id": "t", "name": "f", "input": {"q": 1}},
+            {"type": "text", "text": "b"},
+        ],
         "stop_reason": "tool_use",
         "usage": {"input_tokens": 3, "output_tokens": 4, "cache_read_input_tokens": 10},
     }
@@ -274,7 +347,13 @@ def test_parse_message():
 
 @pytest.mark.parametrize(
     "reason, expected",
-    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter")],
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+    ],
 )
 def test_anthropic_stop_reasons(reason, expected):
     assert normalize_stop_reason(reason) == expected
@@ -286,11 +365,17 @@ def _anthropic_events(*pairs: tuple[str, dict]) -> list[SSEEvent]:
 
 def test_anthropic_stream_text_and_tool_use():
     events = _anthropic_events(
-        ("message_start", {"message": {"model": "claude-x", "usage": {"input_tokens": 7, "output_tokens": 1}}}),
+        (
+            "message_start",
+            {"message": {"model": "claude-x", "usage": {"input_tokens": 7, "output_tokens": 1}}},
+        ),
         ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
         ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
         ("content_block_stop", {"index": 0}),
-        ("content_block_start", {"index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": "f", "input": {}}}),
+        (
+            "content_block_start",
+            {"index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": "f", "input": {}}},
+        ),
         ("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"q":'}}),
         ("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": " 2}"}}),
         ("ping", {}),
@@ -313,7 +398,11 @@ def test_anthropic_error_event_before_and_after_text():
         decoder.feed(_anthropic_events(error)[0])
     assert type(info.value) is ServiceUnavailableError and info.value.status_code == 529
     decoder = AnthropicStreamDecoder(CTX, "i", "claude")
-    decoder.feed(_anthropic_events(("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "so far"}}))[0])
+    decoder.feed(
+        _anthropic_events(
+            ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "so far"}})
+        )[0]
+    )
     with pytest.raises(StreamInterruptedError) as info:
         decoder.feed(_anthropic_events(error)[0])
     assert info.value.partial_text == "so far"
@@ -332,7 +421,7 @@ def test_tool_call_assembler_orders_by_index():
 
 
 def test_sse_decoder_fields_comments_and_multiline_data():
-    lines = [": keep-alive", "event: delta", "data: {\"a\":", "data:1}", "id: 7", "", "data: [DONE]", ""]
+    lines = [": keep-alive", "event: delta", 'data: {"a":', "data:1}", "id: 7", "", "data: [DONE]", ""]
     events = list(iter_sse(lines))
     assert [(e.event, e.data) for e in events] == [("delta", '{"a":\n1}'), ("message", "[DONE]")]
 
@@ -361,7 +450,10 @@ def test_a_stream_answered_with_a_whole_json_body_still_yields_chunks():
     from actors.providers import HTTPClients, OpenAIProvider
 
     provider = OpenAIProvider(ModelConfig(name="i", model_type="openai", model_name="gpt"), HTTPClients())
-    body = {"choices": [{"message": {"content": "whole"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1}}
+    body = {
+        "choices": [{"message": {"content": "whole"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1},
+    }
     chunks = provider._whole(httpx.Response(200, json=body))
     assert [c.delta for c in chunks] == ["whole", ""]
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage.prompt_tokens == 1

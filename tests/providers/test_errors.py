@@ -30,7 +30,12 @@ from actors.providers.errors import (
 
 SECRET = "sk-live-SECRET-0123456789"
 CTX = ErrorContext(
-    instance="gpt-a", provider="openai", model_name="gpt-4", base_url="https://api.example/v1", key_hint="OPENAI_API_KEY", secret=SECRET
+    instance="gpt-a",
+    provider="openai",
+    model_name="gpt-4",
+    base_url="https://api.example/v1",
+    key_hint="OPENAI_API_KEY",
+    secret=SECRET,
 )
 
 
@@ -44,8 +49,16 @@ def _body(message: str = "boom", code: str | None = None, kind: str = "invalid_r
         (400, _body(), BadRequestError),
         (400, _body("This model's maximum context length is 8192 tokens"), ContextWindowExceededError),
         (400, _body("x", code="context_length_exceeded"), ContextWindowExceededError),
-        (400, b'{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 5 > 4"}}', ContextWindowExceededError),
-        (400, b'{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low"}}', QuotaExceededError),
+        (
+            400,
+            b'{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 5 > 4"}}',
+            ContextWindowExceededError,
+        ),
+        (
+            400,
+            b'{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low"}}',
+            QuotaExceededError,
+        ),
         (402, _body(), QuotaExceededError),
         (401, _body(), AuthenticationError),
         (403, _body(), AuthenticationError),
@@ -69,7 +82,12 @@ def test_status_table(status, body, error):
 
 
 def test_codes_and_messages():
-    exc = classify_status(CTX, 429, {"retry-after": "2"}, _body("Rate limit reached", code="rate_limit_exceeded", kind="requests"))
+    exc = classify_status(
+        CTX,
+        429,
+        {"retry-after": "2"},
+        _body("Rate limit reached", code="rate_limit_exceeded", kind="requests"),
+    )
     assert exc.error_code == "rate_limit_exceeded"
     assert exc.retry_after == 2.0
     assert str(exc) == (
@@ -107,9 +125,17 @@ def test_server_errors_read_only_explicit_retry_headers():
 @pytest.mark.parametrize(
     "payload, error, status",
     [
-        ({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, ServiceUnavailableError, 529),
+        (
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            ServiceUnavailableError,
+            529,
+        ),
         ({"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}, RateLimitError, 429),
-        ({"type": "error", "error": {"type": "authentication_error", "message": "bad"}}, AuthenticationError, 401),
+        (
+            {"type": "error", "error": {"type": "authentication_error", "message": "bad"}},
+            AuthenticationError,
+            401,
+        ),
         ({"error": {"message": "?", "type": "weird"}}, ServiceUnavailableError, 500),
         ({"error": "plain text"}, ServiceUnavailableError, 500),
     ],

@@ -57,7 +57,13 @@ async def test_status_classes(provider, fake, mode, status, error, outcome):
     [
         ({"status": 429, "retry_after": 2}, 2.0),
         ({"status": 429, "retry_after_ms": 1500}, 1.5),
-        ({"status": 429, "headers": {"x-ratelimit-reset-requests": "6s", "x-ratelimit-remaining-requests": "0"}}, 6.0),
+        (
+            {
+                "status": 429,
+                "headers": {"x-ratelimit-reset-requests": "6s", "x-ratelimit-remaining-requests": "0"},
+            },
+            6.0,
+        ),
         ({"status": 429}, None),
         ({"status": 503, "retry_after": 3}, 3.0),
         ({"status": 529, "retry_after_ms": 250}, 0.25),
@@ -217,9 +223,12 @@ def _texts(exc: BaseException) -> list[str]:
 
 async def test_the_key_never_appears_in_errors_or_reprs(provider, fake, mode, clients):
     seen: list[LLMCallError] = []
-    faults = [
-        {"status": s} for s, _, _ in STATUSES
-    ] + [{"status": 429, "error_code": "insufficient_quota"}, {"garbage": True}, {"drop": True}, {"hang": True}]
+    faults = [{"status": s} for s, _, _ in STATUSES] + [
+        {"status": 429, "error_code": "insufficient_quota"},
+        {"garbage": True},
+        {"drop": True},
+        {"hang": True},
+    ]
     for fault in faults:
         fake.configure("inst", **fault)
         seen.append(await failure(provider, mode, timeout=0.1))

@@ -31,7 +31,12 @@ async def test_reply(provider, mode):
 
 async def test_openai_request_shape(make, fake, mode):
     provider = make("openai", parameters={"temperature": 0.2, "top_p": 0.9}, headers={"X-Team": "core"})
-    await complete(provider, mode, CONVERSATION, {"temperature": 0.7, "max_tokens": 50, "frequency_penalty": 0.5, "custom": 1})
+    await complete(
+        provider,
+        mode,
+        CONVERSATION,
+        {"temperature": 0.7, "max_tokens": 50, "frequency_penalty": 0.5, "custom": 1},
+    )
     sent = fake.requests("inst")[-1]
     assert sent["headers"]["authorization"] == f"Bearer {KEY}"
     assert sent["headers"]["x-team"] == "core"
@@ -48,7 +53,9 @@ async def test_openai_request_shape(make, fake, mode):
 
 async def test_anthropic_request_shape(make, fake, mode):
     provider = make("anthropic", parameters={"temperature": 0.2, "top_p": 0.9})
-    await complete(provider, mode, CONVERSATION, {"temperature": 0.7, "stop": "END", "frequency_penalty": 0.5})
+    await complete(
+        provider, mode, CONVERSATION, {"temperature": 0.7, "stop": "END", "frequency_penalty": 0.5}
+    )
     sent = fake.requests("inst")[-1]
     assert sent["headers"]["x-api-key"] == KEY
     assert sent["headers"]["anthropic-version"] == "2023-06-01"
@@ -107,7 +114,11 @@ async def test_named_tool_choice_reaches_the_server_in_its_shape(provider, fake,
     body = fake.requests("inst")[-1]["body"]
     if provider.kind == "anthropic":
         assert body["tool_choice"] == {"type": "tool", "name": "other"}
-        assert body["tools"][0] == {"name": "lookup", "description": "find", "input_schema": {"type": "object"}}
+        assert body["tools"][0] == {
+            "name": "lookup",
+            "description": "find",
+            "input_schema": {"type": "object"},
+        }
     else:
         assert body["tool_choice"] == choice
 
@@ -129,7 +140,11 @@ async def test_tool_round_trip_conversation(provider, fake, mode):
         assert [m["role"] for m in sent] == ["user", "assistant", "user"]
         assert sent[1]["content"][0]["type"] == "tool_use"
         assert sent[1]["content"][0]["input"] == {"input": "hello there"}
-        assert sent[2]["content"][0] == {"type": "tool_result", "tool_use_id": first.tool_calls[0].id, "content": "42"}
+        assert sent[2]["content"][0] == {
+            "type": "tool_result",
+            "tool_use_id": first.tool_calls[0].id,
+            "content": "42",
+        }
         assert sent[2]["content"][1] == {"type": "text", "text": "thanks"}
 
 
@@ -144,7 +159,11 @@ async def test_many_threads_share_one_sync_client(make, fake, clients):
     provider = make("openai")
     fake.configure("inst", latency=0.02)
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda i: provider.call([{"role": "user", "content": f"n{i}"}], {}, timeout=5), range(32)))
+        replies = list(
+            pool.map(
+                lambda i: provider.call([{"role": "user", "content": f"n{i}"}], {}, timeout=5), range(32)
+            )
+        )
     assert sorted(r.content for r in replies) == sorted(f"echo: n{i}" for i in range(32))
     assert len(clients._sync) == 1
     assert fake.stats("inst")["peak_in_flight"] > 1
@@ -160,10 +179,15 @@ def test_make_provider_by_model_type(make):
 def test_base_url_defaults_and_requirements():
     official = make_provider(ModelConfig(name="o", model_type="openai", model_name="gpt"))
     assert official.base_url == "https://api.openai.com/v1"
-    assert make_provider(ModelConfig(name="a", model_type="anthropic", model_name="c")).base_url == "https://api.anthropic.com"
+    assert (
+        make_provider(ModelConfig(name="a", model_type="anthropic", model_name="c")).base_url
+        == "https://api.anthropic.com"
+    )
     # The config loader checks these too; the provider does not rely on it (model_construct skips it).
     unchecked = ModelConfig.model_construct
     with pytest.raises(ConfigError, match="needs a base_url"):
         make_provider(unchecked(name="c", model_type="openai_compatible", model_name="m", base_url=None))
     with pytest.raises(ConfigError, match="http:// or https://"):
-        make_provider(unchecked(name="c", model_type="openai_compatible", model_name="m", base_url="localhost:8000/v1"))
+        make_provider(
+            unchecked(name="c", model_type="openai_compatible", model_name="m", base_url="localhost:8000/v1")
+        )

@@ -22,7 +22,9 @@ from .helpers import TOOLS, USER, collect, complete, failure, probe
 
 def sim(name: str = "sim", **simulation) -> SimulatedProvider:
     simulation.setdefault("latency", 0.0)
-    model = ModelConfig(name=name, model_type="simulated", model_name="sim-model", simulation=SimulationConfig(**simulation))
+    model = ModelConfig(
+        name=name, model_type="simulated", model_name="sim-model", simulation=SimulationConfig(**simulation)
+    )
     provider = make_provider(model)
     assert isinstance(provider, SimulatedProvider)
     return provider
@@ -71,7 +73,12 @@ async def test_seeded_failure_rate_is_repeatable(mode):
 
 @pytest.mark.parametrize(
     "status, error",
-    [(429, RateLimitError), (401, AuthenticationError), (503, ServiceUnavailableError), (529, ServiceUnavailableError)],
+    [
+        (429, RateLimitError),
+        (401, AuthenticationError),
+        (503, ServiceUnavailableError),
+        (529, ServiceUnavailableError),
+    ],
 )
 async def test_failure_status_gives_the_http_error_type(mode, status, error):
     exc = await failure(sim(failure_rate=1.0, failure_status=status), mode)
@@ -151,7 +158,9 @@ async def test_tool_calls_like_the_fake_server(mode, streamed):
 
 
 async def test_disabled(mode):
-    model = ModelConfig(name="off", model_type="simulated", model_name="m", disabled_reason="turned off for a test")
+    model = ModelConfig(
+        name="off", model_type="simulated", model_name="m", disabled_reason="turned off for a test"
+    )
     exc = await failure(make_provider(model), mode)
     assert type(exc) is AuthenticationError and "turned off for a test" in str(exc)
     assert isinstance(exc, LLMCallError)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from actors.fake.topology import write_topology
 from actors.runtime import Runtime
 
-__all__ = ["write_topology", "runtime_for"]
+__all__ = ["runtime_for", "write_topology"]
 
 
 @pytest.fixture

@@ -28,7 +28,9 @@ def dripping_server():
                 continue
             with conn:
                 conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n")
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+                )
                 for _ in range(100):
                     if stop.is_set():
                         break
@@ -50,7 +52,10 @@ def dripping_server():
 def test_a_dripping_body_cannot_hold_a_request_past_its_deadline(runtime_for, dripping_server, mode):
     import asyncio
 
-    rt = runtime_for(models={"d": {"base_url": dripping_server, "timeout": 5}}, groups={"g": {"echelon1": {"models": ["d"]}}})
+    rt = runtime_for(
+        models={"d": {"base_url": dripping_server, "timeout": 5}},
+        groups={"g": {"echelon1": {"models": ["d"]}}},
+    )
     w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
     started = time.monotonic()
     with pytest.raises(actors.LLMTimeoutError):

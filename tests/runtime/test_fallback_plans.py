@@ -30,7 +30,13 @@ def steps(*groups, attempts=3):
 
 
 def test_registry_has_the_five_strategies():
-    assert sorted(PLANS) == ["echelon_down", "instance_rotation", "provider_failover", "simple_retry", "task_group_switch"]
+    assert sorted(PLANS) == [
+        "echelon_down",
+        "instance_rotation",
+        "provider_failover",
+        "simple_retry",
+        "task_group_switch",
+    ]
     with pytest.raises(ValueError, match="use one of"):
         make_plan("model_rotate_typo", [], max_attempts=3)
 

@@ -35,7 +35,9 @@ def two_groups(strategy, **fallback):
     )
 
 
-def test_echelon_down_tries_every_instance_of_the_tier_then_lower_tiers_then_fallback_groups(fake, runtime_for):
+def test_echelon_down_tries_every_instance_of_the_tier_then_lower_tiers_then_fallback_groups(
+    fake, runtime_for
+):
     rt = runtime_for(**two_groups("echelon_down"))
     for name in ("a1", "a2", "b"):
         fake.configure(name, status=503)

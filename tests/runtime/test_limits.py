@@ -6,9 +6,9 @@ import asyncio
 import threading
 
 import pytest
+from waiting import async_wait_until, wait_until
 
 import actors
-from waiting import async_wait_until, wait_until
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -82,7 +82,9 @@ def test_waiters_are_served_in_fifo_order(fake, runtime_for):
     threads = []
     target = rt.table.targets["g.echelon1"]
     for i in range(5):
-        t = threading.Thread(target=lambda i=i: order.append((i, w.generate([{"role": "user", "content": f"m{i}"}]).content)))
+        t = threading.Thread(
+            target=lambda i=i: order.append((i, w.generate([{"role": "user", "content": f"m{i}"}]).content))
+        )
         t.start()
         threads.append(t)
         # Each waiter is queued before the next one starts, so the arrival order is known.
@@ -141,7 +143,12 @@ async def test_1000_concurrent_async_requests_all_end_in_a_response_or_a_typed_e
     rt = runtime_for(
         models={"a": {}, "b": {}, "c": {}},
         groups={"g": tier(["a", "b", "c"], concurrency_limit=64)},
-        pools={"p": {"task_groups": ["g.echelon1"], "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 3}}},
+        pools={
+            "p": {
+                "task_groups": ["g.echelon1"],
+                "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 3},
+            }
+        },
     )
     fake.configure("b", status=503, failure_rate=0.3, seed=7)
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "timeout": 60, "queue_timeout": 60})
@@ -149,7 +156,12 @@ async def test_1000_concurrent_async_requests_all_end_in_a_response_or_a_typed_e
     assert len(results) == 1000
     assert all(isinstance(r, (actors.LLMResponse, actors.LLMError)) for r in results)
     assert sum(isinstance(r, actors.LLMResponse) for r in results) >= 990
-    assert fake.stats("a")["peak_in_flight"] + fake.stats("b")["peak_in_flight"] + fake.stats("c")["peak_in_flight"] <= 64 * 3
+    assert (
+        fake.stats("a")["peak_in_flight"]
+        + fake.stats("b")["peak_in_flight"]
+        + fake.stats("c")["peak_in_flight"]
+        <= 64 * 3
+    )
     stats = w.get_stats()
     assert stats["total_requests"] == 1000
     assert stats["successful_requests"] + stats["failed_requests"] == 1000
@@ -211,7 +223,12 @@ def test_a_newcomer_is_not_held_behind_a_waiter_that_cannot_use_the_free_instanc
     rt = runtime_for(
         models={"a": {"concurrency_limit": 1}, "b": {"concurrency_limit": 1}},
         groups={"g": tier(["a", "b"])},
-        pools={"p": {"task_groups": ["g.echelon1"], "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 2}}},
+        pools={
+            "p": {
+                "task_groups": ["g.echelon1"],
+                "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": 2},
+            }
+        },
     )
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
     assert w.generate(MSG).instance == "a"  # the round robin's next turn is b

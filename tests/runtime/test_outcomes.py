@@ -105,7 +105,11 @@ def test_callers_fault_is_raised_without_retry_or_breaker_change(fake, runtime_f
 
 def test_context_length_escalates_to_a_larger_context_target(fake, runtime_for):
     rt = runtime_for(
-        models={"small": {"context_window": 8000}, "same": {"context_window": 8000}, "big": {"context_window": 128000}},
+        models={
+            "small": {"context_window": 8000},
+            "same": {"context_window": 8000},
+            "big": {"context_window": 128000},
+        },
         groups={
             "g": {
                 "echelon1": {"models": ["small"], "priority": 1},

@@ -41,7 +41,14 @@ def test_reload_keeps_unchanged_instances_state_and_wrapper_identity(fake, runti
     assert gate_a.breakers["pool:p"].state(time.monotonic()).value == "open"
     root = config_dir(rt)
     (root / "llms/provider/openai/c.yaml").write_text(
-        yaml.safe_dump({"model_type": "openai", "model_name": "c-model", "base_url": fake.openai_base_url("c"), "api_key": "k"})
+        yaml.safe_dump(
+            {
+                "model_type": "openai",
+                "model_name": "c-model",
+                "base_url": fake.openai_base_url("c"),
+                "api_key": "k",
+            }
+        )
     )
     edit(root / "llms/groups/g.yaml", lambda d: d["echelon1"]["models"].append("c"))
     summary = rt.reload(root)
@@ -127,7 +134,7 @@ def test_a_reload_that_lowers_a_limit_counts_the_requests_already_in_flight(fake
     rt.reload(root)
     late = threading.Thread(target=w.generate, args=(MSG,), kwargs={"timeout": 10})
     late.start()
-    for t in threads + [late]:
+    for t in [*threads, late]:
         t.join(10)
     # The late request waited for both old ones: never more than the old two in flight at once.
     assert fake.stats("a")["peak_in_flight"] == 2

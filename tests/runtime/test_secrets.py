@@ -16,7 +16,13 @@ MSG = [{"role": "user", "content": "hi"}]
 def test_a_key_never_leaks_into_errors_stats_health_or_logs(fake, runtime_for, caplog):
     caplog.set_level(logging.DEBUG)
     seen = []
-    for fault in ({"status": 500}, {"status": 429, "retry_after": 1}, {"drop": True}, {"garbage": True}, {"status": 401}):
+    for fault in (
+        {"status": 500},
+        {"status": 429, "retry_after": 1},
+        {"drop": True},
+        {"garbage": True},
+        {"status": 401},
+    ):
         # A fresh runtime per fault: open breakers or disabled instances would hide the next one.
         rt = runtime_for(
             models={"a": {"api_key": KEY}, "b": {"api_key": KEY, "model_type": "anthropic"}},
@@ -25,8 +31,10 @@ def test_a_key_never_leaks_into_errors_stats_health_or_logs(fake, runtime_for, c
         )
         fake.configure("a", **fault)
         fake.configure("b", **fault)
-        for wrapper in (rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "retry_delay": 0}),
-                        rt.factory.create_polling_pool_wrapper("pw", {"pool": "p"})):
+        for wrapper in (
+            rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "retry_delay": 0}),
+            rt.factory.create_polling_pool_wrapper("pw", {"pool": "p"}),
+        ):
             with pytest.raises(actors.LLMError) as info:
                 wrapper.generate(MSG, timeout=2)
             seen += [str(info.value), repr(info.value)]

@@ -15,7 +15,12 @@ def pool(*models):
     return dict(
         models=specs,
         groups={"g": {"echelon1": {"models": names, "priority": 1}}},
-        pools={"p": {"task_groups": ["g.echelon1"], "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": len(names)}}},
+        pools={
+            "p": {
+                "task_groups": ["g.echelon1"],
+                "fallback_config": {"strategy": "instance_rotation", "max_instance_attempts": len(names)},
+            }
+        },
     )
 
 

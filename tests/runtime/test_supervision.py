@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
+from waiting import wait_until
 
 import actors
 from actors.fake import FakeProvider
-from waiting import wait_until
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -29,7 +29,9 @@ def pool_of(names, models=None, **pool):
 
 
 def test_an_open_instance_is_rotated_out_and_back_in(fake, runtime_for):
-    rt = runtime_for(**pool_of(["a", "b"], failure_threshold=1, recovery_time=0.2, health_check_interval=3600))
+    rt = runtime_for(
+        **pool_of(["a", "b"], failure_threshold=1, recovery_time=0.2, health_check_interval=3600)
+    )
     fake.configure("a", status=503, times=1)
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
     w.generate(MSG)
@@ -54,7 +56,11 @@ def test_half_open_admits_exactly_half_open_requests_trials_at_once(fake, runtim
                 "echelon1": {"models": ["a"], "priority": 1, "max_retries": 0},
                 "fallback_config": {
                     "max_attempts": 1,
-                    "circuit_breaker": {"failure_threshold": 1, "recovery_time": 0.1, "half_open_requests": 2},
+                    "circuit_breaker": {
+                        "failure_threshold": 1,
+                        "recovery_time": 0.1,
+                        "half_open_requests": 2,
+                    },
                 },
             }
         },
@@ -161,7 +167,9 @@ def test_stop_leaves_no_actor_thread_behind(fake, runtime_for):
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
     w.generate(MSG)
     rt.stop()
-    wait_until(lambda: not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()], timeout=5)
+    wait_until(
+        lambda: not [t for t in threading.enumerate() if t.ident not in before and t.is_alive()], timeout=5
+    )
 
 
 def test_probes_also_cover_instances_reached_only_through_a_group(fake, runtime_for):

@@ -84,7 +84,13 @@ def test_stats_keep_the_original_keys_and_add_percentiles_attempts_tokens(fake, 
     for _ in range(4):
         w.generate(MSG)
     s = w.get_stats()
-    for key in ("total_requests", "successful_requests", "failed_requests", "total_response_time", "avg_response_time"):
+    for key in (
+        "total_requests",
+        "successful_requests",
+        "failed_requests",
+        "total_response_time",
+        "avg_response_time",
+    ):
         assert key in s
     assert s["total_requests"] == 4 and s["successful_requests"] == 4
     assert s["attempts"] == 5
@@ -113,7 +119,13 @@ async def test_health_check_has_the_original_keys_and_per_instance_state(fake, r
 
 
 def test_factory_api(fake, runtime_for):
-    rt = runtime_for(**pool(), wrappers={"pw": {"type": "polling_pool", "pool": "p"}, "gw": {"type": "task_group", "target": "g.echelon1"}})
+    rt = runtime_for(
+        **pool(),
+        wrappers={
+            "pw": {"type": "polling_pool", "pool": "p"},
+            "gw": {"type": "task_group", "target": "g.echelon1"},
+        },
+    )
     f = rt.factory
     assert f.list_wrappers() == {"pw": "PollingPoolWrapper", "gw": "TaskGroupWrapper"}
     with pytest.raises(actors.WrapperFactoryError, match="exists already"):
@@ -124,7 +136,9 @@ def test_factory_api(fake, runtime_for):
     with pytest.raises(actors.WrapperFactoryError, match="WrapperProxy"):
         f.register_wrapper_type("x", dict)
     with pytest.raises(actors.WrapperFactoryError) as info:
-        f.create_wrappers_from_config({"ok": {"type": "task_group", "target": "g"}, "bad": {"type": "task_group", "target": "zz"}})
+        f.create_wrappers_from_config(
+            {"ok": {"type": "task_group", "target": "g"}, "bad": {"type": "task_group", "target": "zz"}}
+        )
     assert set(info.value.details["errors"]) == {"bad"} and f.get_wrapper("ok") is not None
     f.get_wrapper("pw").generate(MSG)
     stats = f.get_wrapper_stats()
@@ -149,11 +163,16 @@ def test_simulate_runs_the_shipped_config_without_keys(monkeypatch):
 
 
 def test_instance_stats_turn_tokens_into_cost_with_the_models_prices(fake, runtime_for):
-    rt = runtime_for(models={"a": {"input_price": 10.0, "output_price": 30.0}}, groups={"g": {"echelon1": {"models": ["a"]}}})
+    rt = runtime_for(
+        models={"a": {"input_price": 10.0, "output_price": 30.0}},
+        groups={"g": {"echelon1": {"models": ["a"]}}},
+    )
     w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
     r = w.generate(MSG)
     usage = r.token_usage
-    assert rt.instance_stats("a")["cost_usd"] == pytest.approx((usage.prompt_tokens * 10 + usage.completion_tokens * 30) / 1e6)
+    assert rt.instance_stats("a")["cost_usd"] == pytest.approx(
+        (usage.prompt_tokens * 10 + usage.completion_tokens * 30) / 1e6
+    )
 
 
 def test_tier_defaults_reach_the_provider_and_requests_override_them(fake, runtime_for):
@@ -161,13 +180,24 @@ def test_tier_defaults_reach_the_provider_and_requests_override_them(fake, runti
         models={"oa": {}, "an": {"model_type": "anthropic"}},
         groups={
             "g": {
-                "echelon1": {"models": ["oa"], "temperature": 0.3, "max_tokens": 77, "function_calling": "required"},
-                "echelon2": {"models": ["an"], "thinking_config": {"budget_tokens": 2048}, "max_tokens": 4096},
+                "echelon1": {
+                    "models": ["oa"],
+                    "temperature": 0.3,
+                    "max_tokens": 77,
+                    "function_calling": "required",
+                },
+                "echelon2": {
+                    "models": ["an"],
+                    "thinking_config": {"budget_tokens": 2048},
+                    "max_tokens": 4096,
+                },
             }
         },
     )
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    rt.factory.create_task_group_wrapper("w1", {"target": "g.echelon1"}).generate(MSG, tools=tools, temperature=0.9)
+    rt.factory.create_task_group_wrapper("w1", {"target": "g.echelon1"}).generate(
+        MSG, tools=tools, temperature=0.9
+    )
     body = fake.requests("oa")[0]["body"]
     assert body["max_tokens"] == 77 and body["temperature"] == 0.9 and body["tool_choice"] == "required"
     assert "thinking" not in body
