@@ -1,0 +1,5 @@
+"""The one owner of request state: the seam (``StateOwner``) and its in-process implementation."""
+
+from actors.state.owner import ChangeListener, StateOwner, Ticket, Waiter
+
+__all__ = ["ChangeListener", "StateOwner", "Ticket", "Waiter"]
