@@ -4,13 +4,18 @@ It never wraps the call (callers do the I/O, SPEC §6) and never reads a clock: 
 depends on time takes ``now`` (monotonic seconds)::
 
     CLOSED --failure_threshold consecutive failures--> OPEN
-    OPEN --open period elapsed (seen lazily by allow/state)--> HALF_OPEN
+    OPEN --open period elapsed (committed by allow/record_*/tick)--> HALF_OPEN
     HALF_OPEN --a trial succeeds--> CLOSED
     HALF_OPEN --a trial fails--> OPEN (period grows)
 
 The open period is ``recovery_time * growth ** reopen_count``, capped at ``max_recovery_time``,
 then spread by ``±jitter`` so a fleet of breakers does not probe in lockstep. A ``retry_after``
 from the server (5xx/529 ``Retry-After``) sets the period exactly instead.
+
+Reads are pure: ``state``, ``retry_at`` and ``snapshot`` report an elapsed open period as
+HALF_OPEN without changing anything or calling the listener. The transition is committed, and
+the listener told, by the next write: ``allow``, ``record_success``/``record_failure`` or
+``tick`` (which the owner of the breaker calls when the period ends).
 """
 
 from __future__ import annotations
@@ -117,7 +122,14 @@ class CircuitBreaker:
         return False
 
     def state(self, now: float) -> BreakerState:
-        """The state at ``now``; an elapsed open period becomes HALF_OPEN here too."""
+        """The state at ``now`` (an elapsed open period reads as HALF_OPEN); changes nothing."""
+        state = self._state
+        if state is _OPEN and now >= self._open_until:
+            return _HALF_OPEN
+        return state
+
+    def tick(self, now: float) -> BreakerState:
+        """Commit the time-driven transition (an elapsed open period becomes HALF_OPEN)."""
         if self._state is _OPEN and now >= self._open_until:
             self._change(_HALF_OPEN)
         return self._state
@@ -136,7 +148,7 @@ class CircuitBreaker:
     def record_success(self, now: float) -> None:
         """A call succeeded: HALF_OPEN closes; CLOSED forgets its failures and growth."""
         self._failures = 0
-        state = self._state
+        state = self.tick(now)
         if state is _CLOSED:
             self._reopens = 0
         elif state is _HALF_OPEN:
@@ -152,7 +164,7 @@ class CircuitBreaker:
         self._failures += 1
         if retry_after is not None and not retry_after >= 0:  # negative or NaN: no hint
             retry_after = None
-        state = self._state
+        state = self.tick(now)
         if state is _CLOSED:
             if self._failures >= self.failure_threshold:
                 self._open(now, retry_after)

@@ -59,7 +59,8 @@ def test_open_period_then_half_open(clock):
     assert not b.allow(clock.now())
     assert b.state(clock.now()) is OPEN
     clock.set(t0 + 30.0)
-    assert b.state(clock.now()) is HALF_OPEN  # lazy transition seen by state()
+    assert b.state(clock.now()) is HALF_OPEN  # an elapsed period reads as half-open
+    b.tick(clock.now())  # reads are pure: a write (here tick) commits the transition
     assert b.open_until is None
     assert b.retry_at(clock.now()) == clock.now()
 
