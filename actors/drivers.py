@@ -1,8 +1,10 @@
 """Sync and async drivers: carry out a ``RequestRun``'s decisions, doing the I/O themselves.
 
 The sync drivers run on the caller's thread, the async ones on the caller's event loop; neither
-asks an actor anything, and the async ones never block the loop. Every path returns its lease
-exactly once: on success, on a classified failure, and on cancellation or interruption.
+asks an actor anything, and the async ones never block the loop. One construct, ``Attempt``,
+owns each lease from the call to its return, for all four drivers: it bounds the attempt by the
+request's deadline, judges how the attempt ended (success, failure, the deadline, cancellation)
+and gives the lease back exactly once, on every path, through the state owner.
 """
 
 from __future__ import annotations
@@ -10,111 +12,158 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
 from typing import Any
 
 from actors.errors import LLMCallError, LLMTimeoutError, StreamInterruptedError
+from actors.outcome import Outcome
 from actors.request import Call, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
-__all__ = ["run_async", "run_sync", "stream_async", "stream_sync"]
+__all__ = ["Attempt", "run_async", "run_sync", "stream_async", "stream_sync"]
 
 _perf = time.perf_counter
 
 
-def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
-    """Drive ``run`` to one response or one error on this thread."""
-    lease = None
-    try:
-        while True:
-            action = run.next(ThreadWaiter)
-            if type(action) is Call:
-                lease = action.lease
-                start = _perf()
-                try:
-                    response = lease.member.gate.client.call(
-                        messages, lease.target.merge(params), timeout=action.timeout, deadline=run.deadline
-                    )
-                except LLMCallError as exc:
-                    lease = None
-                    run.call_failed(action, exc, _perf() - start)
-                    continue
-                lease = None
-                return run.succeeded(action.lease, response, _perf() - start)
-            if type(action) is Wait:
-                action.waiter.wait(action.timeout)
-            elif type(action) is Sleep:
-                time.sleep(action.delay)
-            else:
-                raise action.error
-    except BaseException:
-        run.abort(lease)
-        raise
+class Attempt:
+    """One leased attempt, from the call to the lease's return.
 
+    ``until`` (monotonic seconds) is the one bound the request's deadline puts on the attempt,
+    for sync and async alike: a whole reply must arrive by ``now + call.timeout`` (the
+    instance's or tier's timeout, clipped by the deadline); a stream may run, chunk by chunk,
+    until the deadline itself. Sync callers hand it to the provider (a blocked thread cannot be
+    interrupted from outside); async callers wait under ``bound()``. A timeout the deadline
+    caused is the caller's clock running out: no verdict on the instance.
 
-async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
-    """Drive ``run`` to one response or one error on the running event loop."""
-    lease = None
-    try:
-        while True:
-            action = run.next(LoopWaiter)
-            if type(action) is Call:
-                lease = action.lease
-                start = _perf()
-                try:
-                    # httpx bounds each read; this bounds the whole call by the attempt's time.
-                    async with asyncio.timeout(action.timeout):
-                        response = await lease.member.gate.client.acall(
-                            messages, lease.target.merge(params), timeout=action.timeout
-                        )
-                except TimeoutError:
-                    lease = None
-                    run.call_failed(action, _timed_out(action), _perf() - start)
-                    continue
-                except LLMCallError as exc:
-                    lease = None
-                    run.call_failed(action, exc, _perf() - start)
-                    continue
-                lease = None
-                return run.succeeded(action.lease, response, _perf() - start)
-            if type(action) is Wait:
-                await action.waiter.wait(action.timeout)
-            elif type(action) is Sleep:
-                await asyncio.sleep(action.delay)
-            else:
-                raise action.error
-    except BaseException:
-        run.abort(lease)
-        raise
+    Use it as ``with`` (sync) or ``async with`` (async): leaving the block gives the lease back
+    with the verdict reached inside it, or as cancelled when none was.
+    """
 
-
-def _timed_out(action: Call) -> LLMTimeoutError:
-    member = action.lease.member
-    return LLMTimeoutError(
-        f"no complete answer within {action.timeout:.3g} s",
-        instance=member.name,
-        provider=member.provider,
+    __slots__ = (
+        "call",
+        "complete",
+        "judged",
+        "last",
+        "lease",
+        "outcome",
+        "parts",
+        "reason",
+        "retry_after",
+        "run",
+        "start",
+        "tokens",
+        "until",
     )
 
-
-class _StreamAttempt:
-    """One streamed attempt: what it delivered, and what its ending means for the request."""
-
-    __slots__ = ("call", "complete", "last", "parts", "run", "start")
-
-    def __init__(self, run: RequestRun, call: Call) -> None:
+    def __init__(self, run: RequestRun, call: Call, *, stream: bool = False) -> None:
         self.run = run
         self.call = call
-        self.parts: list[str] = []
-        self.last: StreamChunk | None = None
+        self.lease = call.lease
         self.start = _perf()
-        self.complete = False  # the final chunk (with ``finish_reason``) arrived
+        self.until = run.deadline if stream else run.clock() + call.timeout
+        self.judged = False
+        self.outcome: Outcome | None = None
+        self.retry_after: float | None = None
+        self.reason = "cancelled"
+        self.tokens = 0
+        self.parts: list[str] = []  # streams: what reached the caller
+        self.last: StreamChunk | None = None
+        self.complete = False  # streams: the final chunk (with ``finish_reason``) arrived
+
+    # -- the lease's return ---------------------------------------------------------------------
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._settle()
+        run = self.run
+        run.state.give_back(
+            self.lease,
+            self.outcome,
+            run.clock(),
+            retry_after=self.retry_after,
+            reason=self.reason,
+            tokens=self.tokens,
+        )
+
+    async def __aenter__(self) -> Attempt:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._settle()
+        run = self.run
+        await run.state.agive_back(
+            self.lease,
+            self.outcome,
+            run.clock(),
+            retry_after=self.retry_after,
+            reason=self.reason,
+            tokens=self.tokens,
+        )
+
+    def _settle(self) -> None:
+        if self.judged:
+            return
+        if self.complete:  # the caller stopped reading after the final chunk: a success
+            self.done()
+        else:
+            self.judged = True
+            self.run.cancelled(self.lease)
+
+    # -- verdicts -------------------------------------------------------------------------------
+
+    def bound(self) -> asyncio.Timeout:
+        """The deadline's bound on what the async caller awaits next."""
+        return asyncio.timeout(max(0.001, self.until - self.run.clock()))
+
+    def succeeded(self, response: LLMResponse) -> LLMResponse:
+        self.judged = True
+        self.outcome = Outcome.SUCCESS
+        self.reason = ""
+        self.tokens = response.token_usage.total_tokens
+        return self.run.succeeded(self.lease, response, _perf() - self.start)
+
+    def failed(self, error: LLMCallError) -> None:
+        """Judge ``error``, unless the request's own deadline cut the attempt short; may raise
+        it again (the caller's fault)."""
+        if self.call.clipped and isinstance(error, LLMTimeoutError):
+            self._expired()
+        else:
+            self._failed(error)
+
+    def timed_out(self) -> LLMTimeoutError:
+        member = self.lease.member
+        return LLMTimeoutError(
+            f"no complete answer within {self.call.timeout:.3g} s",
+            instance=member.name,
+            provider=member.provider,
+        )
+
+    def _expired(self) -> None:
+        self.judged = True
+        self.reason = "deadline"
+        self.run.expired(self.lease)
+
+    def _failed(self, error: LLMCallError) -> None:
+        self.judged = True
+        self.outcome = error.outcome
+        self.retry_after = error.retry_after
+        self.reason = str(error)
+        self.run.failed(self.lease, error, _perf() - self.start)
+
+    # -- streams --------------------------------------------------------------------------------
 
     def add(self, chunk: StreamChunk) -> None:
-        """Take a chunk; past the request's deadline, end the stream (the caller's clock ran out)."""
+        """Take a chunk; past the deadline, end the stream (the caller's clock ran out)."""
         if chunk.finish_reason is not None:
             self.complete = True
-        elif self.run.past_deadline():
-            raise _timed_out(self.call)  # before the chunk counts: the caller never gets it
+        elif self.run.clock() >= self.until:
+            raise self.timed_out()  # before the chunk counts: the caller never gets it
         if chunk.delta:
             self.parts.append(chunk.delta)
         self.last = chunk
@@ -124,31 +173,31 @@ class _StreamAttempt:
         response = LLMResponse(
             content="".join(self.parts),
             model=last.model,
-            instance=self.call.lease.member.name,
+            instance=self.lease.member.name,
             token_usage=last.usage or TokenUsage(),
             finish_reason=last.finish_reason,
             tool_calls=list(last.tool_calls),
         )
-        self.run.succeeded(self.call.lease, response, _perf() - self.start)
+        self.succeeded(response)
 
-    def failed(self, exc: LLMCallError) -> BaseException | None:
-        """Record the failure; None means fall back (nothing reached the caller yet)."""
-        run, duration = self.run, _perf() - self.start
-        # Past the request's deadline the attempt was cut off by the caller's clock (however
-        # the provider reports it): no verdict on the instance.
-        past = run.past_deadline()
+    def stream_failed(self, exc: LLMCallError) -> BaseException | None:
+        """Judge a failed stream; None means fall back (nothing reached the caller yet)."""
+        run = self.run
+        # Past the deadline the attempt was cut off by the caller's clock (however the
+        # provider reports it): no verdict on the instance.
+        past = run.clock() >= self.until
         if self.last is None:
             if past:
-                run.expired(self.call.lease)
+                self._expired()
             else:
-                run.call_failed(self.call, exc, duration)
+                self.failed(exc)
             return None
         # After the first chunk there is no fallback; the breaker hears of a real failure.
         if past:
-            run.expired(self.call.lease)
+            self._expired()
         else:
             try:
-                run.failed(self.call.lease, exc, duration)
+                self._failed(exc)
             except LLMCallError:
                 pass
         run.plan.stop()
@@ -158,106 +207,146 @@ class _StreamAttempt:
         return StreamInterruptedError(
             f"stream failed after its first chunk: {exc.message}",
             partial_text="".join(self.parts),
-            instance=self.call.lease.member.name,
+            instance=self.lease.member.name,
             provider=exc.provider,
             status_code=exc.status_code,
         )
 
-    def closed_early(self) -> bool:
-        """The caller stopped reading. After the final chunk that is a success; give it back so."""
-        if self.complete:
-            self.done()
-        return self.complete
 
-
-def stream_sync(
-    run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]
-) -> Iterator[StreamChunk]:
-    """Stream from the first instance that yields a chunk; fall back only before that chunk."""
-    lease = None
+def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
+    """Drive ``run`` to one response or one error on this thread."""
     try:
         while True:
             action = run.next(ThreadWaiter)
             if type(action) is Call:
                 lease = action.lease
-                attempt = _StreamAttempt(run, action)
-                try:
-                    for chunk in lease.member.gate.client.stream(
-                        messages, lease.target.merge(params), timeout=action.timeout, deadline=run.deadline
-                    ):
-                        attempt.add(chunk)
-                        yield chunk
-                except GeneratorExit:
-                    if attempt.closed_early():
-                        lease = None
-                    raise
-                except LLMCallError as exc:
-                    lease = None
-                    error = attempt.failed(exc)
-                    if error is None:
+                with Attempt(run, action) as attempt:
+                    try:
+                        response = lease.member.gate.client.call(
+                            messages,
+                            lease.target.merge(params),
+                            timeout=action.timeout,
+                            deadline=attempt.until,
+                        )
+                    except LLMCallError as exc:
+                        attempt.failed(exc)
                         continue
-                    raise error from exc
-                lease = None
-                attempt.done()
-                return
+                    return attempt.succeeded(response)
             if type(action) is Wait:
                 action.waiter.wait(action.timeout)
             elif type(action) is Sleep:
                 time.sleep(action.delay)
             else:
                 raise action.error
-    except BaseException:
-        run.abort(lease)
-        raise
+    finally:
+        run.leave()
 
 
-async def stream_async(
-    run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]
-) -> AsyncIterator[StreamChunk]:
-    """The async twin of ``stream_sync``."""
-    lease = None
+async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
+    """Drive ``run`` to one response or one error on the running event loop."""
     try:
         while True:
-            action = run.next(LoopWaiter)
+            action = await run.anext(LoopWaiter)
             if type(action) is Call:
                 lease = action.lease
-                attempt = _StreamAttempt(run, action)
-                chunks = lease.member.gate.client.astream(
-                    messages, lease.target.merge(params), timeout=action.timeout
-                )
-                try:
-                    while True:
-                        # Keep-alives reset httpx's read timeout; this bounds each wait by the deadline.
-                        try:
-                            async with asyncio.timeout(max(0.001, run.deadline - run.clock())):
-                                chunk = await chunks.__anext__()
-                        except StopAsyncIteration:
-                            break
-                        except TimeoutError:
-                            raise _timed_out(action) from None
-                        attempt.add(chunk)
-                        yield chunk
-                except GeneratorExit:
-                    if attempt.closed_early():
-                        lease = None
-                    raise
-                except LLMCallError as exc:
-                    lease = None
-                    error = attempt.failed(exc)
-                    if error is None:
+                async with Attempt(run, action) as attempt:
+                    try:
+                        async with attempt.bound():
+                            response = await lease.member.gate.client.acall(
+                                messages, lease.target.merge(params), timeout=action.timeout
+                            )
+                    except TimeoutError:
+                        attempt.failed(attempt.timed_out())
                         continue
-                    raise error from exc
-                finally:
-                    await chunks.aclose()
-                lease = None
-                attempt.done()
-                return
+                    except LLMCallError as exc:
+                        attempt.failed(exc)
+                        continue
+                    return attempt.succeeded(response)
             if type(action) is Wait:
                 await action.waiter.wait(action.timeout)
             elif type(action) is Sleep:
                 await asyncio.sleep(action.delay)
             else:
                 raise action.error
-    except BaseException:
-        run.abort(lease)
-        raise
+    finally:
+        run.leave()
+
+
+def stream_sync(
+    run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]
+) -> Iterator[StreamChunk]:
+    """Stream from the first instance that yields a chunk; fall back only before that chunk."""
+    try:
+        while True:
+            action = run.next(ThreadWaiter)
+            if type(action) is Call:
+                lease = action.lease
+                with Attempt(run, action, stream=True) as attempt:
+                    try:
+                        for chunk in lease.member.gate.client.stream(
+                            messages,
+                            lease.target.merge(params),
+                            timeout=action.timeout,
+                            deadline=attempt.until,
+                        ):
+                            attempt.add(chunk)
+                            yield chunk
+                    except LLMCallError as exc:
+                        error = attempt.stream_failed(exc)
+                        if error is None:
+                            continue
+                        raise error from exc
+                    attempt.done()
+                    return
+            if type(action) is Wait:
+                action.waiter.wait(action.timeout)
+            elif type(action) is Sleep:
+                time.sleep(action.delay)
+            else:
+                raise action.error
+    finally:
+        run.leave()
+
+
+async def stream_async(
+    run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]
+) -> AsyncIterator[StreamChunk]:
+    """The async twin of ``stream_sync``."""
+    try:
+        while True:
+            action = await run.anext(LoopWaiter)
+            if type(action) is Call:
+                lease = action.lease
+                async with Attempt(run, action, stream=True) as attempt:
+                    chunks = lease.member.gate.client.astream(
+                        messages, lease.target.merge(params), timeout=action.timeout
+                    )
+                    try:
+                        while True:
+                            # Keep-alives reset httpx's read timeout; this bounds each wait by the deadline.
+                            try:
+                                async with attempt.bound():
+                                    chunk = await chunks.__anext__()
+                            except StopAsyncIteration:
+                                break
+                            except TimeoutError:
+                                raise attempt.timed_out() from None
+                            attempt.add(chunk)
+                            yield chunk
+                    except LLMCallError as exc:
+                        error = attempt.stream_failed(exc)
+                        if error is None:
+                            continue
+                        raise error from exc
+                    finally:
+                        await chunks.aclose()
+                    attempt.done()
+                    return
+            if type(action) is Wait:
+                await action.waiter.wait(action.timeout)
+            elif type(action) is Sleep:
+                await asyncio.sleep(action.delay)
+            else:
+                raise action.error
+    finally:
+        run.leave()

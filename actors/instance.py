@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -22,10 +23,16 @@ class InstanceActor(CountingActor):
     """
 
     def __init__(
-        self, gate: InstanceGate, restarts: int = 0, on_crash: Any = None, model: Any = None
+        self,
+        gate: InstanceGate,
+        restarts: int = 0,
+        on_crash: Any = None,
+        model: Any = None,
+        record_latency: Callable[[str, float], None] | None = None,
     ) -> None:
         super().__init__(on_crash=on_crash)
-        self.gate = gate
+        self.gate = gate  # read only: its name and provider
+        self.record_latency = record_latency  # the state owner's, for ``lowest_latency``
         self.model = model  # its ModelConfig: prices turn token counts into cost
         self.ewma = Ewma(0.3)
         self.last_error: str | None = None
@@ -34,7 +41,8 @@ class InstanceActor(CountingActor):
     def attempt_seen(self, m: AttemptDone) -> None:
         if m.outcome is Outcome.SUCCESS:
             self.ewma.update(m.duration)
-            self.gate.latency = self.ewma.value  # one float store: atomic for readers
+            if self.record_latency is not None and self.ewma.value is not None:
+                self.record_latency(self.gate.name, self.ewma.value)
         elif m.error:
             self.last_error = m.error
 

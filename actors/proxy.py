@@ -112,7 +112,7 @@ class WrapperProxy:
             queue_timeout = kwargs.pop("queue_timeout", queue_timeout)
             params.update(kwargs)
         run = RequestRun(
-            self.runtime.table,
+            self.runtime.state,
             self.route.plan(),
             timeout=timeout,
             backoff=self._backoff,

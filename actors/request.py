@@ -2,9 +2,11 @@
 
 ``RequestRun.next()`` says what to do now: ``Call`` an instance (the lease is already taken),
 ``Wait`` for a permit (the request is queued FIFO at its target), ``Sleep`` (backoff), or
-``Fail``. The driver does it and reports back (``succeeded``, ``failed``, ``abort``). All the
-policy lives here, under the lease table's lock for microseconds at a time; the drivers only do
-I/O and waiting, so sync and async behave identically.
+``Fail``. The driver does it and reports back (``succeeded``, ``failed``, ``expired``,
+``cancelled``). All the policy lives here; the state it reads and changes belongs to the state
+owner (``actors.state``), asked once per admission through ``lease`` (``next``) or ``alease``
+(``anext``). The drivers only do I/O and waiting and give leases back, so sync and async behave
+identically.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.backoff import Backoff, fits
 from actors.errors import (
@@ -27,7 +29,10 @@ from actors.fallback import FallbackPlan, Verdict
 from actors.gate import NEVER
 from actors.outcome import Outcome
 from actors.response import Attempt, LLMResponse
-from actors.target import Lease
+from actors.target import Blocked, Lease
+
+if TYPE_CHECKING:
+    from actors.state.owner import StateOwner
 
 __all__ = ["Call", "Fail", "LoopWaiter", "RequestRun", "Sleep", "ThreadWaiter", "Wait"]
 
@@ -141,25 +146,8 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class _Behind:
-    """A plan as seen by a request queued behind another: it admits only what the other cannot use."""
-
-    __slots__ = ("ahead", "plan", "prefers")
-
-    def __init__(self, plan: FallbackPlan, ahead: Any) -> None:
-        self.plan = plan
-        self.ahead = ahead
-        self.prefers = plan.prefers
-
-    def admits(self, member: Any) -> bool:
-        return self.plan.admits(member) and not (self.ahead is not None and self.ahead.admits(member))
-
-    def preference(self, member: Any) -> int:
-        return self.plan.preference(member)
-
-
 class RequestRun:
-    """One request's attempts, waits and backoffs under one deadline."""
+    """One request's attempts, waits and backoffs under one deadline; a ``Ticket`` to the owner."""
 
     __slots__ = (
         "all_parked",
@@ -179,7 +167,7 @@ class RequestRun:
         "report",
         "response",
         "started",
-        "table",
+        "state",
         "waited_full",
         "waiter",
         "waiting_at",
@@ -187,7 +175,7 @@ class RequestRun:
 
     def __init__(
         self,
-        table: Any,
+        state: StateOwner,
         plan: FallbackPlan,
         *,
         timeout: float,
@@ -197,7 +185,7 @@ class RequestRun:
         clock: Callable[[], float] = time.monotonic,
         label: str = "",
     ) -> None:
-        self.table = table
+        self.state = state
         self.plan = plan
         self.clock = clock
         self.started = clock()
@@ -207,7 +195,7 @@ class RequestRun:
         self.report = report
         self.attempts: list[Attempt] = []
         self.delay = 0.0
-        self.waiter: Any = None
+        self.waiter: Any = None  # our place in a target's FIFO: written by the state owner only
         self.waiting_at: Any = None  # the target whose queue holds our waiter
         self.queue_deadline: float | None = None
         self.queue_step = -1  # the plan step ``queue_deadline`` belongs to
@@ -222,100 +210,90 @@ class RequestRun:
     # -- deciding -------------------------------------------------------------------------------
 
     def next(self, make_waiter: Callable[[], Any]) -> Call | Wait | Sleep | Fail:
-        """What to do now."""
+        """What to do now (for a caller on a thread)."""
+        now = self.clock()
+        action = self._before(now)
+        if action is not None:
+            return action
+        plan, state = self.plan, self.state
+        while (step := plan.step) is not None:
+            queue = make_waiter if now < self._queue_until(now) else None
+            action = self._after(state.lease(step.target, self, now, queue), now)
+            if action is not None:
+                return action
+        return self._exhausted(now)
+
+    async def anext(self, make_waiter: Callable[[], Any]) -> Call | Wait | Sleep | Fail:
+        """What to do now (for a caller on an event loop): ``next`` with the owner's async form."""
+        now = self.clock()
+        action = self._before(now)
+        if action is not None:
+            return action
+        plan, state = self.plan, self.state
+        while (step := plan.step) is not None:
+            queue = make_waiter if now < self._queue_until(now) else None
+            action = self._after(await state.alease(step.target, self, now, queue), now)
+            if action is not None:
+                return action
+        return self._exhausted(now)
+
+    def _before(self, now: float) -> Sleep | Fail | None:
         if self.delay:
             delay, self.delay = self.delay, 0.0
             return Sleep(delay)
-        now = self.clock()
         if now >= self.deadline:
             return Fail(self._deadline_error())
+        return None
+
+    def _queue_until(self, now: float) -> float:
+        """Until when this request may wait at the current step for a permit."""
+        until = self.queue_deadline if self.queue_step == self.plan.index else None
+        if until is None:
+            budget = self.deadline - now if self.queue_timeout is None else self.queue_timeout
+            until = min(self.deadline, now + budget)
+        return until
+
+    def _after(self, result: Lease | Blocked, now: float) -> Call | Wait | None:
+        """Act on the owner's answer for the current step: call, wait, or move on (None)."""
+        if type(result) is Lease:
+            self.queue_deadline = None
+            limit = result.target.attempt_timeout(result.member)
+            left = self.deadline - now
+            return Call(result, max(0.001, min(limit, left)), left < limit)
         plan = self.plan
-        with self.table.lock:
-            while (step := plan.step) is not None:
-                target = step.target
-                waiter = self.waiter
-                my_turn = waiter is not None and waiter.handed and self.waiting_at is target
-                if target.waiters and target.waiters[0] is not waiter and not my_turn:
-                    # Others queued first. FIFO: take nothing the first of them is waiting for;
-                    # a member it cannot use (one it tried already) is free for us.
-                    result = target.lease(_Behind(plan, target.waiters[0].plan), now)
-                    if isinstance(result, Lease):
-                        return self._call(result, now)
-                    result, until = None, self.deadline
-                else:
-                    result = target.lease(plan, now)
-                    if isinstance(result, Lease):
-                        return self._call(result, now)
-                    if my_turn and target.has_room(now):
-                        # The permit that woke us is of no use to this request (a member it
-                        # tried already, say): hand the turn on rather than hold everyone up.
-                        target.wake_after(waiter)
-                    until = result.until
-                if result is None or result.full:
-                    if self.queue_step != plan.index:
-                        self.queue_deadline, self.queue_step = None, plan.index
-                    if self.queue_deadline is None:
-                        budget = self.deadline - now if self.queue_timeout is None else self.queue_timeout
-                        self.queue_deadline = min(self.deadline, now + budget)
-                    if now < self.queue_deadline:
-                        # ``until == now`` means "when a permit is released"; later means an rpm
-                        # window frees a slot then, and no release will wake us for it.
-                        wake_by = self.queue_deadline if until <= now else min(until, self.queue_deadline)
-                        return Wait(self._enqueue(target, make_waiter), wake_by - now)
-                    self._leave_queue()
-                    self.waited_full = True
-                else:
-                    self.down_until = min(self.down_until, until)
-                    self.all_parked = self.all_parked and result.parked_only
-                    self.disabled.update(result.disabled)
-                    if plan.sticky is not None:
-                        plan.sticky = None  # simple_retry: the same instance is not available
-                        continue
-                plan.advance()
-            self._leave_queue()
+        if result.full:
+            until = self.queue_deadline = self._queue_until(now)
+            self.queue_step = plan.index
+            if now < until:
+                # ``result.until == now`` means "when a permit is released"; later means an rpm
+                # window frees a slot then, and no release will wake us for it.
+                wake_by = until if result.until <= now else min(result.until, until)
+                return Wait(self.waiter, wake_by - now)
+            self.state.leave(self, now)
+            self.waited_full = True
+        else:
+            self.down_until = min(self.down_until, result.until)
+            self.all_parked = self.all_parked and result.parked_only
+            self.disabled.update(result.disabled)
+            if plan.sticky is not None:
+                plan.sticky = None  # simple_retry: the same instance is not available
+                return None
+        plan.advance()
+        return None
+
+    def _exhausted(self, now: float) -> Fail:
+        self.state.leave(self, now)
         return Fail(self._exhausted_error())
 
-    def _call(self, lease: Lease, now: float) -> Call:
-        self._leave_queue()
-        self.queue_deadline = None
-        limit = lease.target.attempt_timeout(lease.member)
-        left = self.deadline - now
-        return Call(lease, max(0.001, min(limit, left)), left < limit)
+    def leave(self) -> None:
+        """The request stops waiting (done, failed or cancelled): leave any queue it is in."""
+        if self.waiter is not None:
+            self.state.leave(self, self.clock())
 
-    def _enqueue(self, target: Any, make_waiter: Callable[[], Any]) -> Any:
-        if self.waiter is not None and self.waiting_at is not target:
-            self._leave_queue()
-        if self.waiter is None:
-            self.waiter = make_waiter()
-            self.waiter.plan = self.plan
-            self.waiting_at = target
-            target.waiters.append(self.waiter)
-        else:
-            self.waiter.rearm()
-        return self.waiter
-
-    def _leave_queue(self) -> None:
-        """Leave the target's queue; if we held the head, let the next waiter try."""
-        waiter, target = self.waiter, self.waiting_at
-        if waiter is None:
-            return
-        self.waiter = self.waiting_at = None
-        waiter.gone = True
-        try:
-            if target.waiters and target.waiters[0] is waiter:
-                target.waiters.popleft()
-                if target.has_room(self.clock()):
-                    target.wake_head()  # room remains (or we never used it): the next may try
-            else:
-                target.waiters.remove(waiter)
-        except ValueError:
-            pass
-
-    # -- outcomes -------------------------------------------------------------------------------
+    # -- outcomes (the driver's ``Attempt`` gives the lease back) -------------------------------
 
     def succeeded(self, lease: Lease, response: LLMResponse, duration: float) -> LLMResponse:
         """Record a successful attempt and finish the response."""
-        self._give_back(lease, Outcome.SUCCESS, None, "", response.token_usage.total_tokens)
         self.attempts.append(Attempt(lease.member.name, Outcome.SUCCESS, duration, None, lease.target.label))
         if self.report is not None:
             self.report(lease, Outcome.SUCCESS, duration, response)
@@ -328,7 +306,6 @@ class RequestRun:
     def failed(self, lease: Lease, error: LLMCallError, duration: float) -> None:
         """Record a failed attempt and decide: retry (after ``delay``), fall back, or fail."""
         outcome = error.outcome
-        self._give_back(lease, outcome, error.retry_after, str(error))
         self.attempts.append(Attempt(lease.member.name, outcome, duration, str(error), lease.target.label))
         if self.report is not None:
             self.report(lease, outcome, duration, error)
@@ -348,44 +325,12 @@ class RequestRun:
         elif verdict is Verdict.STOP:
             self.plan.stop()  # the next ``next()`` fails with every attempt
 
-    def call_failed(self, call: Call, error: LLMCallError, duration: float) -> None:
-        """An attempt ended in ``error``: judge it, unless the request's own deadline cut it short."""
-        if call.clipped and isinstance(error, LLMTimeoutError):
-            self.expired(call.lease)
-        else:
-            self.failed(call.lease, error, duration)
-
     def expired(self, lease: Lease) -> None:
         """The request's own deadline cut the attempt short: no verdict on the instance."""
-        self._give_back(lease, None, None, "deadline")
         if self.report is not None:
             self.report(lease, None, self.clock() - lease.taken_at, None)
 
-    def abort(self, lease: Lease | None) -> None:
-        """The caller gave up (cancelled, interrupted): return the lease and leave any queue."""
-        with self.table.lock:
-            self._leave_queue()
-        if lease is not None:
-            self._give_back(lease, None, None, "cancelled")
-            if self.report is not None:
-                self.report(lease, None, self.clock() - lease.taken_at, None)
-
-    def _give_back(
-        self, lease: Lease, outcome: Outcome | None, retry_after: float | None, reason: str, tokens: int = 0
-    ) -> None:
-        member = lease.member
-        now = self.clock()
-        with self.table.lock:
-            member.gate.give_back(lease.route, outcome, now, retry_after, reason, tokens)
-            if member.budget is not None:
-                member.budget.permits.give_back(now, tokens)
-            for target in member.gate.watchers:
-                if target.waiters:
-                    target.wake_head()
-            if member.budget is not None:
-                for target in member.budget.watchers:
-                    if target.waiters:
-                        target.wake_head()
+    cancelled = expired  # the caller gave up (cancelled, interrupted): no verdict either
 
     # -- errors ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The runtime: builds the lease table and starts every actor from one configuration.
+"""The runtime: builds the state owner and starts every actor from one configuration.
 
 ``Runtime.from_config("config")`` is a context manager: entering starts the instance, group
 and pool actors, the rotation supervisor, its scheduler and prober, in dependency order;
@@ -25,6 +25,7 @@ from actors.protocol import AttemptBatch, AttemptDone, GetStats
 from actors.providers import HTTPClients, make_provider
 from actors.reply import ask_async, ask_sync
 from actors.scheduler import Scheduler
+from actors.state.local import LocalState
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, group_route, pool_label
 
@@ -49,7 +50,7 @@ class _Members:
 
 
 class Runtime:
-    """One configuration, running: its lease table, actors, wrapper factory and HTTP clients."""
+    """One configuration, running: its state owner, actors, wrapper factory and HTTP clients."""
 
     def __init__(
         self, config: LLMConfig, *, simulate: bool = False, group_probe_interval: float = GROUP_PROBE_INTERVAL
@@ -58,7 +59,8 @@ class Runtime:
         self.group_probe_interval = group_probe_interval
         self.simulate = simulate
         self.clients = HTTPClients()
-        self.table: LeaseTable | None = None
+        self.state: LocalState | None = None  # the one owner of request state
+        self.providers: dict[str, Any] = {}  # model name -> the Provider that speaks its API
         self.handles: dict[str, InstanceHandle] = {}
         self.group_refs: dict[str, Any] = {}
         self.pool_refs: dict[str, Any] = {}
@@ -87,10 +89,10 @@ class Runtime:
         if self.started:
             return self
         cfg = self.config
-        providers = {name: make_provider(model, self.clients) for name, model in cfg.models.items()}
-        self.table = LeaseTable.build(cfg, providers, on_change=self._on_gate_change)
+        self.providers = {name: make_provider(model, self.clients) for name, model in cfg.models.items()}
+        self.state = LocalState(cfg, self.providers, on_change=self._on_state_change)
         try:
-            for gate in self.table.gates.values():
+            for gate in self.state.table.gates.values():
                 self._add_instance(gate)
             self.scheduler = Scheduler().start()
             self.prober = Prober().start()
@@ -133,9 +135,10 @@ class Runtime:
         self._start_instance(handle)
 
     def _start_topology(self) -> None:
-        """Start the group and pool actors and the supervisor for the current table."""
-        cfg, table = self.config, self.table
-        assert table is not None and self.scheduler is not None and self.prober is not None
+        """Start the group and pool actors and the supervisor for the current configuration."""
+        cfg, state = self.config, self.state
+        assert state is not None and self.scheduler is not None and self.prober is not None
+        targets = state.targets()
         owner_of: dict[str, Any] = {}
         for gname, group in cfg.groups.items():
             ref = TaskGroupActor.start(gname, group)
@@ -144,7 +147,7 @@ class Runtime:
                 owner_of[f"{gname}.{tname}"] = ref
         pools: dict[str, _Members] = {}
         for pname, pool in cfg.pools.items():
-            target = table.targets[pool_label(pname)]
+            target = targets[pool_label(pname)]
             ref = PoolActor.start(pname, list(target.names), pool)
             self.pool_refs[pname] = ref
             owner_of[target.label] = ref
@@ -156,7 +159,14 @@ class Runtime:
             entry = _Members(None, group_route(gname), names, self.group_probe_interval)
             probe_sets[entry.route] = entry
         self.supervisor = RotationSupervisor.start(
-            table, self.handles, pools, probe_sets, self.scheduler, self.prober, self._restart_instance
+            state,
+            dict(self.providers),
+            self.handles,
+            pools,
+            probe_sets,
+            self.scheduler,
+            self.prober,
+            self._restart_instance,
         )
         ask_sync(self.supervisor, GetStats)  # surfaces a start-up failure now, not later
 
@@ -180,29 +190,28 @@ class Runtime:
         new = source if isinstance(source, LLMConfig) else load_config(source)
         if self.simulate:
             new = _simulated(new)
-        if not self.started or self.table is None:
+        state = self.state
+        if not self.started or state is None:
             raise RuntimeError("start the runtime before reloading it")
         with self._reload_lock:
-            old, old_table = self.config, self.table
+            old = self.config
             keep = frozenset(n for n, m in new.models.items() if old.models.get(n) == m)
             providers = {
-                n: (old_table.gates[n].client if n in keep else make_provider(m, self.clients))
+                n: (self.providers[n] if n in keep else make_provider(m, self.clients))
                 for n, m in new.models.items()
             }
-            with old_table.lock:
-                table = LeaseTable.build(
-                    new, providers, on_change=self._on_gate_change, previous=old_table, keep=keep
-                )
+            state.reconfigure(new, providers, keep)
+            self.providers = providers
             self.flush()
             self._stop_topology()
             removed = [n for n in old.models if n not in keep]
             for name in removed:
                 handle = self.handles.pop(name)
                 _stop_refs([handle.ref])
-            self.config, self.table = new, table
+            self.config = new
             for name in new.models:
                 if name not in keep:
-                    self._add_instance(table.gates[name])
+                    self._add_instance(state.table.gates[name])
             self._start_topology()
             dropped = [name for factory in list(self._factories) for name in factory.rebind()]
             self._sync_declared_wrappers(old, new)
@@ -239,11 +248,13 @@ class Runtime:
 
     def _start_instance(self, handle: InstanceHandle) -> None:
         name = handle.gate.name
+        assert self.state is not None
         handle.ref = InstanceActor.start(
             handle.gate,
             handle.restarts,
             lambda actor, exc: self._on_crash(name, exc),
             self.config.models.get(name),
+            self.state.record_latency,
         )
 
     def _restart_instance(self, handle: InstanceHandle) -> None:
@@ -257,7 +268,7 @@ class Runtime:
         if self.supervisor is not None:
             self.supervisor.tell(Crashed(name, repr(exc)))
 
-    # -- what callers and the table tell --------------------------------------------------------
+    # -- what callers and the state owner tell-----------------------------------------------------
 
     def report(self, lease: Any, outcome: Outcome | None, duration: float, result: Any) -> None:
         """One attempt ended; its instance's actor and its target's actor hear of it at the next flush."""
@@ -304,36 +315,26 @@ class Runtime:
 
         scheduler.call_later(FLUSH_INTERVAL, tick)
 
-    def _on_gate_change(self, gate: Any, route: str, event: str, until: float | None) -> None:
+    def _on_state_change(self, instance: str, route: str, event: str, until: float | None) -> None:
         supervisor = self.supervisor
         if supervisor is not None:
             try:
-                supervisor.tell(StateChanged(gate.name, route, event, until))
+                supervisor.tell(StateChanged(instance, route, event, until))
             except Exception:
                 pass
 
     # -- views ----------------------------------------------------------------------------------
 
+    @property
+    def table(self) -> LeaseTable | None:
+        """The targets, gates and budgets routes are built from (the state owner's; read only)."""
+        return None if self.state is None else self.state.table
+
     def route_health(self, route: Route) -> dict[str, Any]:
         """The original health keys over every instance a route may reach, plus each one's state."""
-        now = time.monotonic()
-        seen: dict[str, dict[str, Any]] = {}
-        assert self.table is not None
-        with self.table.lock:
-            for target in route.targets:
-                for m in target.members:
-                    if m.name in seen:
-                        continue
-                    snap = m.gate.snapshot(now)
-                    down = m.gate.down_until(target.route, now)
-                    seen[m.name] = {
-                        "instance": m.name,
-                        "target": target.label,
-                        "available": down is None,
-                        "state": snap["state"],
-                        "reason": snap["reason"],
-                        "in_flight": snap["in_flight"],
-                    }
+        assert self.state is not None
+        instances = self.state.health(route.targets, time.monotonic())
+        seen = {s["instance"]: s for s in instances}
         total = len(seen)
         healthy = sum(1 for s in seen.values() if s["available"])
         return {
@@ -381,8 +382,8 @@ class Runtime:
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Everything: instances, groups, pools, wrappers and the supervisor."""
-        assert self.table is not None
-        gates = self.table.snapshot(time.monotonic())  # under the table lock
+        assert self.state is not None
+        gates = self.state.snapshot(time.monotonic())
         out = {
             "instances": {n: {**self.instance_stats(n, timeout), **gates[n]} for n in self.handles},
             "groups": {g: self.group_stats(g, timeout) for g in self.group_refs},

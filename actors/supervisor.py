@@ -14,14 +14,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.actor import Actor
-from actors.breaker import BreakerState
 from actors.instance import InstanceHandle
 from actors.pool import Rotate
 from actors.protocol import GetStats
 from actors.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from actors.state.owner import StateOwner
 
 __all__ = ["Crashed", "Prober", "RotationSupervisor", "StateChanged"]
 
@@ -133,7 +135,8 @@ class RotationSupervisor(Actor):
 
     def __init__(
         self,
-        table: Any,
+        state: StateOwner,
+        providers: dict[str, Any],
         handles: dict[str, InstanceHandle],
         pools: dict[str, Any],
         probe_sets: dict[str, Any],
@@ -145,7 +148,8 @@ class RotationSupervisor(Actor):
         probe_timeout: float = 10.0,
     ) -> None:
         super().__init__()
-        self.table = table
+        self.state = state  # the owner of request state: reached only through its methods
+        self.providers = providers  # name -> Provider, for probes
         self.handles = handles
         self.pools = pools  # name -> entry with ref, route, members
         self.probe_sets = probe_sets  # route -> entry with route, members, health_check_interval
@@ -183,7 +187,7 @@ class RotationSupervisor(Actor):
                 m.event
             ]
             if m.event == "disabled":
-                reason = f"disabled: {self.table.gates[m.instance].disabled_reason}"
+                reason = f"disabled: {self.state.disabled_reason(m.instance)}"
             self._rotate(m.instance, m.route, out=True, reason=reason, every_pool=m.event != "open")
             if m.until is not None:
                 self.scheduler.call_at(m.until, lambda i=m.instance: self._tell(_RecoveryDue(i)))
@@ -191,13 +195,14 @@ class RotationSupervisor(Actor):
             self._rotate(m.instance, m.route, out=False, reason=m.event, every_pool=False)
 
     def _on_recovery(self, m: _RecoveryDue) -> None:
-        """A breaker's open period or a parking ended: back into rotation where it is healthy."""
-        now = self.clock()
+        """A breaker's open period or a parking ended: back into rotation where it is healthy.
+
+        ``tick`` is where the owner commits the time-driven transitions (open to half-open).
+        """
+        down = self.state.tick(m.instance, self.clock())
         for pool in self._pools_of.get(m.instance, ()):
             entry = self.pools[pool]
-            with self.table.lock:
-                down = self.table.gates[m.instance].down_until(entry.route, now)
-            if down is None:
+            if entry.route in down and down[entry.route] is None:
                 entry.ref.tell(Rotate(m.instance, False, "recovered"))
 
     def _rotate(self, instance: str, route: str, *, out: bool, reason: str, every_pool: bool) -> None:
@@ -216,12 +221,8 @@ class RotationSupervisor(Actor):
         entry = self.probe_sets[m.route]
         now = self.clock()
         for name in entry.members:
-            gate = self.table.gates[name]
-            with self.table.lock:
-                sick = gate.disabled_reason is not None and not gate.config_disabled
-                sick = sick or gate.breakers[entry.route].state(now) is not BreakerState.CLOSED
-            if sick:
-                client = gate.client
+            if self.state.needs_probe(name, entry.route, now):
+                client = self.providers[name]
                 self.probes["sent"] += 1
                 self.prober.submit(
                     name,
@@ -231,16 +232,10 @@ class RotationSupervisor(Actor):
         self._schedule_probe(m.route, entry.health_check_interval)
 
     def _on_probe_result(self, m: _ProbeResult) -> None:
-        gate = self.table.gates[m.instance]
-        now = self.clock()
         self.probes["passed" if m.error is None else "failed"] += 1
         if m.error is not None:
             return
-        with self.table.lock:
-            if gate.disabled_reason is not None and not gate.config_disabled:
-                gate.disabled_reason = None
-            for breaker in gate.breakers.values():
-                breaker.end_open_period(now)  # a passing probe earns trial calls, not a full close
+        self.state.probe_passed(m.instance, self.clock())
         self.history.append(
             {
                 "instance": m.instance,

@@ -1,4 +1,4 @@
-"""The lease table: every gate, budget and target of a runtime, under one lock.
+"""The lease table: every gate, budget and target of a runtime; the data ``LocalState`` owns.
 
 One lock, not one per object: a lease touches a target, a gate and a budget at once, a single
 lock makes that atomic without lock-ordering rules, and under the GIL it costs well under a
@@ -8,7 +8,7 @@ microsecond uncontended. It is never held across I/O or a wait.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors.fallback import FallbackPlan, Step, plan_class
@@ -112,11 +112,12 @@ class LeaseTable:
     def build(
         cls,
         config: LLMConfig,
-        clients: dict[str, Any],
+        clients: Mapping[str, Any],
         *,
         on_change: Callable[..., None] | None = None,
         previous: LeaseTable | None = None,
         keep: frozenset[str] = frozenset(),
+        lock: Any = None,
     ) -> LeaseTable:
         """Make a gate per model, a budget and a target per tier, and a target per pool.
 
@@ -126,7 +127,7 @@ class LeaseTable:
         breakers and parking, changed ones adopt their new settings. The new table shares the
         old one's lock, so old leases are given back safely while new ones are taken.
         """
-        table = cls(previous.lock if previous is not None else None)
+        table = cls(previous.lock if previous is not None else lock)
         for name, model in config.models.items():
             old = previous.gates.get(name) if previous is not None else None
             if old is None:

@@ -92,7 +92,7 @@ class StateOwner(Protocol):
         """``lease`` for a caller on an event loop."""
         ...
 
-    def leave(self, ticket: Ticket) -> None:
+    def leave(self, ticket: Ticket, now: float) -> None:
         """The request stops waiting (it moves on, fails or is cancelled); never does I/O.
 
         If it was first in line and room remains, the next waiter is woken.
