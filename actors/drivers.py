@@ -218,7 +218,7 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
     try:
         while True:
             action = run.next(ThreadWaiter)
-            if type(action) is Call:
+            if isinstance(action, Call):
                 lease = action.lease
                 with Attempt(run, action) as attempt:
                     try:
@@ -232,9 +232,9 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
                         attempt.failed(exc)
                         continue
                     return attempt.succeeded(response)
-            if type(action) is Wait:
+            if isinstance(action, Wait):
                 action.waiter.wait(action.timeout)
-            elif type(action) is Sleep:
+            elif isinstance(action, Sleep):
                 time.sleep(action.delay)
             else:
                 raise action.error
@@ -247,7 +247,7 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
     try:
         while True:
             action = await run.anext(LoopWaiter)
-            if type(action) is Call:
+            if isinstance(action, Call):
                 lease = action.lease
                 async with Attempt(run, action) as attempt:
                     try:
@@ -262,9 +262,9 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
                         attempt.failed(exc)
                         continue
                     return attempt.succeeded(response)
-            if type(action) is Wait:
+            if isinstance(action, Wait):
                 await action.waiter.wait(action.timeout)
-            elif type(action) is Sleep:
+            elif isinstance(action, Sleep):
                 await asyncio.sleep(action.delay)
             else:
                 raise action.error
@@ -279,7 +279,7 @@ def stream_sync(
     try:
         while True:
             action = run.next(ThreadWaiter)
-            if type(action) is Call:
+            if isinstance(action, Call):
                 lease = action.lease
                 with Attempt(run, action, stream=True) as attempt:
                     try:
@@ -298,9 +298,9 @@ def stream_sync(
                         raise error from exc
                     attempt.done()
                     return
-            if type(action) is Wait:
+            if isinstance(action, Wait):
                 action.waiter.wait(action.timeout)
-            elif type(action) is Sleep:
+            elif isinstance(action, Sleep):
                 time.sleep(action.delay)
             else:
                 raise action.error
@@ -315,7 +315,7 @@ async def stream_async(
     try:
         while True:
             action = await run.anext(LoopWaiter)
-            if type(action) is Call:
+            if isinstance(action, Call):
                 lease = action.lease
                 async with Attempt(run, action, stream=True) as attempt:
                     chunks = lease.member.gate.client.astream(
@@ -342,9 +342,9 @@ async def stream_async(
                         await chunks.aclose()
                     attempt.done()
                     return
-            if type(action) is Wait:
+            if isinstance(action, Wait):
                 await action.waiter.wait(action.timeout)
-            elif type(action) is Sleep:
+            elif isinstance(action, Sleep):
                 await asyncio.sleep(action.delay)
             else:
                 raise action.error

@@ -212,9 +212,9 @@ class RequestRun:
     def next(self, make_waiter: Callable[[], Any]) -> Call | Wait | Sleep | Fail:
         """What to do now (for a caller on a thread)."""
         now = self.clock()
-        action = self._before(now)
-        if action is not None:
-            return action
+        early = self._before(now)
+        if early is not None:
+            return early
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
             queue = make_waiter if now < self._queue_until(now) else None
@@ -226,9 +226,9 @@ class RequestRun:
     async def anext(self, make_waiter: Callable[[], Any]) -> Call | Wait | Sleep | Fail:
         """What to do now (for a caller on an event loop): ``next`` with the owner's async form."""
         now = self.clock()
-        action = self._before(now)
-        if action is not None:
-            return action
+        early = self._before(now)
+        if early is not None:
+            return early
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
             queue = make_waiter if now < self._queue_until(now) else None
@@ -255,7 +255,7 @@ class RequestRun:
 
     def _after(self, result: Lease | Blocked, now: float) -> Call | Wait | None:
         """Act on the owner's answer for the current step: call, wait, or move on (None)."""
-        if type(result) is Lease:
+        if isinstance(result, Lease):
             self.queue_deadline = None
             limit = result.target.attempt_timeout(result.member)
             left = self.deadline - now

@@ -173,11 +173,9 @@ class _Demo:
 
     def watch(self, done: int) -> None:
         """Say when a breaker of a broken instance changes state on a route this demo uses."""
-        with self.lock, self.rt.table.lock:  # one reader at a time, so no stale state is said
-            now = time.monotonic()
-            states = {
-                key: self.rt.table.gates[key[0]].breakers[key[1]].state(now).value for key in self.breakers
-            }
+        with self.lock:  # one reader at a time, so no stale state is said
+            snapshot = self.rt.state.snapshot(time.monotonic())
+            states = {key: snapshot[key[0]]["breakers"][key[1]]["state"] for key in self.breakers}
             changed = [(key, state) for key, state in states.items() if self.breakers[key] != state]
             self.breakers.update(changed)
         for (name, route), state in changed:

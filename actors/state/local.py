@@ -21,7 +21,7 @@ from actors.target import Blocked, Lease, Target
 if TYPE_CHECKING:
     from actors.config import LLMConfig
     from actors.outcome import Outcome
-    from actors.state.owner import ChangeListener, Ticket, Waiter
+    from actors.state.owner import ChangeListener, StateOwner, Ticket, Waiter
 
 __all__ = ["LocalState"]
 
@@ -79,13 +79,13 @@ class LocalState:
                 # Others queued first. FIFO: take nothing the first of them is waiting for; a
                 # member it cannot use (one it tried already) is free for us.
                 result = target.lease(_Behind(ticket.plan, waiters[0].plan), now)
-                if type(result) is Lease:
+                if isinstance(result, Lease):
                     self._leave(ticket, now)
                     return result
                 result = _QUEUED
             else:
                 result = target.lease(ticket.plan, now)
-                if type(result) is Lease:
+                if isinstance(result, Lease):
                     self._leave(ticket, now)
                     return result
                 if my_turn and target.has_room(now):
@@ -249,3 +249,7 @@ class LocalState:
                         "in_flight": snap["in_flight"],
                     }
         return list(seen.values())
+
+
+if TYPE_CHECKING:
+    _: type[StateOwner] = LocalState  # mypy checks that LocalState implements the seam

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from actors.config import LLMConfig
     from actors.outcome import Outcome
+    from actors.table import LeaseTable
     from actors.target import Blocked, Lease, Target
 
 __all__ = ["ChangeListener", "StateOwner", "Ticket", "Waiter"]
@@ -68,6 +69,10 @@ class Ticket(Protocol):
 @runtime_checkable
 class StateOwner(Protocol):
     """The closed API through which everything reads and changes request state."""
+
+    #: The targets, gates and budgets routes are built from (``actors.table``); read it, never
+    #: change it. A reconfigure replaces it, so its identity tells a cache a reload happened.
+    table: LeaseTable
 
     # -- the request path (callers; one call per admission, one per give-back) -------------------
 
