@@ -12,9 +12,10 @@ import collections
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from actors.config import LLMConfig, load_config
 from actors.group import TaskGroupActor
@@ -26,10 +27,20 @@ from actors.providers import HTTPClients, make_provider
 from actors.reply import ask_async, ask_sync
 from actors.scheduler import Scheduler
 from actors.state.local import LocalState
+from actors.state.owner import ChangeListener, StateOwner
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, group_route, pool_label
 
-__all__ = ["FLUSH_INTERVAL", "Runtime"]
+__all__ = ["FLUSH_INTERVAL", "Runtime", "StateFactory"]
+
+
+class StateFactory(Protocol):
+    """Makes a runtime's state owner from its configuration and providers."""
+
+    def __call__(
+        self, config: LLMConfig, providers: Mapping[str, Any], *, on_change: ChangeListener | None = None
+    ) -> StateOwner: ...
+
 
 #: Seconds between deliveries of attempt reports to the actors.
 FLUSH_INTERVAL = 0.05
@@ -53,13 +64,20 @@ class Runtime:
     """One configuration, running: its state owner, actors, wrapper factory and HTTP clients."""
 
     def __init__(
-        self, config: LLMConfig, *, simulate: bool = False, group_probe_interval: float = GROUP_PROBE_INTERVAL
+        self,
+        config: LLMConfig,
+        *,
+        simulate: bool = False,
+        group_probe_interval: float = GROUP_PROBE_INTERVAL,
+        state_owner: StateFactory | None = None,
     ) -> None:
         self.config = _simulated(config) if simulate else config
+        # Makes the owner of request state: in-process by default; a shared one plugs in here.
+        self.state_owner: StateFactory = state_owner or LocalState
         self.group_probe_interval = group_probe_interval
         self.simulate = simulate
         self.clients = HTTPClients()
-        self.state: LocalState | None = None  # the one owner of request state
+        self.state: StateOwner | None = None  # the one owner of request state
         self.providers: dict[str, Any] = {}  # model name -> the Provider that speaks its API
         self.handles: dict[str, InstanceHandle] = {}
         self.group_refs: dict[str, Any] = {}
@@ -90,7 +108,7 @@ class Runtime:
             return self
         cfg = self.config
         self.providers = {name: make_provider(model, self.clients) for name, model in cfg.models.items()}
-        self.state = LocalState(cfg, self.providers, on_change=self._on_state_change)
+        self.state = self.state_owner(cfg, self.providers, on_change=self._on_state_change)
         try:
             for gate in self.state.table.gates.values():
                 self._add_instance(gate)
