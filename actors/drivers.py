@@ -78,7 +78,8 @@ class Attempt:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._settle()
+        if not self.judged:
+            self._settle()
         run = self.run
         run.state.give_back(
             self.lease,
@@ -95,7 +96,8 @@ class Attempt:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._settle()
+        if not self.judged:
+            self._settle()
         run = self.run
         await run.state.agive_back(
             self.lease,
@@ -107,8 +109,6 @@ class Attempt:
         )
 
     def _settle(self) -> None:
-        if self.judged:
-            return
         if self.complete:  # the caller stopped reading after the final chunk: a success
             self.done()
         else:
@@ -239,7 +239,8 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
             else:
                 raise action.error
     finally:
-        run.leave()
+        if run.waiter is not None:
+            run.leave()
 
 
 async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
@@ -269,7 +270,8 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
             else:
                 raise action.error
     finally:
-        run.leave()
+        if run.waiter is not None:
+            run.leave()
 
 
 def stream_sync(
@@ -305,7 +307,8 @@ def stream_sync(
             else:
                 raise action.error
     finally:
-        run.leave()
+        if run.waiter is not None:
+            run.leave()
 
 
 async def stream_async(
@@ -349,4 +352,5 @@ async def stream_async(
             else:
                 raise action.error
     finally:
-        run.leave()
+        if run.waiter is not None:
+            run.leave()

@@ -211,13 +211,14 @@ class RequestRun:
 
     def next(self, make_waiter: Callable[[], Any]) -> Call | Wait | Sleep | Fail:
         """What to do now (for a caller on a thread)."""
+        if self.delay:
+            return self._sleep()
         now = self.clock()
-        early = self._before(now)
-        if early is not None:
-            return early
+        if now >= self.deadline:
+            return Fail(self._deadline_error())
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
-            queue = make_waiter if now < self._queue_until(now) else None
+            queue = make_waiter if self._may_queue(now) else None
             action = self._after(state.lease(step.target, self, now, queue), now)
             if action is not None:
                 return action
@@ -225,25 +226,28 @@ class RequestRun:
 
     async def anext(self, make_waiter: Callable[[], Any]) -> Call | Wait | Sleep | Fail:
         """What to do now (for a caller on an event loop): ``next`` with the owner's async form."""
+        if self.delay:
+            return self._sleep()
         now = self.clock()
-        early = self._before(now)
-        if early is not None:
-            return early
+        if now >= self.deadline:
+            return Fail(self._deadline_error())
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
-            queue = make_waiter if now < self._queue_until(now) else None
+            queue = make_waiter if self._may_queue(now) else None
             action = self._after(await state.alease(step.target, self, now, queue), now)
             if action is not None:
                 return action
         return self._exhausted(now)
 
-    def _before(self, now: float) -> Sleep | Fail | None:
-        if self.delay:
-            delay, self.delay = self.delay, 0.0
-            return Sleep(delay)
-        if now >= self.deadline:
-            return Fail(self._deadline_error())
-        return None
+    def _sleep(self) -> Sleep:
+        delay, self.delay = self.delay, 0.0
+        return Sleep(delay)
+
+    def _may_queue(self, now: float) -> bool:
+        """Whether this request may still wait at the current step for a permit."""
+        if self.queue_step == self.plan.index and self.queue_deadline is not None:
+            return now < self.queue_deadline
+        return self.queue_timeout is None or self.queue_timeout > 0
 
     def _queue_until(self, now: float) -> float:
         """Until when this request may wait at the current step for a permit."""
