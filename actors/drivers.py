@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.errors import LLMCallError, LLMTimeoutError, StreamInterruptedError
 from actors.outcome import Outcome
-from actors.request import Call, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
+from actors.request import Call, Fail, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
 __all__ = ["Attempt", "run_async", "run_sync", "stream_async", "stream_sync"]
@@ -213,6 +213,26 @@ class Attempt:
         )
 
 
+def _idle(action: Wait | Sleep | Fail) -> None:
+    """Wait for a permit, back off, or raise the request's error, on this thread."""
+    if isinstance(action, Wait):
+        action.waiter.wait(action.timeout)
+    elif isinstance(action, Sleep):
+        time.sleep(action.delay)
+    else:
+        raise action.error
+
+
+async def _aidle(action: Wait | Sleep | Fail) -> None:
+    """``_idle`` on the running event loop."""
+    if isinstance(action, Wait):
+        await action.waiter.wait(action.timeout)
+    elif isinstance(action, Sleep):
+        await asyncio.sleep(action.delay)
+    else:
+        raise action.error
+
+
 def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
     """Drive ``run`` to one response or one error on this thread."""
     try:
@@ -232,12 +252,8 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
                         attempt.failed(exc)
                         continue
                     return attempt.succeeded(response)
-            if isinstance(action, Wait):
-                action.waiter.wait(action.timeout)
-            elif isinstance(action, Sleep):
-                time.sleep(action.delay)
             else:
-                raise action.error
+                _idle(action)
     finally:
         if run.waiter is not None:
             run.leave()
@@ -263,12 +279,8 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
                         attempt.failed(exc)
                         continue
                     return attempt.succeeded(response)
-            if isinstance(action, Wait):
-                await action.waiter.wait(action.timeout)
-            elif isinstance(action, Sleep):
-                await asyncio.sleep(action.delay)
             else:
-                raise action.error
+                await _aidle(action)
     finally:
         if run.waiter is not None:
             run.leave()
@@ -300,12 +312,8 @@ def stream_sync(
                         raise error from exc
                     attempt.done()
                     return
-            if isinstance(action, Wait):
-                action.waiter.wait(action.timeout)
-            elif isinstance(action, Sleep):
-                time.sleep(action.delay)
             else:
-                raise action.error
+                _idle(action)
     finally:
         if run.waiter is not None:
             run.leave()
@@ -345,12 +353,8 @@ async def stream_async(
                         await chunks.aclose()
                     attempt.done()
                     return
-            if isinstance(action, Wait):
-                await action.waiter.wait(action.timeout)
-            elif isinstance(action, Sleep):
-                await asyncio.sleep(action.delay)
             else:
-                raise action.error
+                await _aidle(action)
     finally:
         if run.waiter is not None:
             run.leave()
