@@ -1,10 +1,10 @@
 """Instance gates and echelon budgets: the state a lease decision reads and changes.
 
 A request must be admitted or refused in microseconds, and two requests must never both take
-the last permit, so these objects are plain data guarded by the one lock of their
-``LeaseTable``. Callers change them only under that lock, for a few microseconds, never across
-I/O. Everything slower (statistics, latency averages, probes, timers, pool membership) belongs
-to the actors, which hear about each attempt by ``tell``.
+the last permit, so these objects are plain data guarded by one lock. They are the data of the
+state owner (``actors.state.local.LocalState``): only it changes them, under that lock, for a
+few microseconds, never across I/O. Everything slower (statistics, probes, timers, pool
+membership) belongs to the actors, which hear about each attempt by ``tell``.
 """
 
 from __future__ import annotations

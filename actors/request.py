@@ -338,9 +338,6 @@ class RequestRun:
 
     # -- errors ---------------------------------------------------------------------------------
 
-    def past_deadline(self) -> bool:
-        return self.clock() >= self.deadline
-
     def _deadline_error(self) -> BaseException:
         waited = self.clock() - self.started
         return LLMTimeoutError(
