@@ -1,14 +1,8 @@
 """The wrapper factory: creates, finds and retires named wrappers over one runtime.
 
-Two ways to build one, both thin views over a single running ``Runtime``:
-
-- ``LLMWrapperFactory(runtime)``: what ``Runtime.start`` builds as ``rt.factory``; it holds the
-  wrappers declared in ``wrappers.yaml``.
-- ``LLMWrapperFactory(task_group_manager=..., polling_pool_manager=..., fallback_manager=...)``
-  (or ``LLMWrapperFactory(task_group_manager)``), as the original design did. The managers share
-  the manager's runtime, which starts on first use. Such a factory keeps its own registry: it
-  lists and counts the wrappers created through it, not the ones ``wrappers.yaml`` declares
-  (those stay reachable through ``runtime.factory``, which is where ``LLMNode`` also looks).
+``LLMWrapperFactory(runtime)`` is what ``Runtime.start`` builds as ``rt.factory``; it holds the
+wrappers declared in ``wrappers.yaml``. The original design's manager-shaped constructor is
+``actors.compat.LLMWrapperFactory`` (what ``actors.LLMWrapperFactory`` names).
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ from actors.errors import ConfigError, WrapperConfigError, WrapperFactoryError
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
 
 if TYPE_CHECKING:
-    from actors.managers import EnhancedFallbackManager, PollingPoolManager, TaskGroupManager
     from actors.runtime import Runtime
     from actors.table import Route
 
@@ -37,55 +30,21 @@ HEALTH_CHECK_TIMEOUT = 5.0
 class LLMWrapperFactory:
     """Named wrappers over one runtime; safe to use from many threads."""
 
-    def __init__(
-        self,
-        runtime: Runtime | TaskGroupManager | None = None,
-        polling_pool_manager: PollingPoolManager | None = None,
-        fallback_manager: EnhancedFallbackManager | None = None,
-        *,
-        task_group_manager: TaskGroupManager | None = None,
-    ) -> None:
-        from actors.managers import TaskGroupManager
-
-        if isinstance(runtime, TaskGroupManager):  # the original's positional task_group_manager
-            if task_group_manager is not None and task_group_manager is not runtime:
-                raise WrapperFactoryError("pass the task group manager once, positionally or by keyword")
-            runtime, task_group_manager = None, runtime
-        if task_group_manager is None:
-            for manager in (polling_pool_manager, fallback_manager):
-                if manager is not None:
-                    task_group_manager = manager.task_group_manager
-                    break
-        if runtime is None and task_group_manager is None:
-            raise WrapperFactoryError(
-                "LLMWrapperFactory needs a Runtime or a TaskGroupManager, e.g. "
-                "LLMWrapperFactory(task_group_manager=TaskGroupManager('config'))"
-            )
-        for manager in (polling_pool_manager, fallback_manager):
-            if manager is not None and manager.task_group_manager is not task_group_manager:
-                raise WrapperFactoryError(
-                    f"{type(manager).__name__} was built over another TaskGroupManager; build every manager "
-                    "over the same one so that they share one runtime"
-                )
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self.task_group_manager = task_group_manager
-        self.polling_pool_manager = polling_pool_manager
-        self.fallback_manager = fallback_manager
+        self._init_registry()
+
+    def _init_registry(self) -> None:
         self._lock = threading.Lock()
         self._wrappers: dict[str, WrapperProxy] = {}
         self._types: dict[str, type[WrapperProxy]] = {
             "task_group": TaskGroupWrapper,
             "polling_pool": PollingPoolWrapper,
         }
-        if task_group_manager is not None:
-            task_group_manager._register_factory(self)  # rebound when the manager reloads
 
     @property
     def runtime(self) -> Runtime:
-        """The runtime the wrappers run on; a manager-built factory starts it on first use."""
-        if self._runtime is None:
-            assert self.task_group_manager is not None
-            return self.task_group_manager.runtime
+        """The runtime the wrappers run on."""
         return self._runtime
 
     # -- creating -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.config import LLMConfig, load_config
+from actors.factory import LLMWrapperFactory
 from actors.group import TaskGroupActor
 from actors.instance import InstanceActor, InstanceHandle
 from actors.outcome import Outcome
@@ -66,7 +67,7 @@ class Runtime:
         self.supervisor: Any = None
         self.scheduler: Scheduler | None = None
         self.prober: Prober | None = None
-        self.factory: Any = None
+        self.factory: LLMWrapperFactory | None = None
         self.started = False
         self._stop_lock = threading.Lock()
         # Attempt reports wait here until the next flush: telling an actor per attempt would
@@ -74,7 +75,7 @@ class Runtime:
         self._outbox: collections.deque[AttemptDone] = collections.deque()
         self._flush_lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._factories: weakref.WeakSet[Any] = weakref.WeakSet()  # rebound on reload
+        self._factories: weakref.WeakSet[LLMWrapperFactory] = weakref.WeakSet()  # rebound on reload
 
     @classmethod
     def from_config(cls, path: str | Path, *, simulate: bool = False, **options: Any) -> Runtime:
@@ -96,8 +97,6 @@ class Runtime:
             self.prober = Prober().start()
             self._start_topology()
             self._schedule_flush()
-            from actors.factory import LLMWrapperFactory
-
             self.factory = LLMWrapperFactory(self)
             self.factory.create_wrappers_from_config(
                 {name: w.model_dump(exclude_none=True) for name, w in cfg.wrappers.items()}, strict=True
@@ -123,7 +122,7 @@ class Runtime:
                 kind = getattr(w.type, "value", w.type)
                 factory.create_wrapper_from_config(name, kind, w.model_dump(exclude_none=True), replace=True)
 
-    def attach_factory(self, factory: Any) -> None:
+    def attach_factory(self, factory: LLMWrapperFactory) -> None:
         """Have ``factory``'s wrappers rebound to the new routes on every ``reload``."""
         self._factories.add(factory)
 

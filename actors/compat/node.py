@@ -28,12 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from actors.compat.managers import TaskGroupManager
 from actors.errors import WrapperConfigError
+from actors.factory import LLMWrapperFactory, build_route
 from actors.messages import AIMessage, SystemMessage, to_message_dict
+from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
 
 if TYPE_CHECKING:
-    from actors.factory import LLMWrapperFactory
-    from actors.managers import TaskGroupManager
     from actors.runtime import Runtime
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "LLMNode", "NodeExecutionResult"]
@@ -95,8 +96,6 @@ class LLMNode:
         *,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        from actors.managers import TaskGroupManager
-
         if isinstance(wrapper_factory, TaskGroupManager) and not isinstance(
             task_group_manager, TaskGroupManager
         ):
@@ -198,9 +197,6 @@ class LLMNode:
         )
 
     def _made(self, kind: str, ref: str) -> Any:
-        from actors.factory import build_route
-        from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
-
         what = "llm_group" if kind == "task_group" else "polling_pool"
         rt = self._runtime(f"{what} {ref!r}")
         key = (kind, ref)
