@@ -36,8 +36,10 @@ class Reply:
                 self.future.set(value)
             else:
                 self.loop.call_soon_threadsafe(_settle, self.future, value, None)
-        except BaseException:  # the asker left (timeout, closed loop): nothing to do
+        except RuntimeError:  # the asker's loop is closed: nobody waits any more
             pass
+        except BaseException:  # never into the actor (SPEC §6), but never silently either
+            log.exception("could not deliver a reply")
 
     def fail(self, exc: BaseException) -> None:
         try:
@@ -45,8 +47,10 @@ class Reply:
                 self.future.set_exception((type(exc), exc, exc.__traceback__))
             else:
                 self.loop.call_soon_threadsafe(_settle, self.future, None, exc)
-        except BaseException:
+        except RuntimeError:  # the asker's loop is closed: nobody waits any more
             pass
+        except BaseException:
+            log.exception("could not deliver a failure reply")
 
 
 def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import atexit
 import collections
+import logging
 import threading
 import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pykka
 
 from actors.config import LLMConfig, load_config
 from actors.factory import LLMWrapperFactory
@@ -23,13 +26,15 @@ from actors.instance import InstanceActor, InstanceHandle
 from actors.outcome import Outcome
 from actors.pool import PoolActor
 from actors.protocol import AttemptBatch, AttemptDone, GetStats
-from actors.providers import HTTPClients, make_provider
-from actors.reply import ask_async, ask_sync
+from actors.providers import HTTPClients, SimulatedProvider, SimulationControl, make_provider
+from actors.reply import ask_sync
 from actors.scheduler import Scheduler
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, group_route, pool_label
 
 __all__ = ["FLUSH_INTERVAL", "Runtime"]
+
+log = logging.getLogger(__name__)
 
 #: Seconds between deliveries of attempt reports to the actors.
 FLUSH_INTERVAL = 0.05
@@ -289,7 +294,7 @@ class Runtime:
                 if owner is not None:
                     try:
                         owner.tell(AttemptBatch(items))
-                    except Exception:  # stopping
+                    except pykka.ActorDeadError:  # stopped by a reload or stop() meanwhile
                         pass
 
     def _schedule_flush(self) -> None:
@@ -308,7 +313,7 @@ class Runtime:
         if supervisor is not None:
             try:
                 supervisor.tell(StateChanged(gate.name, route, event, until))
-            except Exception:
+            except pykka.ActorDeadError:  # stopped by a reload or stop() meanwhile
                 pass
 
     # -- views ----------------------------------------------------------------------------------
@@ -375,9 +380,6 @@ class Runtime:
     def supervisor_stats(self, timeout: float = 5.0) -> dict[str, Any]:
         return ask_sync(self.supervisor, GetStats, timeout)
 
-    async def supervisor_stats_async(self, timeout: float = 5.0) -> dict[str, Any]:
-        return await ask_async(self.supervisor, GetStats, timeout)
-
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Everything: instances, groups, pools, wrappers and the supervisor."""
         assert self.table is not None
@@ -391,6 +393,14 @@ class Runtime:
         if self.factory is not None:
             out["wrappers"] = self.factory.get_wrapper_stats()
         return out
+
+    def simulation_control(self, name: str) -> SimulationControl:
+        """The run-time overrides of the simulated instance ``name`` (this runtime's only)."""
+        assert self.table is not None, "start the runtime first"
+        client = self.table.gates[name].client
+        if not isinstance(client, SimulatedProvider):
+            raise ValueError(f"instance {name!r} is not simulated; start the runtime with simulate=True")
+        return client.control
 
     def crash_instance(self, name: str) -> None:
         """Drill hook: make an instance actor fail; the supervisor restarts it."""
@@ -419,9 +429,11 @@ def _stop_refs(refs: list[Any]) -> None:
     for ref in refs:
         if ref is not None:
             try:
-                ref.stop(block=True, timeout=5)
-            except Exception:  # already dead
-                pass
+                ref.stop(block=True, timeout=5)  # False, not an error, when already dead
+            except pykka.Timeout:
+                log.warning(
+                    "%s did not stop within 5 s; its thread is a daemon and dies with the process", ref
+                )
 
 
 # Runtimes still running at interpreter exit are stopped, so no actor thread outlives main.
@@ -433,5 +445,5 @@ def _stop_all() -> None:
     for rt in list(_live):
         try:
             rt.stop()
-        except Exception:
-            pass
+        except Exception:  # at exit: the other runtimes still get stopped
+            log.exception("stopping %r at exit failed", rt)

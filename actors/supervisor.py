@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pykka
+
 from actors.actor import Actor
 from actors.breaker import BreakerState
 from actors.instance import InstanceHandle
@@ -284,5 +286,5 @@ class RotationSupervisor(Actor):
     def _tell(self, message: Any) -> None:
         try:
             self.actor_ref.tell(message)
-        except Exception:  # stopped: timers and probes outlive us by a moment
+        except pykka.ActorDeadError:  # stopped: timers and probes outlive us by a moment
             pass

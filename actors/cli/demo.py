@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from actors.errors import ConfigError, LLMError
-from actors.providers.simulated import simulation_control
 from actors.runtime import Runtime
 
 __all__ = ["add_arguments", "run", "table"]
@@ -77,21 +76,18 @@ def run(args: argparse.Namespace) -> int:
             f"error: no instance {args.outage!r}; choose from: {', '.join(rt.config.models)}", file=sys.stderr
         )
         return 2
-    try:
-        with rt:
-            missing = [w for w in WRAPPERS if rt.factory.get_wrapper(w) is None]
-            if missing:
-                print(f"error: the configuration has no wrapper {', '.join(missing)}", file=sys.stderr)
-                return 2
-            for name in rt.handles:
-                simulation_control(name).set_latency(args.latency)
-            demo = _Demo(rt, args, outage)
-            demo.send()
-            demo.report()
-            return 1 if demo.tally["unexpected"] else 0
-    finally:
-        for name in rt.config.models:  # the controls are process-wide: leave none broken or slowed
-            simulation_control(name).reset()
+    with rt:
+        assert rt.factory is not None
+        missing = [w for w in WRAPPERS if rt.factory.get_wrapper(w) is None]
+        if missing:
+            print(f"error: the configuration has no wrapper {', '.join(missing)}", file=sys.stderr)
+            return 2
+        for name in rt.handles:
+            rt.simulation_control(name).set_latency(args.latency)
+        demo = _Demo(rt, args, outage)
+        demo.send()
+        demo.report()
+        return 1 if demo.tally["unexpected"] else 0
 
 
 class _Demo:
@@ -134,13 +130,13 @@ class _Demo:
                 f"OUTAGE STARTS at request {i + 1}/{self.n}: {names} now fail{s} every call with HTTP 503"
             )
             for name in self.outage:
-                simulation_control(name).fail(503)
+                self.rt.simulation_control(name).fail(503)
         if i == self.end:
             self.say(
                 f"OUTAGE ENDS at request {i + 1}/{self.n}: {names} answer{s} again (open breakers wait to recover)"
             )
             for name in self.outage:
-                simulation_control(name).heal()
+                self.rt.simulation_control(name).heal()
         wrapper = self.wrappers[self.plan[i]]
         try:
             response = wrapper.generate(f"request {i + 1}", queue_timeout=self.args.queue_timeout)

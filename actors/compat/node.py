@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from actors.compat.managers import TaskGroupManager
-from actors.errors import WrapperConfigError
+from actors.errors import BadRequestError, WrapperConfigError
 from actors.factory import LLMWrapperFactory, build_route
 from actors.messages import AIMessage, SystemMessage, to_message_dict
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
@@ -293,7 +293,7 @@ def _family(messages: Sequence[Any]) -> str:
 def _role(message: Any) -> str:
     try:
         return to_message_dict(message)["role"]
-    except Exception:
+    except (BadRequestError, TypeError, AttributeError, KeyError, ValueError):  # not a message: no role
         return ""
 
 

@@ -6,9 +6,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from actors.compat.managers import TaskGroupManager
 from actors.config import PollingPoolConfig
-from actors.errors import WrapperConfigError
+from actors.errors import ConfigError, WrapperConfigError
 from actors.protocol import GetStats
 from actors.reply import ask_async
 from actors.runtime import Runtime
@@ -155,7 +157,7 @@ def _check_agrees(name: str, loaded: PollingPoolConfig, config: Mapping[str, Any
     """Raise when ``config`` sets a value other than the one the pool's file gives."""
     try:
         given = PollingPoolConfig.model_validate({**config, "name": name})
-    except Exception as exc:
+    except (ValidationError, ConfigError) as exc:
         raise WrapperConfigError(f"pool {name!r}: invalid config: {exc}") from exc
     differ = [
         key

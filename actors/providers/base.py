@@ -289,7 +289,7 @@ def _without_userinfo(url: str) -> str:
         return url
     try:
         return str(httpx.URL(url).copy_with(username=None, password=None))
-    except Exception:  # not a URL we can parse: show nothing of it rather than a secret
+    except httpx.InvalidURL:  # not a URL we can parse: show nothing of it rather than a secret
         return "(a URL with credentials)"
 
 
