@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from actors.errors import LLMCallError, LLMTimeoutError, StreamInterruptedError
-from actors.request import Call, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
+from actors.request import Call, Fail, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
 __all__ = ["run_async", "run_sync", "stream_async", "stream_sync"]
@@ -45,6 +45,7 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
             elif type(action) is Sleep:
                 time.sleep(action.delay)
             else:
+                assert isinstance(action, Fail)  # the only other action
                 raise action.error
     except BaseException:
         run.abort(lease)
@@ -81,6 +82,7 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
             elif type(action) is Sleep:
                 await asyncio.sleep(action.delay)
             else:
+                assert isinstance(action, Fail)  # the only other action
                 raise action.error
     except BaseException:
         run.abort(lease)
@@ -205,6 +207,7 @@ def stream_sync(
             elif type(action) is Sleep:
                 time.sleep(action.delay)
             else:
+                assert isinstance(action, Fail)  # the only other action
                 raise action.error
     except BaseException:
         run.abort(lease)
@@ -213,7 +216,7 @@ def stream_sync(
 
 async def stream_async(
     run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """The async twin of ``stream_sync``."""
     lease = None
     try:
@@ -257,6 +260,7 @@ async def stream_async(
             elif type(action) is Sleep:
                 await asyncio.sleep(action.delay)
             else:
+                assert isinstance(action, Fail)  # the only other action
                 raise action.error
     except BaseException:
         run.abort(lease)

@@ -10,7 +10,7 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from actors.backoff import Backoff
@@ -297,7 +297,7 @@ class Request:
             raise
         self.wrapper._finish(run, run.response, None)
 
-    async def astream(self) -> AsyncIterator[StreamChunk]:
+    async def astream(self) -> AsyncGenerator[StreamChunk, None]:
         run = self.run
         chunks = stream_async(run, self.messages, self.params)
         try:

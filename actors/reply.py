@@ -66,7 +66,7 @@ def ask_sync(
     ref: pykka.ActorRef[Any], make: Callable[[Reply], Any], timeout: float = DEFAULT_ASK_TIMEOUT
 ) -> Any:
     """Send ``make(reply)`` to ``ref`` and wait up to ``timeout`` seconds for the answer."""
-    future = pykka.ThreadingFuture()
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
     ref.tell(make(Reply(future)))
     return future.get(timeout=timeout)
 

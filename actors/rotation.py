@@ -271,4 +271,4 @@ def make_strategy(name: str, **kwargs: object) -> Strategy:
         cls = STRATEGIES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown rotation strategy {name!r}; use one of: {', '.join(STRATEGIES)}") from None
-    return cls(**kwargs)  # type: ignore[arg-type]
+    return cls(**kwargs)

@@ -66,13 +66,15 @@ class Runtime:
         self.clients = HTTPClients()
         self.table: LeaseTable | None = None
         self.handles: dict[str, InstanceHandle] = {}
-        self.group_refs: dict[str, Any] = {}
-        self.pool_refs: dict[str, Any] = {}
-        self.owner_of: dict[str, Any] = {}  # target label -> the group or pool actor counting it
-        self.supervisor: Any = None
+        self.group_refs: dict[str, pykka.ActorRef[TaskGroupActor]] = {}
+        self.pool_refs: dict[str, pykka.ActorRef[PoolActor]] = {}
+        self.owner_of: dict[
+            str, pykka.ActorRef[Any]
+        ] = {}  # target label -> the group or pool actor counting it
+        self.supervisor: pykka.ActorRef[Any] | None = None
         self.scheduler: Scheduler | None = None
         self.prober: Prober | None = None
-        self.factory: LLMWrapperFactory | None = None
+        self.factory = LLMWrapperFactory(self)  # its wrappers need a started runtime
         self.started = False
         self._stop_lock = threading.Lock()
         # Attempt reports wait here until the next flush: telling an actor per attempt would
@@ -117,8 +119,6 @@ class Runtime:
         """Make ``rt.factory`` match the new ``wrappers.yaml``: new and changed wrappers are
         (re)created, removed ones are removed; wrappers made in code are left alone."""
         factory = self.factory
-        if factory is None:
-            return
         for name in old.wrappers:
             if name not in new.wrappers:
                 factory.remove_wrapper(name)
@@ -140,12 +140,12 @@ class Runtime:
         """Start the group and pool actors and the supervisor for the current table."""
         cfg, table = self.config, self.table
         assert table is not None and self.scheduler is not None and self.prober is not None
-        owner_of: dict[str, Any] = {}
+        owner_of: dict[str, pykka.ActorRef[Any]] = {}
         for gname, group in cfg.groups.items():
-            ref = TaskGroupActor.start(gname, group)
-            self.group_refs[gname] = ref
+            group_ref = TaskGroupActor.start(gname, group)
+            self.group_refs[gname] = group_ref
             for tname, _ in group.tiers_by_priority():
-                owner_of[f"{gname}.{tname}"] = ref
+                owner_of[f"{gname}.{tname}"] = group_ref
         pools: dict[str, _Members] = {}
         for pname, pool in cfg.pools.items():
             target = table.targets[pool_label(pname)]
@@ -351,7 +351,7 @@ class Runtime:
 
     def route_supports_tools(self, route: Route) -> bool:
         """Whether the route's first tier declares ``function_calling`` (pools: every member tier)."""
-        tiers = set()
+        tiers: set[str] = set()
         for step in route.steps[:1]:
             tiers.update(m.tier for m in step.target.members)
         if not tiers:
@@ -364,7 +364,7 @@ class Runtime:
 
     def instance_stats(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
         self.flush()
-        return ask_sync(self.handles[name].ref, GetStats, timeout)
+        return ask_sync(_running(self.handles[name].ref, f"instance {name!r}"), GetStats, timeout)
 
     def pool_status(self, pool: str, timeout: float = 5.0) -> dict[str, Any] | None:
         ref = self.pool_refs.get(pool)
@@ -378,7 +378,7 @@ class Runtime:
         return ask_sync(self.group_refs[group], GetStats, timeout)
 
     def supervisor_stats(self, timeout: float = 5.0) -> dict[str, Any]:
-        return ask_sync(self.supervisor, GetStats, timeout)
+        return ask_sync(_running(self.supervisor, "the supervisor"), GetStats, timeout)
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Everything: instances, groups, pools, wrappers and the supervisor."""
@@ -390,8 +390,7 @@ class Runtime:
             "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
             "supervisor": self.supervisor_stats(timeout),
         }
-        if self.factory is not None:
-            out["wrappers"] = self.factory.get_wrapper_stats()
+        out["wrappers"] = self.factory.get_wrapper_stats()
         return out
 
     def simulation_control(self, name: str) -> SimulationControl:
@@ -423,6 +422,12 @@ def _simulated(config: LLMConfig) -> LLMConfig:
         for name, m in config.models.items()
     }
     return config.model_copy(update={"models": models})
+
+
+def _running(ref: pykka.ActorRef[Any] | None, what: str) -> pykka.ActorRef[Any]:
+    if ref is None:  # not started, stopped, or restarting after a crash
+        raise pykka.ActorDeadError(f"{what} is not running")
+    return ref
 
 
 def _stop_refs(refs: list[Any]) -> None:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from actors.errors import ConfigError, LLMError
+from actors.proxy import WrapperProxy
 from actors.runtime import Runtime
 
 __all__ = ["add_arguments", "run", "table"]
@@ -77,14 +78,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     with rt:
-        assert rt.factory is not None
-        missing = [w for w in WRAPPERS if rt.factory.get_wrapper(w) is None]
+        found = {name: rt.factory.get_wrapper(name) for name in WRAPPERS}
+        wrappers = {name: w for name, w in found.items() if w is not None}
+        missing = [name for name in WRAPPERS if name not in wrappers]
         if missing:
             print(f"error: the configuration has no wrapper {', '.join(missing)}", file=sys.stderr)
             return 2
         for name in rt.handles:
             rt.simulation_control(name).set_latency(args.latency)
-        demo = _Demo(rt, args, outage)
+        demo = _Demo(rt, wrappers, args, outage)
         demo.send()
         demo.report()
         return 1 if demo.tally["unexpected"] else 0
@@ -93,12 +95,14 @@ def run(args: argparse.Namespace) -> int:
 class _Demo:
     """One run: the traffic, the outage schedule, and what each request ended in."""
 
-    def __init__(self, rt: Runtime, args: argparse.Namespace, outage: list[str]) -> None:
+    def __init__(
+        self, rt: Runtime, wrappers: dict[str, WrapperProxy], args: argparse.Namespace, outage: list[str]
+    ) -> None:
         self.rt, self.args, self.outage, self.n = rt, args, outage, args.requests
         self.start, self.end = self.n // 3, 2 * self.n // 3  # requests [start, end) go out during the outage
         self.plan = [WRAPPERS[i % 2] for i in range(self.n)]
         random.Random(args.seed).shuffle(self.plan)
-        self.wrappers = {name: rt.factory.get_wrapper(name) for name in WRAPPERS}
+        self.wrappers = wrappers
         self.lock = threading.Lock()
         self.tally: collections.Counter[str] = (
             collections.Counter()
@@ -169,11 +173,11 @@ class _Demo:
 
     def watch(self, done: int) -> None:
         """Say when a breaker of a broken instance changes state on a route this demo uses."""
-        with self.lock, self.rt.table.lock:  # one reader at a time, so no stale state is said
+        table = self.rt.table
+        assert table is not None  # the demo runs inside ``with rt``
+        with self.lock, table.lock:  # one reader at a time, so no stale state is said
             now = time.monotonic()
-            states = {
-                key: self.rt.table.gates[key[0]].breakers[key[1]].state(now).value for key in self.breakers
-            }
+            states = {key: table.gates[key[0]].breakers[key[1]].state(now).value for key in self.breakers}
             changed = [(key, state) for key, state in states.items() if self.breakers[key] != state]
             self.breakers.update(changed)
         for (name, route), state in changed:

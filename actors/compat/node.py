@@ -184,12 +184,12 @@ class LLMNode:
             if wrapper is not None:
                 return wrapper
         rt = self._runtime(f"llm_wrapper {name!r}")
-        configured = rt.factory.get_wrapper(name) if rt.factory is not None else None
+        configured = rt.factory.get_wrapper(name)
         if configured is not None:
             return configured
         known = sorted(
             set(self.wrapper_factory.list_wrappers() if self.wrapper_factory is not None else ())
-            | set(rt.factory.list_wrappers() if rt.factory is not None else ())
+            | set(rt.factory.list_wrappers())
         )
         raise WrapperConfigError(
             f"unknown llm_wrapper {name!r}: create it with the wrapper factory or declare it in "

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -295,7 +295,7 @@ class ConfigMigrator:
         block["max_attempts"] = values.max_attempts
         block["retry_delay"] = values.retry_delay
         legacy_breaker = removed["circuit_breaker"].value if "circuit_breaker" in removed else None
-        if isinstance(legacy_breaker, Mapping):
+        if isinstance(legacy_breaker, MutableMapping):
             breaker = legacy_breaker  # the group's own node, comments and all; global values fill the rest
             doc.indent_comments(breaker, doc.indent)
             for key, value in values.circuit_breaker.items():
@@ -371,7 +371,10 @@ class ConfigMigrator:
         """
         self._require_dir()
         report: dict[str, Any] = {"task_groups": {}, "polling_pools": {}}
-        kinds = (("group", "task_groups", TaskGroupConfig), ("pool", "polling_pools", PollingPoolConfig))
+        kinds: tuple[tuple[Kind, str, type[BaseModel]], ...] = (
+            ("group", "task_groups", TaskGroupConfig),
+            ("pool", "polling_pools", PollingPoolConfig),
+        )
         for kind, section, model in kinds:
             for target in self._targets(kind):
                 report[section][target.name] = _validate_file(target, model)

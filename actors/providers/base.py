@@ -298,6 +298,7 @@ class HTTPProvider(Provider):
 
     #: Used when the model has no ``base_url``; None means one is required.
     default_base_url: ClassVar[str | None] = None
+    clients: HTTPClients  # never None here: the process-wide ones when none are given
 
     def __init__(self, model: ModelConfig, clients: HTTPClients | None = None) -> None:
         super().__init__(model, clients or default_clients())

@@ -135,16 +135,20 @@ class _Plan(NamedTuple):
 
     def chunks(self) -> list[StreamChunk]:
         reply = self.result()
-        base = {"instance": reply.instance, "model": reply.model}
+        instance, model = reply.instance, reply.model
         pieces = _PIECE.findall(reply.content)
         size = max(1, -(-len(pieces) // _STREAM_PIECES))
-        out = [StreamChunk(delta="".join(pieces[i : i + size]), **base) for i in range(0, len(pieces), size)]
+        out = [
+            StreamChunk(delta="".join(pieces[i : i + size]), instance=instance, model=model)
+            for i in range(0, len(pieces), size)
+        ]
         out.append(
             StreamChunk(
                 tool_calls=reply.tool_calls,
                 finish_reason=reply.finish_reason,
                 usage=reply.token_usage,
-                **base,
+                instance=instance,
+                model=model,
             )
         )
         return out
