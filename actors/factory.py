@@ -11,7 +11,7 @@ import asyncio
 import collections
 import inspect
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors.errors import ConfigError, WrapperConfigError, WrapperFactoryError
@@ -229,7 +229,7 @@ def _health_of(w: Any, kind: str) -> dict[str, Any]:
     return dict(result)
 
 
-def _run_awaitable(awaitable: Any) -> Any:
+def _run_awaitable(awaitable: Awaitable[Any]) -> Any:
     """Run a custom wrapper's coroutine to completion, whether or not this thread has a loop."""
     try:
         asyncio.get_running_loop()
@@ -254,7 +254,7 @@ def _run_awaitable(awaitable: Any) -> Any:
     return box["value"]
 
 
-async def _as_coroutine(awaitable: Any, timeout: float) -> Any:
+async def _as_coroutine(awaitable: Awaitable[Any], timeout: float) -> Any:
     return await asyncio.wait_for(awaitable, timeout)
 
 

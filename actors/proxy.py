@@ -17,7 +17,7 @@ from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
 from actors.messages import normalize_messages
 from actors.request import RequestRun
-from actors.response import LLMResponse, StreamChunk
+from actors.response import Attempt, LLMResponse, StreamChunk
 from actors.stats import CallStats
 from actors.table import Route
 
@@ -256,7 +256,7 @@ class Request:
         self.params = params
 
     @property
-    def attempts(self) -> list[Any]:
+    def attempts(self) -> list[Attempt]:
         """One record per attempt so far."""
         return self.run.attempts
 

@@ -21,6 +21,7 @@ import pykka
 
 from actors.config import LLMConfig, load_config
 from actors.factory import LLMWrapperFactory
+from actors.gate import InstanceGate
 from actors.group import TaskGroupActor
 from actors.instance import InstanceActor, InstanceHandle
 from actors.outcome import Outcome
@@ -28,9 +29,11 @@ from actors.pool import PoolActor
 from actors.protocol import AttemptBatch, AttemptDone, GetStats
 from actors.providers import HTTPClients, SimulatedProvider, SimulationControl, make_provider
 from actors.reply import ask_sync
+from actors.response import LLMResponse
 from actors.scheduler import Scheduler
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, group_route, pool_label
+from actors.target import Lease
 
 __all__ = ["FLUSH_INTERVAL", "Runtime"]
 
@@ -48,7 +51,7 @@ GROUP_PROBE_INTERVAL = 30.0
 class _Members:
     """A pool's or group's instances as the supervisor sees them (``ref`` only for pools)."""
 
-    ref: Any
+    ref: pykka.ActorRef[PoolActor] | None
     route: str
     members: list[str]
     health_check_interval: float
@@ -131,7 +134,7 @@ class Runtime:
         """Have ``factory``'s wrappers rebound to the new routes on every ``reload``."""
         self._factories.add(factory)
 
-    def _add_instance(self, gate: Any) -> None:
+    def _add_instance(self, gate: InstanceGate) -> None:
         handle = InstanceHandle(gate)
         self.handles[gate.name] = handle
         self._start_instance(handle)
@@ -263,9 +266,15 @@ class Runtime:
 
     # -- what callers and the table tell --------------------------------------------------------
 
-    def report(self, lease: Any, outcome: Outcome | None, duration: float, result: Any) -> None:
+    def report(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        duration: float,
+        result: LLMResponse | BaseException | None,
+    ) -> None:
         """One attempt ended; its instance's actor and its target's actor hear of it at the next flush."""
-        usage = result.token_usage if outcome is Outcome.SUCCESS else None
+        usage = result.token_usage if isinstance(result, LLMResponse) else None  # a success
         error = str(result) if isinstance(result, BaseException) else None
         self._outbox.append(
             AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error)
@@ -308,7 +317,7 @@ class Runtime:
 
         scheduler.call_later(FLUSH_INTERVAL, tick)
 
-    def _on_gate_change(self, gate: Any, route: str, event: str, until: float | None) -> None:
+    def _on_gate_change(self, gate: InstanceGate, route: str, event: str, until: float | None) -> None:
         supervisor = self.supervisor
         if supervisor is not None:
             try:
@@ -430,7 +439,7 @@ def _running(ref: pykka.ActorRef[Any] | None, what: str) -> pykka.ActorRef[Any]:
     return ref
 
 
-def _stop_refs(refs: list[Any]) -> None:
+def _stop_refs(refs: list[pykka.ActorRef[Any] | None]) -> None:
     for ref in refs:
         if ref is not None:
             try:
