@@ -12,16 +12,26 @@ import collections
 import inspect
 import threading
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from actors.config import LLMConfig
 from actors.errors import ConfigError, WrapperConfigError, WrapperFactoryError
+from actors.proxy import Host as WrapperHost
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
+from actors.table import Route
 
-if TYPE_CHECKING:
-    from actors.runtime import Runtime
-    from actors.table import Route
+__all__ = ["Host", "LLMWrapperFactory", "build_route", "resolve_pool_name"]
 
-__all__ = ["LLMWrapperFactory", "build_route", "resolve_pool_name"]
+
+class Host(WrapperHost, Protocol):
+    """What a factory needs of the runtime it serves (``Runtime`` is one): the factory sits
+    beside the runtime, which builds it, so it names the runtime only through this."""
+
+    config: LLMConfig
+    factory: LLMWrapperFactory
+
+    def attach_factory(self, factory: LLMWrapperFactory) -> None: ...
+
 
 #: Seconds ``health_check_all`` waits for a custom wrapper's async ``health_check``.
 HEALTH_CHECK_TIMEOUT = 5.0
@@ -30,7 +40,7 @@ HEALTH_CHECK_TIMEOUT = 5.0
 class LLMWrapperFactory:
     """Named wrappers over one runtime; safe to use from many threads."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Host) -> None:
         self._runtime = runtime
         self._init_registry()
 
@@ -43,7 +53,7 @@ class LLMWrapperFactory:
         }
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> Host:
         """The runtime the wrappers run on."""
         return self._runtime
 
@@ -258,7 +268,7 @@ async def _as_coroutine(awaitable: Awaitable[Any], timeout: float) -> Any:
     return await asyncio.wait_for(awaitable, timeout)
 
 
-def resolve_pool_name(runtime: Runtime, name: str, cfg: Mapping[str, Any]) -> str:
+def resolve_pool_name(runtime: Host, name: str, cfg: Mapping[str, Any]) -> str:
     """The pool a pool wrapper named ``name`` serves.
 
     In order: ``cfg["pool"]``; else a pool named like the wrapper (the original looked pools up
@@ -290,7 +300,7 @@ def resolve_pool_name(runtime: Runtime, name: str, cfg: Mapping[str, Any]) -> st
     )
 
 
-def build_route(runtime: Runtime, name: str, cls: type[WrapperProxy], cfg: Mapping[str, Any]) -> Route:
+def build_route(runtime: Host, name: str, cls: type[WrapperProxy], cfg: Mapping[str, Any]) -> Route:
     """The precomputed route a wrapper of class ``cls`` named ``name`` takes with settings ``cfg``."""
     if runtime.table is None:
         raise WrapperFactoryError(

@@ -11,22 +11,22 @@ import collections
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
 from actors.messages import normalize_messages
+from actors.outcome import Outcome
 from actors.request import RequestRun
 from actors.response import Attempt, LLMResponse, StreamChunk
 from actors.stats import CallStats
-from actors.table import Route
-
-if TYPE_CHECKING:
-    from actors.runtime import Runtime
+from actors.table import LeaseTable, Route
+from actors.target import Lease
 
 __all__ = [
     "DEFAULT_QUEUE_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "Host",
     "PollingPoolWrapper",
     "Request",
     "TaskGroupWrapper",
@@ -41,14 +41,33 @@ DEFAULT_QUEUE_TIMEOUT = 5.0
 HISTORY = 100
 
 
+class Host(Protocol):
+    """What a wrapper needs of the runtime it runs on (``Runtime`` is one); the proxy layer
+    names no module above it."""
+
+    table: LeaseTable | None
+
+    def report(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        duration: float,
+        result: LLMResponse | BaseException | None,
+    ) -> None: ...
+
+    def route_health(self, route: Route) -> dict[str, Any]: ...
+
+    def route_supports_tools(self, route: Route) -> bool: ...
+
+    def pool_status(self, pool: str, timeout: float = ...) -> dict[str, Any] | None: ...
+
+
 class WrapperProxy:
     """Sync, async and streaming ``generate`` over one route through the runtime's actors."""
 
     kind = "wrapper"
 
-    def __init__(
-        self, name: str, runtime: Runtime, route: Route, config: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, name: str, runtime: Host, route: Route, config: dict[str, Any] | None = None) -> None:
         self.name = name
         self.runtime = runtime
         self.config = dict(config or {})

@@ -26,16 +26,13 @@ import string
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from actors.compat.managers import TaskGroupManager
 from actors.errors import BadRequestError, WrapperConfigError
-from actors.factory import LLMWrapperFactory, build_route
+from actors.factory import Host, LLMWrapperFactory, build_route
 from actors.messages import AIMessage, SystemMessage, to_message_dict
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
-
-if TYPE_CHECKING:
-    from actors.runtime import Runtime
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "LLMNode", "NodeExecutionResult"]
 
@@ -169,7 +166,7 @@ class LLMNode:
             )
         return self.llm_client
 
-    def _runtime(self, why: str) -> Runtime:
+    def _runtime(self, why: str) -> Host:
         if self.wrapper_factory is not None:
             return self.wrapper_factory.runtime
         if self.task_group_manager is not None:
