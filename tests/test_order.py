@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.compat import TaskGroupManager
+from actors.compat import PollingPoolManager, TaskGroupManager
 from actors.runtime import Runtime
+from actors.table import pool_label
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config"
 
@@ -79,3 +80,12 @@ def test_the_cases_the_copies_disagreed_on(manager: TaskGroupManager) -> None:
     """The seed's copy sent echelon3 back up to echelon2, and stopped thinking_group short."""
     assert manager.get_fallback_groups("fast_group.echelon3") == []
     assert manager.get_fallback_groups("thinking_group.echelon1")[-1] == "fast_group.echelon3"
+
+
+def test_pool_members_are_the_pool_routes_members(runtime: Runtime, manager: TaskGroupManager) -> None:
+    pools = PollingPoolManager(manager)
+    assert runtime.table is not None and runtime.config.pools
+    for name in runtime.config.pools:
+        view = pools.get_pool(name)
+        assert view is not None
+        assert view.members == list(runtime.table.targets[pool_label(name)].names), name

@@ -10,7 +10,7 @@ from typing import Any
 
 from actors.compat.managers import TaskGroupManager
 from actors.compat.pools import PollingPoolManager
-from actors.factory import build_route
+from actors.compat.routes import WrapperCache
 from actors.proxy import TaskGroupWrapper
 
 __all__ = ["EnhancedFallbackManager"]
@@ -35,7 +35,7 @@ class EnhancedFallbackManager:
         self.task_group_manager = task_group_manager
         self.polling_pool_manager = polling_pool_manager
         self._lock = threading.Lock()
-        self._wrappers: dict[Any, tuple[Any, TaskGroupWrapper]] = {}  # key -> (table, wrapper)
+        self._wrappers = WrapperCache()
         self._history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
         self._executions: collections.Counter[str] = collections.Counter()
 
@@ -79,18 +79,10 @@ class EnhancedFallbackManager:
             None if fallback_groups is None else tuple(fallback_groups),
             tuple(sorted(route_cfg.items())),
         )
-        with self._lock:
-            cached = self._wrappers.get(key)
-        if cached is not None and cached[0] is rt.table:  # a reload makes a new table: rebuild then
-            return cached[1]
         cfg: dict[str, Any] = {"target": primary, **route_cfg}
         if fallback_groups is not None:
             cfg["fallback_groups"] = [g for g in fallback_groups if g != primary]
-        name = f"fallback:{primary}"
-        wrapper = TaskGroupWrapper(name, rt, build_route(rt, name, TaskGroupWrapper, cfg), cfg)
-        with self._lock:
-            self._wrappers[key] = (rt.table, wrapper)
-        return wrapper
+        return self._wrappers.get(key, rt, f"fallback:{primary}", TaskGroupWrapper, cfg)
 
     def _record(
         self,

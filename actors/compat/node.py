@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import string
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.compat.managers import TaskGroupManager
+from actors.compat.routes import WrapperCache
 from actors.errors import BadRequestError, WrapperConfigError
-from actors.factory import Host, LLMWrapperFactory, build_route
+from actors.factory import Host, LLMWrapperFactory
 from actors.messages import AIMessage, SystemMessage, to_message_dict
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
 
@@ -102,10 +102,7 @@ class LLMNode:
         self.wrapper_factory = wrapper_factory
         self.task_group_manager = task_group_manager
         self.config = dict(config or {})
-        self._lock = threading.Lock()
-        self._own: dict[
-            tuple[str, str], Any
-        ] = {}  # (kind, ref) -> (table, wrapper) for llm_group / polling_pool
+        self._own = WrapperCache()  # the wrappers llm_group and polling_pool make
 
     # -- running --------------------------------------------------------------------------------
 
@@ -196,18 +193,9 @@ class LLMNode:
     def _made(self, kind: str, ref: str) -> Any:
         what = "llm_group" if kind == "task_group" else "polling_pool"
         rt = self._runtime(f"{what} {ref!r}")
-        key = (kind, ref)
-        with self._lock:
-            cached = self._own.get(key)
-        if cached is not None and cached[0] is rt.table:  # a reload makes a new table: rebuild then
-            return cached[1]
         cls = TaskGroupWrapper if kind == "task_group" else PollingPoolWrapper
         cfg = {"target": ref} if kind == "task_group" else {"pool": ref}
-        name = f"{what}:{ref}"
-        wrapper = cls(name, rt, build_route(rt, name, cls, cfg), cfg)
-        with self._lock:
-            self._own[key] = (rt.table, wrapper)
-        return wrapper
+        return self._own.get((kind, ref), rt, f"{what}:{ref}", cls, cfg)
 
     # -- building the request and the result ----------------------------------------------------
 
