@@ -1,17 +1,23 @@
 """llm-actors: many LLM endpoints behaving like one reliable, fast LLM client.
 
 Start with ``Runtime.from_config("config")`` (a context manager) and its ``factory``; the
-seed-compatible managers, ``LLMNode`` and ``ConfigMigrator`` serve code written for the
-original design. Every error is an ``LLMError`` (see ``actors.errors``).
+seed-compatible managers, ``LLMNode`` and ``ConfigMigrator`` (``actors.compat``,
+``actors.migration``) serve code written for the original design. Every error is an ``LLMError`` (see ``actors.errors``).
 """
 
+from actors.compat import (
+    EnhancedFallbackManager,
+    LLMNode,
+    LLMWrapperFactory,
+    NodeExecutionResult,
+    PollingPoolManager,
+    TaskGroupManager,
+    YamlConfigLoader,
+)
 from actors.errors import *  # noqa: F403
 from actors.errors import __all__ as _errors_all
-from actors.factory import LLMWrapperFactory
-from actors.managers import EnhancedFallbackManager, PollingPoolManager, TaskGroupManager, YamlConfigLoader
 from actors.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from actors.migration import ConfigMigrator
-from actors.node import LLMNode, NodeExecutionResult
 from actors.outcome import Outcome
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
 from actors.response import Attempt, LLMResponse, StreamChunk, TokenUsage, ToolCall

@@ -1,34 +1,8 @@
-"""Clocks: where policies get ``now`` from, so that tests can drive time by hand."""
+"""The manual clock: policies take ``now`` as an argument, so tests drive time by hand."""
 
 from __future__ import annotations
 
-import time
-from typing import Protocol, runtime_checkable
-
-__all__ = ["MONOTONIC", "Clock", "ManualClock", "MonotonicClock"]
-
-
-@runtime_checkable
-class Clock(Protocol):
-    """A source of monotonic time in seconds."""
-
-    def now(self) -> float: ...
-
-
-class MonotonicClock:
-    """The real clock: ``time.monotonic()``."""
-
-    __slots__ = ()
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def __repr__(self) -> str:
-        return "MonotonicClock()"
-
-
-#: The shared real clock; it has no state, so one instance serves everyone.
-MONOTONIC = MonotonicClock()
+__all__ = ["ManualClock"]
 
 
 class ManualClock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -321,7 +321,7 @@ def stream_sync(
 
 async def stream_async(
     run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """The async twin of ``stream_sync``."""
     try:
         while True:

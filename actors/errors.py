@@ -147,11 +147,6 @@ class LLMCallError(LLMError):
         if outcome is not None:
             self.outcome = outcome
 
-    @property
-    def is_retryable(self) -> bool:
-        """Whether another attempt (on this or another instance) may succeed."""
-        return self.outcome.moves_on
-
     def __str__(self) -> str:
         prefix = f"[{self.instance}] " if self.instance else ""
         return prefix + self.message

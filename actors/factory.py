@@ -1,14 +1,8 @@
 """The wrapper factory: creates, finds and retires named wrappers over one runtime.
 
-Two ways to build one, both thin views over a single running ``Runtime``:
-
-- ``LLMWrapperFactory(runtime)``: what ``Runtime.start`` builds as ``rt.factory``; it holds the
-  wrappers declared in ``wrappers.yaml``.
-- ``LLMWrapperFactory(task_group_manager=..., polling_pool_manager=..., fallback_manager=...)``
-  (or ``LLMWrapperFactory(task_group_manager)``), as the original design did. The managers share
-  the manager's runtime, which starts on first use. Such a factory keeps its own registry: it
-  lists and counts the wrappers created through it, not the ones ``wrappers.yaml`` declares
-  (those stay reachable through ``runtime.factory``, which is where ``LLMNode`` also looks).
+``LLMWrapperFactory(runtime)`` is what ``Runtime.start`` builds as ``rt.factory``; it holds the
+wrappers declared in ``wrappers.yaml``. The original design's manager-shaped constructor is
+``actors.compat.LLMWrapperFactory`` (what ``actors.LLMWrapperFactory`` names).
 """
 
 from __future__ import annotations
@@ -17,18 +11,27 @@ import asyncio
 import collections
 import inspect
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol
 
+from actors.config import LLMConfig
 from actors.errors import ConfigError, WrapperConfigError, WrapperFactoryError
+from actors.proxy import Host as WrapperHost
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
+from actors.table import Route
 
-if TYPE_CHECKING:
-    from actors.managers import EnhancedFallbackManager, PollingPoolManager, TaskGroupManager
-    from actors.runtime import Runtime
-    from actors.table import Route
+__all__ = ["Host", "LLMWrapperFactory", "build_route", "resolve_pool_name"]
 
-__all__ = ["LLMWrapperFactory", "build_route", "resolve_pool_name"]
+
+class Host(WrapperHost, Protocol):
+    """What a factory needs of the runtime it serves (``Runtime`` is one): the factory sits
+    beside the runtime, which builds it, so it names the runtime only through this."""
+
+    config: LLMConfig
+    factory: LLMWrapperFactory
+
+    def attach_factory(self, factory: LLMWrapperFactory) -> None: ...
+
 
 #: Seconds ``health_check_all`` waits for a custom wrapper's async ``health_check``.
 HEALTH_CHECK_TIMEOUT = 5.0
@@ -37,55 +40,21 @@ HEALTH_CHECK_TIMEOUT = 5.0
 class LLMWrapperFactory:
     """Named wrappers over one runtime; safe to use from many threads."""
 
-    def __init__(
-        self,
-        runtime: Runtime | TaskGroupManager | None = None,
-        polling_pool_manager: PollingPoolManager | None = None,
-        fallback_manager: EnhancedFallbackManager | None = None,
-        *,
-        task_group_manager: TaskGroupManager | None = None,
-    ) -> None:
-        from actors.managers import TaskGroupManager
-
-        if isinstance(runtime, TaskGroupManager):  # the original's positional task_group_manager
-            if task_group_manager is not None and task_group_manager is not runtime:
-                raise WrapperFactoryError("pass the task group manager once, positionally or by keyword")
-            runtime, task_group_manager = None, runtime
-        if task_group_manager is None:
-            for manager in (polling_pool_manager, fallback_manager):
-                if manager is not None:
-                    task_group_manager = manager.task_group_manager
-                    break
-        if runtime is None and task_group_manager is None:
-            raise WrapperFactoryError(
-                "LLMWrapperFactory needs a Runtime or a TaskGroupManager, e.g. "
-                "LLMWrapperFactory(task_group_manager=TaskGroupManager('config'))"
-            )
-        for manager in (polling_pool_manager, fallback_manager):
-            if manager is not None and manager.task_group_manager is not task_group_manager:
-                raise WrapperFactoryError(
-                    f"{type(manager).__name__} was built over another TaskGroupManager; build every manager "
-                    "over the same one so that they share one runtime"
-                )
+    def __init__(self, runtime: Host) -> None:
         self._runtime = runtime
-        self.task_group_manager = task_group_manager
-        self.polling_pool_manager = polling_pool_manager
-        self.fallback_manager = fallback_manager
+        self._init_registry()
+
+    def _init_registry(self) -> None:
         self._lock = threading.Lock()
         self._wrappers: dict[str, WrapperProxy] = {}
         self._types: dict[str, type[WrapperProxy]] = {
             "task_group": TaskGroupWrapper,
             "polling_pool": PollingPoolWrapper,
         }
-        if task_group_manager is not None:
-            task_group_manager._register_factory(self)  # rebound when the manager reloads
 
     @property
-    def runtime(self) -> Runtime:
-        """The runtime the wrappers run on; a manager-built factory starts it on first use."""
-        if self._runtime is None:
-            assert self.task_group_manager is not None
-            return self.task_group_manager.runtime
+    def runtime(self) -> Host:
+        """The runtime the wrappers run on."""
         return self._runtime
 
     # -- creating -------------------------------------------------------------------------------
@@ -270,7 +239,7 @@ def _health_of(w: Any, kind: str) -> dict[str, Any]:
     return dict(result)
 
 
-def _run_awaitable(awaitable: Any) -> Any:
+def _run_awaitable(awaitable: Awaitable[Any]) -> Any:
     """Run a custom wrapper's coroutine to completion, whether or not this thread has a loop."""
     try:
         asyncio.get_running_loop()
@@ -295,11 +264,11 @@ def _run_awaitable(awaitable: Any) -> Any:
     return box["value"]
 
 
-async def _as_coroutine(awaitable: Any, timeout: float) -> Any:
+async def _as_coroutine(awaitable: Awaitable[Any], timeout: float) -> Any:
     return await asyncio.wait_for(awaitable, timeout)
 
 
-def resolve_pool_name(runtime: Runtime, name: str, cfg: Mapping[str, Any]) -> str:
+def resolve_pool_name(runtime: Host, name: str, cfg: Mapping[str, Any]) -> str:
     """The pool a pool wrapper named ``name`` serves.
 
     In order: ``cfg["pool"]``; else a pool named like the wrapper (the original looked pools up
@@ -331,7 +300,7 @@ def resolve_pool_name(runtime: Runtime, name: str, cfg: Mapping[str, Any]) -> st
     )
 
 
-def build_route(runtime: Runtime, name: str, cls: type[WrapperProxy], cfg: Mapping[str, Any]) -> Route:
+def build_route(runtime: Host, name: str, cls: type[WrapperProxy], cfg: Mapping[str, Any]) -> Route:
     """The precomputed route a wrapper of class ``cls`` named ``name`` takes with settings ``cfg``."""
     if runtime.table is None:
         raise WrapperFactoryError(

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.errors import BadRequestError
+
 __all__ = [
     "AIMessage",
     "BaseMessage",
@@ -91,14 +93,10 @@ def normalize_messages(messages: Iterable[Any] | str) -> list[dict[str, Any]]:
     try:
         out = [to_message_dict(m, index=i) for i, m in enumerate(messages)]
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
-        from actors.errors import BadRequestError
-
         raise BadRequestError(
             f"messages: a message has an unexpected shape ({type(exc).__name__}: {exc})"
         ) from None
     if not out:
-        from actors.errors import BadRequestError
-
         raise BadRequestError("messages is empty: pass at least one message")
     return out
 
@@ -170,6 +168,4 @@ def _tool_call_to_openai(call: Any) -> dict[str, Any]:
 
 
 def _bad(index: int, why: str) -> None:
-    from actors.errors import BadRequestError
-
     raise BadRequestError(f"messages[{index}]: {why}")

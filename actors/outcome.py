@@ -20,8 +20,3 @@ class Outcome(str, enum.Enum):
     CALLER_FAULT = "caller_fault"
     #: 401/403/404 and ``insufficient_quota``: disable the instance with the reason.
     FATAL = "fatal"
-
-    @property
-    def moves_on(self) -> bool:
-        """Whether the request should try another instance after this outcome."""
-        return self in (Outcome.RATE_LIMITED, Outcome.UNHEALTHY, Outcome.FATAL)

@@ -10,23 +10,25 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
+from typing import Any, Protocol
 
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
+from actors.errors import WrapperExecutionError
 from actors.messages import normalize_messages
+from actors.outcome import Outcome
 from actors.request import RequestRun
-from actors.response import LLMResponse, StreamChunk
+from actors.response import Attempt, LLMResponse, StreamChunk
+from actors.state.owner import StateOwner
 from actors.stats import CallStats
-from actors.table import Route
-
-if TYPE_CHECKING:
-    from actors.runtime import Runtime
+from actors.table import LeaseTable, Route
+from actors.target import Lease
 
 __all__ = [
     "DEFAULT_QUEUE_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "Host",
     "PollingPoolWrapper",
     "Request",
     "TaskGroupWrapper",
@@ -41,14 +43,36 @@ DEFAULT_QUEUE_TIMEOUT = 5.0
 HISTORY = 100
 
 
+class Host(Protocol):
+    """What a wrapper needs of the runtime it runs on (``Runtime`` is one); the proxy layer
+    names no module above it."""
+
+    state: StateOwner | None
+
+    @property
+    def table(self) -> LeaseTable | None: ...
+
+    def report(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        duration: float,
+        result: LLMResponse | BaseException | None,
+    ) -> None: ...
+
+    def route_health(self, route: Route) -> dict[str, Any]: ...
+
+    def route_supports_tools(self, route: Route) -> bool: ...
+
+    def pool_status(self, pool: str, timeout: float = ...) -> dict[str, Any] | None: ...
+
+
 class WrapperProxy:
     """Sync, async and streaming ``generate`` over one route through the runtime's actors."""
 
     kind = "wrapper"
 
-    def __init__(
-        self, name: str, runtime: Runtime, route: Route, config: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, name: str, runtime: Host, route: Route, config: dict[str, Any] | None = None) -> None:
         self.name = name
         self.runtime = runtime
         self.config = dict(config or {})
@@ -111,8 +135,13 @@ class WrapperProxy:
             timeout = float(kwargs.pop("timeout", None) or timeout)
             queue_timeout = kwargs.pop("queue_timeout", queue_timeout)
             params.update(kwargs)
+        state = self.runtime.state
+        if state is None:
+            raise WrapperExecutionError(
+                f"wrapper {self.name!r}: the runtime is not running; start it (rt.start() or a with block) first"
+            )
         run = RequestRun(
-            self.runtime.state,
+            state,
             self.route.plan(),
             timeout=timeout,
             backoff=self._backoff,
@@ -256,7 +285,7 @@ class Request:
         self.params = params
 
     @property
-    def attempts(self) -> list[Any]:
+    def attempts(self) -> list[Attempt]:
         """One record per attempt so far."""
         return self.run.attempts
 
@@ -297,7 +326,7 @@ class Request:
             raise
         self.wrapper._finish(run, run.response, None)
 
-    async def astream(self) -> AsyncIterator[StreamChunk]:
+    async def astream(self) -> AsyncGenerator[StreamChunk, None]:
         run = self.run
         chunks = stream_async(run, self.messages, self.params)
         try:

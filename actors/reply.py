@@ -36,8 +36,10 @@ class Reply:
                 self.future.set(value)
             else:
                 self.loop.call_soon_threadsafe(_settle, self.future, value, None)
-        except BaseException:  # the asker left (timeout, closed loop): nothing to do
+        except RuntimeError:  # the asker's loop is closed: nobody waits any more
             pass
+        except BaseException:  # never into the actor (SPEC §6), but never silently either
+            log.exception("could not deliver a reply")
 
     def fail(self, exc: BaseException) -> None:
         try:
@@ -45,8 +47,10 @@ class Reply:
                 self.future.set_exception((type(exc), exc, exc.__traceback__))
             else:
                 self.loop.call_soon_threadsafe(_settle, self.future, None, exc)
-        except BaseException:
+        except RuntimeError:  # the asker's loop is closed: nobody waits any more
             pass
+        except BaseException:
+            log.exception("could not deliver a failure reply")
 
 
 def _settle(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
@@ -62,7 +66,7 @@ def ask_sync(
     ref: pykka.ActorRef[Any], make: Callable[[Reply], Any], timeout: float = DEFAULT_ASK_TIMEOUT
 ) -> Any:
     """Send ``make(reply)`` to ``ref`` and wait up to ``timeout`` seconds for the answer."""
-    future = pykka.ThreadingFuture()
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
     ref.tell(make(Reply(future)))
     return future.get(timeout=timeout)
 

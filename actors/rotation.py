@@ -1,9 +1,9 @@
 """Rotation strategies: which member of a pool or tier the next attempt goes to.
 
 A strategy is a small object in a registry (``STRATEGIES``, ``make_strategy``). Each call to
-``choose(candidates, view, exclude)`` gets the full member list in its stable order, a ``view``
-of per-instance facts, and the names this request already tried; it returns a name that is
-available and not excluded, or None. Strategies keep only their own rotation state (cursors,
+``choose(candidates, view)`` gets the full member list in its stable order and a ``view`` of
+per-instance facts (an instance this request already tried is unavailable in it); it returns a
+name that is available, or None. Strategies keep only their own rotation state (cursors,
 weights); everything about the instances comes from the view, read at the moment of choice.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from typing import Protocol
 
 __all__ = [
@@ -27,8 +26,6 @@ __all__ = [
     "Weighted",
     "make_strategy",
 ]
-
-_NONE: frozenset[str] = frozenset()
 
 
 class View(Protocol):
@@ -52,7 +49,7 @@ class Strategy:
 
     name = ""
 
-    def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
+    def choose(self, candidates: Sequence[str], view: View) -> str | None:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -60,7 +57,7 @@ class Strategy:
 
 
 class RoundRobin(Strategy):
-    """Each member in turn; one that is unavailable or excluded is skipped, not counted.
+    """Each member in turn; one that is unavailable is skipped, not counted.
 
     The cursor runs over the full member list, so the others keep their order and their equal
     shares while one is out, and a member that comes back rejoins at its own place in the cycle.
@@ -73,7 +70,7 @@ class RoundRobin(Strategy):
     def __init__(self) -> None:
         self._cursor = 0  # index of the member whose turn is next
 
-    def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
+    def choose(self, candidates: Sequence[str], view: View) -> str | None:
         n = len(candidates)
         start = self._cursor % n if n else 0
         for k in range(n):
@@ -81,7 +78,7 @@ class RoundRobin(Strategy):
             if i >= n:
                 i -= n
             name = candidates[i]
-            if name not in exclude and view.available(name):
+            if view.available(name):
                 self._cursor = i + 1
                 return name
         return None
@@ -98,8 +95,8 @@ class LeastRecentlyUsed(Strategy):
 
     name = "least_recently_used"
 
-    def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
-        return _lowest(candidates, view, exclude, view.last_used)  # never used: nothing is older
+    def choose(self, candidates: Sequence[str], view: View) -> str | None:
+        return _lowest(candidates, view, view.last_used)  # never used: nothing is older
 
 
 class Weighted(Strategy):
@@ -120,7 +117,7 @@ class Weighted(Strategy):
         self.weights = dict(weights) if weights else {}
         self._current: dict[str, float] = {}
 
-    def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
+    def choose(self, candidates: Sequence[str], view: View) -> str | None:
         current = self._current
         if len(current) > len(candidates):  # members left the pool: forget their credit
             keep = set(candidates)
@@ -131,7 +128,7 @@ class Weighted(Strategy):
         best_credit = 0.0
         total = 0.0
         for name in candidates:
-            if name in exclude or not view.available(name):
+            if not view.available(name):
                 continue
             w = weights.get(name)
             if w is None:
@@ -161,8 +158,8 @@ class RandomChoice(Strategy):
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.Random()
 
-    def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
-        eligible = [name for name in candidates if name not in exclude and view.available(name)]
+    def choose(self, candidates: Sequence[str], view: View) -> str | None:
+        eligible = [name for name in candidates if view.available(name)]
         return self._rng.choice(eligible) if eligible else None
 
 
@@ -176,7 +173,7 @@ class LeastBusy(Strategy):
     def __init__(self) -> None:
         self._cursor = 0
 
-    def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
+    def choose(self, candidates: Sequence[str], view: View) -> str | None:
         n = len(candidates)
         start = self._cursor % n if n else 0
         best = None
@@ -187,7 +184,7 @@ class LeastBusy(Strategy):
             if i >= n:
                 i -= n
             name = candidates[i]
-            if name in exclude or not view.available(name):
+            if not view.available(name):
                 continue
             load = view.in_flight(name)
             if best is None or load < best_load:
@@ -215,11 +212,11 @@ class LowestLatency(Strategy):
         self.explore_every = explore_every
         self._picks = 0
 
-    def choose(self, candidates: Sequence[str], view: View, exclude: AbstractSet[str] = _NONE) -> str | None:
+    def choose(self, candidates: Sequence[str], view: View) -> str | None:
         self._picks += 1
         if self.explore_every and self._picks % self.explore_every == 0:
-            return _LRU.choose(candidates, view, exclude)
-        return _lowest(candidates, view, exclude, view.latency)  # unmeasured: measure it first
+            return _LRU.choose(candidates, view)
+        return _lowest(candidates, view, view.latency)  # unmeasured: measure it first
 
 
 class Ewma:
@@ -245,15 +242,13 @@ class Ewma:
         return f"Ewma(alpha={self.alpha}, value={self.value!r})"
 
 
-def _lowest(
-    candidates: Sequence[str], view: View, exclude: AbstractSet[str], key: Callable[[str], float | None]
-) -> str | None:
+def _lowest(candidates: Sequence[str], view: View, key: Callable[[str], float | None]) -> str | None:
     """The available member with the lowest ``key``; one whose key is None wins at once.
     Ties go to the earlier member."""
     best = None
     best_key = 0.0
     for name in candidates:
-        if name in exclude or not view.available(name):
+        if not view.available(name):
             continue
         value = key(name)
         if value is None:
@@ -276,4 +271,4 @@ def make_strategy(name: str, **kwargs: object) -> Strategy:
         cls = STRATEGIES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown rotation strategy {name!r}; use one of: {', '.join(STRATEGIES)}") from None
-    return cls(**kwargs)  # type: ignore[arg-type]
+    return cls(**kwargs)

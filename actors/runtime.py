@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import logging
 import threading
 import time
 import weakref
@@ -17,19 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import pykka
+
 from actors.config import LLMConfig, load_config
+from actors.factory import LLMWrapperFactory
+from actors.gate import InstanceGate
 from actors.group import TaskGroupActor
 from actors.instance import InstanceActor, InstanceHandle
 from actors.outcome import Outcome
 from actors.pool import PoolActor
 from actors.protocol import AttemptBatch, AttemptDone, GetStats
-from actors.providers import HTTPClients, make_provider
-from actors.reply import ask_async, ask_sync
+from actors.providers import HTTPClients, SimulatedProvider, SimulationControl, make_provider
+from actors.reply import ask_sync
+from actors.response import LLMResponse
 from actors.scheduler import Scheduler
 from actors.state.local import LocalState
 from actors.state.owner import ChangeListener, StateOwner
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, group_route, pool_label
+from actors.target import Lease
 
 __all__ = ["FLUSH_INTERVAL", "Runtime", "StateFactory"]
 
@@ -41,6 +48,8 @@ class StateFactory(Protocol):
         self, config: LLMConfig, providers: Mapping[str, Any], *, on_change: ChangeListener | None = None
     ) -> StateOwner: ...
 
+
+log = logging.getLogger(__name__)
 
 #: Seconds between deliveries of attempt reports to the actors.
 FLUSH_INTERVAL = 0.05
@@ -54,7 +63,7 @@ GROUP_PROBE_INTERVAL = 30.0
 class _Members:
     """A pool's or group's instances as the supervisor sees them (``ref`` only for pools)."""
 
-    ref: Any
+    ref: pykka.ActorRef[PoolActor] | None
     route: str
     members: list[str]
     health_check_interval: float
@@ -80,13 +89,15 @@ class Runtime:
         self.state: StateOwner | None = None  # the one owner of request state
         self.providers: dict[str, Any] = {}  # model name -> the Provider that speaks its API
         self.handles: dict[str, InstanceHandle] = {}
-        self.group_refs: dict[str, Any] = {}
-        self.pool_refs: dict[str, Any] = {}
-        self.owner_of: dict[str, Any] = {}  # target label -> the group or pool actor counting it
-        self.supervisor: Any = None
+        self.group_refs: dict[str, pykka.ActorRef[TaskGroupActor]] = {}
+        self.pool_refs: dict[str, pykka.ActorRef[PoolActor]] = {}
+        self.owner_of: dict[
+            str, pykka.ActorRef[Any]
+        ] = {}  # target label -> the group or pool actor counting it
+        self.supervisor: pykka.ActorRef[Any] | None = None
         self.scheduler: Scheduler | None = None
         self.prober: Prober | None = None
-        self.factory: Any = None
+        self.factory = LLMWrapperFactory(self)  # its wrappers need a started runtime
         self.started = False
         self._stop_lock = threading.Lock()
         # Attempt reports wait here until the next flush: telling an actor per attempt would
@@ -94,7 +105,7 @@ class Runtime:
         self._outbox: collections.deque[AttemptDone] = collections.deque()
         self._flush_lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._factories: weakref.WeakSet[Any] = weakref.WeakSet()  # rebound on reload
+        self._factories: weakref.WeakSet[LLMWrapperFactory] = weakref.WeakSet()  # rebound on reload
 
     @classmethod
     def from_config(cls, path: str | Path, *, simulate: bool = False, **options: Any) -> Runtime:
@@ -116,8 +127,6 @@ class Runtime:
             self.prober = Prober().start()
             self._start_topology()
             self._schedule_flush()
-            from actors.factory import LLMWrapperFactory
-
             self.factory = LLMWrapperFactory(self)
             self.factory.create_wrappers_from_config(
                 {name: w.model_dump(exclude_none=True) for name, w in cfg.wrappers.items()}, strict=True
@@ -133,8 +142,6 @@ class Runtime:
         """Make ``rt.factory`` match the new ``wrappers.yaml``: new and changed wrappers are
         (re)created, removed ones are removed; wrappers made in code are left alone."""
         factory = self.factory
-        if factory is None:
-            return
         for name in old.wrappers:
             if name not in new.wrappers:
                 factory.remove_wrapper(name)
@@ -143,11 +150,11 @@ class Runtime:
                 kind = getattr(w.type, "value", w.type)
                 factory.create_wrapper_from_config(name, kind, w.model_dump(exclude_none=True), replace=True)
 
-    def attach_factory(self, factory: Any) -> None:
+    def attach_factory(self, factory: LLMWrapperFactory) -> None:
         """Have ``factory``'s wrappers rebound to the new routes on every ``reload``."""
         self._factories.add(factory)
 
-    def _add_instance(self, gate: Any) -> None:
+    def _add_instance(self, gate: InstanceGate) -> None:
         handle = InstanceHandle(gate)
         self.handles[gate.name] = handle
         self._start_instance(handle)
@@ -157,12 +164,12 @@ class Runtime:
         cfg, state = self.config, self.state
         assert state is not None and self.scheduler is not None and self.prober is not None
         targets = state.targets()
-        owner_of: dict[str, Any] = {}
+        owner_of: dict[str, pykka.ActorRef[Any]] = {}
         for gname, group in cfg.groups.items():
-            ref = TaskGroupActor.start(gname, group)
-            self.group_refs[gname] = ref
+            group_ref = TaskGroupActor.start(gname, group)
+            self.group_refs[gname] = group_ref
             for tname, _ in group.tiers_by_priority():
-                owner_of[f"{gname}.{tname}"] = ref
+                owner_of[f"{gname}.{tname}"] = group_ref
         pools: dict[str, _Members] = {}
         for pname, pool in cfg.pools.items():
             target = targets[pool_label(pname)]
@@ -288,9 +295,15 @@ class Runtime:
 
     # -- what callers and the state owner tell-----------------------------------------------------
 
-    def report(self, lease: Any, outcome: Outcome | None, duration: float, result: Any) -> None:
+    def report(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        duration: float,
+        result: LLMResponse | BaseException | None,
+    ) -> None:
         """One attempt ended; its instance's actor and its target's actor hear of it at the next flush."""
-        usage = result.token_usage if outcome is Outcome.SUCCESS else None
+        usage = result.token_usage if isinstance(result, LLMResponse) else None  # a success
         error = str(result) if isinstance(result, BaseException) else None
         self._outbox.append(
             AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error)
@@ -319,7 +332,7 @@ class Runtime:
                 if owner is not None:
                     try:
                         owner.tell(AttemptBatch(items))
-                    except Exception:  # stopping
+                    except pykka.ActorDeadError:  # stopped by a reload or stop() meanwhile
                         pass
 
     def _schedule_flush(self) -> None:
@@ -338,7 +351,7 @@ class Runtime:
         if supervisor is not None:
             try:
                 supervisor.tell(StateChanged(instance, route, event, until))
-            except Exception:
+            except pykka.ActorDeadError:  # stopped by a reload or stop() meanwhile
                 pass
 
     # -- views ----------------------------------------------------------------------------------
@@ -366,7 +379,7 @@ class Runtime:
 
     def route_supports_tools(self, route: Route) -> bool:
         """Whether the route's first tier declares ``function_calling`` (pools: every member tier)."""
-        tiers = set()
+        tiers: set[str] = set()
         for step in route.steps[:1]:
             tiers.update(m.tier for m in step.target.members)
         if not tiers:
@@ -379,7 +392,7 @@ class Runtime:
 
     def instance_stats(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
         self.flush()
-        return ask_sync(self.handles[name].ref, GetStats, timeout)
+        return ask_sync(_running(self.handles[name].ref, f"instance {name!r}"), GetStats, timeout)
 
     def pool_status(self, pool: str, timeout: float = 5.0) -> dict[str, Any] | None:
         ref = self.pool_refs.get(pool)
@@ -393,10 +406,7 @@ class Runtime:
         return ask_sync(self.group_refs[group], GetStats, timeout)
 
     def supervisor_stats(self, timeout: float = 5.0) -> dict[str, Any]:
-        return ask_sync(self.supervisor, GetStats, timeout)
-
-    async def supervisor_stats_async(self, timeout: float = 5.0) -> dict[str, Any]:
-        return await ask_async(self.supervisor, GetStats, timeout)
+        return ask_sync(_running(self.supervisor, "the supervisor"), GetStats, timeout)
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Everything: instances, groups, pools, wrappers and the supervisor."""
@@ -408,9 +418,16 @@ class Runtime:
             "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
             "supervisor": self.supervisor_stats(timeout),
         }
-        if self.factory is not None:
-            out["wrappers"] = self.factory.get_wrapper_stats()
+        out["wrappers"] = self.factory.get_wrapper_stats()
         return out
+
+    def simulation_control(self, name: str) -> SimulationControl:
+        """The run-time overrides of the simulated instance ``name`` (this runtime's only)."""
+        assert self.table is not None, "start the runtime first"
+        client = self.table.gates[name].client
+        if not isinstance(client, SimulatedProvider):
+            raise ValueError(f"instance {name!r} is not simulated; start the runtime with simulate=True")
+        return client.control
 
     def crash_instance(self, name: str) -> None:
         """Drill hook: make an instance actor fail; the supervisor restarts it."""
@@ -435,13 +452,21 @@ def _simulated(config: LLMConfig) -> LLMConfig:
     return config.model_copy(update={"models": models})
 
 
-def _stop_refs(refs: list[Any]) -> None:
+def _running(ref: pykka.ActorRef[Any] | None, what: str) -> pykka.ActorRef[Any]:
+    if ref is None:  # not started, stopped, or restarting after a crash
+        raise pykka.ActorDeadError(f"{what} is not running")
+    return ref
+
+
+def _stop_refs(refs: list[pykka.ActorRef[Any] | None]) -> None:
     for ref in refs:
         if ref is not None:
             try:
-                ref.stop(block=True, timeout=5)
-            except Exception:  # already dead
-                pass
+                ref.stop(block=True, timeout=5)  # False, not an error, when already dead
+            except pykka.Timeout:
+                log.warning(
+                    "%s did not stop within 5 s; its thread is a daemon and dies with the process", ref
+                )
 
 
 # Runtimes still running at interpreter exit are stopped, so no actor thread outlives main.
@@ -453,5 +478,5 @@ def _stop_all() -> None:
     for rt in list(_live):
         try:
             rt.stop()
-        except Exception:
-            pass
+        except Exception:  # at exit: the other runtimes still get stopped
+            log.exception("stopping %r at exit failed", rt)

@@ -9,12 +9,15 @@ actor that crashed.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import pykka
 
 from actors.actor import Actor
 from actors.instance import InstanceHandle
@@ -160,7 +163,7 @@ class RotationSupervisor(Actor):
         self.probe_timeout = probe_timeout
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
         self.restarts = 0
-        self.probes = collections.Counter()
+        self.probes: collections.Counter[str] = collections.Counter()
         self._pools_of: dict[str, list[str]] = collections.defaultdict(list)
         for name, entry in pools.items():
             for member in entry.members:
@@ -190,7 +193,7 @@ class RotationSupervisor(Actor):
                 reason = f"disabled: {self.state.disabled_reason(m.instance)}"
             self._rotate(m.instance, m.route, out=True, reason=reason, every_pool=m.event != "open")
             if m.until is not None:
-                self.scheduler.call_at(m.until, lambda i=m.instance: self._tell(_RecoveryDue(i)))
+                self.scheduler.call_at(m.until, functools.partial(self._tell, _RecoveryDue(m.instance)))
         elif m.event in ("closed", "half_open"):
             self._rotate(m.instance, m.route, out=False, reason=m.event, every_pool=False)
 
@@ -226,8 +229,8 @@ class RotationSupervisor(Actor):
                 self.probes["sent"] += 1
                 self.prober.submit(
                     name,
-                    lambda c=client: c.probe(timeout=self.probe_timeout),
-                    lambda err, n=name: self._tell(_ProbeResult(n, err)),
+                    functools.partial(client.probe, timeout=self.probe_timeout),
+                    functools.partial(self._probe_done, name),
                 )
         self._schedule_probe(m.route, entry.health_check_interval)
 
@@ -276,8 +279,11 @@ class RotationSupervisor(Actor):
             }
         )
 
+    def _probe_done(self, name: str, error: BaseException | None) -> None:
+        self._tell(_ProbeResult(name, error))
+
     def _tell(self, message: Any) -> None:
         try:
             self.actor_ref.tell(message)
-        except Exception:  # stopped: timers and probes outlive us by a moment
+        except pykka.ActorDeadError:  # stopped: timers and probes outlive us by a moment
             pass

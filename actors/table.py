@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.fallback import FallbackPlan, Step, plan_class
 from actors.gate import EchelonBudget, InstanceGate
+from actors.order import group_plan, tier_order
 from actors.rotation import make_strategy
 from actors.target import Member, Target
 
@@ -202,24 +203,11 @@ class LeaseTable:
         fallback_groups: list[str] | None,
         plan_cls: type[FallbackPlan],
     ) -> list[Step]:
-        """The steps of a task-group request: ``ref``'s tiers, the group's lower tiers when the
-        plan descends, then the fallback ladder (``LLMConfig.fallback_tiers``), each tier once."""
-        first = config.resolve(ref)
-        pairs = list(first)
-        if plan_cls.descends:
-            group = first[0][0]
-            ordered = [(group, t) for t, _ in config.groups[group].tiers_by_priority()]
-            start = ordered.index(first[-1])
-            pairs += ordered[start + 1 :]
-        pairs += config.fallback_tiers(ref, fallback_groups)
-        steps, seen = [], set()
-        for group, tier in pairs:
-            label = f"{group}.{tier}"
-            if label in seen:
-                continue
-            seen.add(label)
+        """The steps of a task-group request, one per tier in ``order.tier_order``."""
+        steps = []
+        for group, tier in tier_order(config, ref, fallback_groups, plan_cls):
             retries = config.groups[group].tiers[tier].max_retries
-            steps.append(Step(self.targets[label], 1 + retries, label))
+            steps.append(Step(self.targets[f"{group}.{tier}"], 1 + retries, f"{group}.{tier}"))
         return steps
 
     def group_route(
@@ -233,10 +221,8 @@ class LeaseTable:
         retry_delay: float | None = None,
     ) -> Route:
         """How requests to a task-group ref proceed, from the group's ``fallback_config``."""
-        group = config.groups[config.resolve(ref)[0][0]]
-        fb = group.effective_fallback
-        name = strategy or _value(fb.strategy)
-        plan_cls = plan_class(name)
+        fb = config.groups[config.resolve(ref)[0][0]].effective_fallback
+        plan_cls = group_plan(config, ref, strategy)
         refs = None if fallback_groups is None else list(fallback_groups)
         steps = self.tier_steps(config, ref, refs, plan_cls)
         delay = fb.retry_delay if retry_delay is None else retry_delay

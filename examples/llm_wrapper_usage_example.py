@@ -141,11 +141,9 @@ async def show_fallback(
     fast_wrapper: object,
     messages: list[HumanMessage],
 ) -> None:
-    from actors.providers.simulated import simulation_control
-
     broken = task_group_manager.get_models_for_group("fast_group.echelon1")
     for name in broken:
-        simulation_control(name).fail(status=503)
+        task_group_manager.runtime.simulation_control(name).fail(status=503)
     try:
         delay = task_group_manager.get_fallback_config("fast_group")["retry_delay"]
         print(f"\nBreaking fast_group.echelon1 ({', '.join(broken)}) ...")
@@ -167,7 +165,7 @@ async def show_fallback(
         )
     finally:
         for name in broken:
-            simulation_control(name).heal()
+            task_group_manager.runtime.simulation_control(name).heal()
 
 
 if __name__ == "__main__":

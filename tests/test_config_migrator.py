@@ -536,7 +536,7 @@ def test_get_migration_log_is_a_copy(migrator: ConfigMigrator) -> None:
 
 
 def test_works_with_a_task_group_manager(llms: Path) -> None:
-    from actors.managers import TaskGroupManager
+    from actors.compat import TaskGroupManager
 
     manager = TaskGroupManager(llms.parent)
     m = ConfigMigrator(manager)

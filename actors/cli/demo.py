@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from actors.errors import ConfigError, LLMError
-from actors.providers.simulated import simulation_control
+from actors.proxy import WrapperProxy
 from actors.runtime import Runtime
 
 __all__ = ["add_arguments", "run", "table"]
@@ -77,32 +77,32 @@ def run(args: argparse.Namespace) -> int:
             f"error: no instance {args.outage!r}; choose from: {', '.join(rt.config.models)}", file=sys.stderr
         )
         return 2
-    try:
-        with rt:
-            missing = [w for w in WRAPPERS if rt.factory.get_wrapper(w) is None]
-            if missing:
-                print(f"error: the configuration has no wrapper {', '.join(missing)}", file=sys.stderr)
-                return 2
-            for name in rt.handles:
-                simulation_control(name).set_latency(args.latency)
-            demo = _Demo(rt, args, outage)
-            demo.send()
-            demo.report()
-            return 1 if demo.tally["unexpected"] else 0
-    finally:
-        for name in rt.config.models:  # the controls are process-wide: leave none broken or slowed
-            simulation_control(name).reset()
+    with rt:
+        found = {name: rt.factory.get_wrapper(name) for name in WRAPPERS}
+        wrappers = {name: w for name, w in found.items() if w is not None}
+        missing = [name for name in WRAPPERS if name not in wrappers]
+        if missing:
+            print(f"error: the configuration has no wrapper {', '.join(missing)}", file=sys.stderr)
+            return 2
+        for name in rt.handles:
+            rt.simulation_control(name).set_latency(args.latency)
+        demo = _Demo(rt, wrappers, args, outage)
+        demo.send()
+        demo.report()
+        return 1 if demo.tally["unexpected"] else 0
 
 
 class _Demo:
     """One run: the traffic, the outage schedule, and what each request ended in."""
 
-    def __init__(self, rt: Runtime, args: argparse.Namespace, outage: list[str]) -> None:
+    def __init__(
+        self, rt: Runtime, wrappers: dict[str, WrapperProxy], args: argparse.Namespace, outage: list[str]
+    ) -> None:
         self.rt, self.args, self.outage, self.n = rt, args, outage, args.requests
         self.start, self.end = self.n // 3, 2 * self.n // 3  # requests [start, end) go out during the outage
         self.plan = [WRAPPERS[i % 2] for i in range(self.n)]
         random.Random(args.seed).shuffle(self.plan)
-        self.wrappers = {name: rt.factory.get_wrapper(name) for name in WRAPPERS}
+        self.wrappers = wrappers
         self.lock = threading.Lock()
         self.tally: collections.Counter[str] = (
             collections.Counter()
@@ -134,13 +134,13 @@ class _Demo:
                 f"OUTAGE STARTS at request {i + 1}/{self.n}: {names} now fail{s} every call with HTTP 503"
             )
             for name in self.outage:
-                simulation_control(name).fail(503)
+                self.rt.simulation_control(name).fail(503)
         if i == self.end:
             self.say(
                 f"OUTAGE ENDS at request {i + 1}/{self.n}: {names} answer{s} again (open breakers wait to recover)"
             )
             for name in self.outage:
-                simulation_control(name).heal()
+                self.rt.simulation_control(name).heal()
         wrapper = self.wrappers[self.plan[i]]
         try:
             response = wrapper.generate(f"request {i + 1}", queue_timeout=self.args.queue_timeout)
@@ -173,8 +173,10 @@ class _Demo:
 
     def watch(self, done: int) -> None:
         """Say when a breaker of a broken instance changes state on a route this demo uses."""
+        state = self.rt.state
+        assert state is not None  # the demo runs inside ``with rt``
         with self.lock:  # one reader at a time, so no stale state is said
-            snapshot = self.rt.state.snapshot(time.monotonic())
+            snapshot = state.snapshot(time.monotonic())
             states = {key: snapshot[key[0]]["breakers"][key[1]]["state"] for key in self.breakers}
             changed = [(key, state) for key, state in states.items() if self.breakers[key] != state]
             self.breakers.update(changed)

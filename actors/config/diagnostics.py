@@ -165,7 +165,7 @@ def _lookup(raw: Any, parts: Sequence[Any]) -> tuple[bool, Any]:
 
 
 def _valid_keys(model: type[BaseModel]) -> list[str]:
-    hidden = getattr(model, "hidden_keys", frozenset())
+    hidden: frozenset[str] = getattr(model, "hidden_keys", frozenset())
     return [name for name in model.model_fields if name not in hidden]
 
 

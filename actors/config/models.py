@@ -451,6 +451,7 @@ class WrapperConfig(Strict):
                     "required for a polling_pool wrapper: the name of a pool under polling_pools/"
                 )
             return value
+        assert field is not None  # a field validator always knows its field
         if own[field] is not kind:
             raise ValueError(f"only a {own[field].value} wrapper takes {field}; this one is {kind.value}")
         return value

@@ -19,7 +19,7 @@ LEVELS = ("debug", "info", "warning", "error")
 def configure(level: str = "info") -> None:
     """JSON logs at ``level`` and above on stderr, for structlog and the stdlib alike."""
     number = getattr(logging, level.upper())
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

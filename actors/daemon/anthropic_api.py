@@ -285,7 +285,7 @@ class EventStream:
 
     def _start(self, model: str) -> bytes:
         self.started = True
-        start = {
+        start: dict[str, Any] = {
             "message": {
                 "id": self.id,
                 "type": "message",

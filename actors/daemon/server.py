@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import sys
 import threading
@@ -36,7 +37,7 @@ __all__ = ["DaemonServer", "ServeOptions", "serve"]
 _log = structlog.get_logger("llm_actors.daemon")
 
 #: Seconds uvicorn waits for connections to close after the drain (more when requests remain).
-_CLOSE_WAIT = 1.0
+_CLOSE_WAIT = 1
 
 
 @dataclass
@@ -167,7 +168,7 @@ def serve(options: ServeOptions) -> int:
                 server_header=False,
                 backlog=2048,
                 timeout_keep_alive=30,
-                timeout_graceful_shutdown=max(options.grace, _CLOSE_WAIT),
+                timeout_graceful_shutdown=math.ceil(max(options.grace, _CLOSE_WAIT)),  # uvicorn takes int
             )
             server = DaemonServer(config, state, options.grace, early)
             server.run()

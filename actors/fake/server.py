@@ -109,18 +109,17 @@ class Connection(asyncio.Protocol):
             except h11.RemoteProtocolError as exc:
                 self._reject(exc)
                 return
-            kind = type(event)
-            if kind is h11.Data:
+            if isinstance(event, h11.Data):
                 self._body.append(event.data)
-            elif kind is h11.Request:
+            elif isinstance(event, h11.Request):
                 self._request = event
                 self._body = []
                 if conn.client_is_waiting_for_100_continue:  # curl asks before sending > 1 KiB
                     self.transport.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-            elif kind is h11.EndOfMessage:
+            elif isinstance(event, h11.EndOfMessage) and self._request is not None:
                 if not self._dispatch(self._request, b"".join(self._body)):
                     return
-            elif kind is h11.ConnectionClosed:
+            elif isinstance(event, h11.ConnectionClosed):
                 self.transport.close()
                 return
             else:  # NEED_DATA, or PAUSED while a response is still being sent

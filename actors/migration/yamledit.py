@@ -248,6 +248,8 @@ def _yaml(style: _Style) -> Any:
 
 def _find_style(text: str) -> _Style:
     """The layout that writes ``text`` back unchanged, or else the one that changes fewest lines."""
+    from ruamel.yaml.error import YAMLError
+
     explicit = _starts_explicitly(text)
     candidates = [_guess_indent(text), *_INDENT_STYLES]
     styles = list(dict.fromkeys(_Style(*c, explicit) for c in candidates if c is not None))
@@ -258,7 +260,7 @@ def _find_style(text: str) -> _Style:
         try:
             yaml = _yaml(style)
             yaml.dump(yaml.load(text), out)
-        except Exception:
+        except YAMLError:
             return best  # the caller's own load reports the problem
         if out.getvalue() == text:
             return style
@@ -270,11 +272,12 @@ def _find_style(text: str) -> _Style:
 
 
 def _guess_indent(text: str) -> tuple[int, int, int] | None:
+    from ruamel.yaml.error import YAMLError
     from ruamel.yaml.util import load_yaml_guess_indent
 
     try:
         _, indent, offset = load_yaml_guess_indent(text)
-    except Exception:
+    except YAMLError:
         return None
     if indent is None:
         return None

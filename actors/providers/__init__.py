@@ -14,12 +14,7 @@ from actors.providers.anthropic import AnthropicProvider
 from actors.providers.base import HTTPProvider, Provider
 from actors.providers.clients import DEFAULT_LIMITS, HTTPClients, default_clients
 from actors.providers.openai import OpenAICompatibleProvider, OpenAIProvider
-from actors.providers.simulated import (
-    SimulatedProvider,
-    SimulationControl,
-    reset_simulation_controls,
-    simulation_control,
-)
+from actors.providers.simulated import SimulatedProvider, SimulationControl
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -35,8 +30,6 @@ __all__ = [
     "default_clients",
     "make_provider",
     "register_provider",
-    "reset_simulation_controls",
-    "simulation_control",
 ]
 
 #: Provider class by ``model_type``.

@@ -289,7 +289,7 @@ def _without_userinfo(url: str) -> str:
         return url
     try:
         return str(httpx.URL(url).copy_with(username=None, password=None))
-    except Exception:  # not a URL we can parse: show nothing of it rather than a secret
+    except httpx.InvalidURL:  # not a URL we can parse: show nothing of it rather than a secret
         return "(a URL with credentials)"
 
 
@@ -298,6 +298,7 @@ class HTTPProvider(Provider):
 
     #: Used when the model has no ``base_url``; None means one is required.
     default_base_url: ClassVar[str | None] = None
+    clients: HTTPClients  # never None here: the process-wide ones when none are given
 
     def __init__(self, model: ModelConfig, clients: HTTPClients | None = None) -> None:
         super().__init__(model, clients or default_clients())

@@ -8,6 +8,7 @@ import heapq
 import ssl
 import threading
 import weakref
+from typing import Any
 
 import httpx
 
@@ -104,7 +105,7 @@ class HTTPClients:
         )
         return {"limits": limits, "http2": self._http2, "verify": _ssl_context()}
 
-    def _options(self) -> dict[str, object]:
+    def _options(self) -> dict[str, Any]:
         return {"limits": self._limits, "http2": self._http2, "verify": _ssl_context()}
 
     def close(self) -> None:

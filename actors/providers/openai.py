@@ -6,7 +6,7 @@ Messages are already in OpenAI's shape, and unknown parameters pass through unto
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from actors.providers.base import HTTPProvider, HTTPRequest, Messages, StreamDecoder, text_of
 from actors.providers.errors import classify_payload
@@ -128,7 +128,7 @@ class OpenAIStreamDecoder(StreamDecoder):
 class OpenAIProvider(HTTPProvider):
     """OpenAI's chat completions API."""
 
-    default_base_url = "https://api.openai.com/v1"
+    default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     key_env = "OPENAI_API_KEY"
 
     def auth_headers(self, key: str | None) -> dict[str, str]:

@@ -6,10 +6,11 @@ is set), and calls tools by the fake provider server's own rule (``actors.fake.s
 the tool ``tool_choice`` names, else the first, with ``{"input": <last user text>}``). Its errors
 are built by ``actors.providers.errors``, so they are what the HTTP path raises for that status.
 
-A demo can break and heal an instance at run time by name, without holding the provider::
+A demo can break and heal an instance at run time through its runtime, without holding the
+provider; each provider has its own control, so two runtimes never share an override::
 
-    simulation_control("openai-gpt4").fail(status=503, rate=1.0)
-    simulation_control("openai-gpt4").heal()
+    rt.simulation_control("openai-gpt4").fail(status=503, rate=1.0)
+    rt.simulation_control("openai-gpt4").heal()
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ __all__ = [
     "SimulatedProvider",
     "SimulationControl",
     "SimulationSettings",
-    "reset_simulation_controls",
-    "simulation_control",
 ]
 
 _PIECE = re.compile(r"\s*\S+")
@@ -63,7 +62,7 @@ class _Overrides(NamedTuple):
 
 
 class SimulationControl:
-    """Run-time overrides for one simulated instance; thread-safe, shared by instance name.
+    """Run-time overrides for one simulated instance; thread-safe, owned by its provider.
 
     Overrides are replaced as one immutable value, so a call never sees half of a change.
     """
@@ -121,27 +120,6 @@ class SimulationControl:
         return f"SimulationControl({self.name!r}, {self._overrides})"
 
 
-_controls: dict[str, SimulationControl] = {}
-_controls_lock = threading.Lock()
-
-
-def simulation_control(name: str) -> SimulationControl:
-    """The control of the simulated instance ``name`` (created on first use, shared after)."""
-    control = _controls.get(name)
-    if control is None:
-        with _controls_lock:
-            control = _controls.setdefault(name, SimulationControl(name))
-    return control
-
-
-def reset_simulation_controls() -> None:
-    """Drop the overrides of every simulated instance (between tests or demo runs)."""
-    with _controls_lock:
-        controls = list(_controls.values())
-    for control in controls:
-        control.reset()
-
-
 class _Plan(NamedTuple):
     """One simulated call decided: wait ``delay``, then fail with ``error`` or answer ``response``."""
 
@@ -157,16 +135,20 @@ class _Plan(NamedTuple):
 
     def chunks(self) -> list[StreamChunk]:
         reply = self.result()
-        base = {"instance": reply.instance, "model": reply.model}
+        instance, model = reply.instance, reply.model
         pieces = _PIECE.findall(reply.content)
         size = max(1, -(-len(pieces) // _STREAM_PIECES))
-        out = [StreamChunk(delta="".join(pieces[i : i + size]), **base) for i in range(0, len(pieces), size)]
+        out = [
+            StreamChunk(delta="".join(pieces[i : i + size]), instance=instance, model=model)
+            for i in range(0, len(pieces), size)
+        ]
         out.append(
             StreamChunk(
                 tool_calls=reply.tool_calls,
                 finish_reason=reply.finish_reason,
                 usage=reply.token_usage,
-                **base,
+                instance=instance,
+                model=model,
             )
         )
         return out
@@ -177,7 +159,7 @@ class SimulatedProvider(Provider):
 
     def __init__(self, model: ModelConfig, clients: HTTPClients | None = None) -> None:
         super().__init__(model, clients)
-        self.control = simulation_control(self.name)
+        self.control = SimulationControl(self.name)
         self._rng = random.Random(model.simulation.seed)
         self._seq = itertools.count(1)
 

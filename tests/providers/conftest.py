@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from actors.config.models import ModelConfig
-from actors.providers import HTTPClients, Provider, make_provider, reset_simulation_controls
+from actors.providers import HTTPClients, Provider, make_provider
 
 from .helpers import KEY
 
@@ -55,8 +55,3 @@ def make(fake: Any, clients: HTTPClients) -> MakeProvider:
 def provider(make: MakeProvider, shape: str) -> Provider:
     """A provider of each shape for the instance ``inst``."""
     return make(shape)
-
-
-@pytest.fixture(autouse=True)
-def _clean_simulation() -> None:
-    reset_simulation_controls()

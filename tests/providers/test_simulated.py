@@ -15,7 +15,7 @@ from actors.errors import (
     ServiceUnavailableError,
 )
 from actors.outcome import Outcome
-from actors.providers import SimulatedProvider, make_provider, simulation_control
+from actors.providers import SimulatedProvider, SimulationControl, make_provider
 
 from .helpers import TOOLS, USER, collect, complete, failure, probe
 
@@ -86,10 +86,10 @@ async def test_failure_status_gives_the_http_error_type(mode, status, error):
     assert exc.status_code == status and exc.instance == "sim" and exc.provider == "simulated"
 
 
-async def test_control_fail_and_heal_by_name(mode):
+async def test_control_fail_and_heal(mode):
     provider = sim("openai-gpt4")
-    control = simulation_control("openai-gpt4")
-    assert provider.control is control
+    control = provider.control
+    assert control is not sim("openai-gpt4").control  # each provider its own: runtimes share none
     control.fail(status=503, rate=1.0, retry_after=2)
     exc = await failure(provider, mode)
     assert type(exc) is ServiceUnavailableError and exc.retry_after == 2.0
@@ -117,7 +117,7 @@ async def test_control_latency(mode):
 
 
 def test_control_rejects_nonsense():
-    control = simulation_control("x")
+    control = SimulationControl("x")
     with pytest.raises(ValueError):
         control.fail(status=200)
     with pytest.raises(ValueError):

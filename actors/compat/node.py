@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import string
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from actors.errors import WrapperConfigError
+from actors.compat.managers import TaskGroupManager
+from actors.compat.routes import WrapperCache
+from actors.errors import BadRequestError, WrapperConfigError
+from actors.factory import Host, LLMWrapperFactory
 from actors.messages import AIMessage, SystemMessage, to_message_dict
-
-if TYPE_CHECKING:
-    from actors.factory import LLMWrapperFactory
-    from actors.managers import TaskGroupManager
-    from actors.runtime import Runtime
+from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "LLMNode", "NodeExecutionResult"]
 
@@ -95,8 +93,6 @@ class LLMNode:
         *,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        from actors.managers import TaskGroupManager
-
         if isinstance(wrapper_factory, TaskGroupManager) and not isinstance(
             task_group_manager, TaskGroupManager
         ):
@@ -106,10 +102,7 @@ class LLMNode:
         self.wrapper_factory = wrapper_factory
         self.task_group_manager = task_group_manager
         self.config = dict(config or {})
-        self._lock = threading.Lock()
-        self._own: dict[
-            tuple[str, str], Any
-        ] = {}  # (kind, ref) -> (table, wrapper) for llm_group / polling_pool
+        self._own = WrapperCache()  # the wrappers llm_group and polling_pool make
 
     # -- running --------------------------------------------------------------------------------
 
@@ -170,7 +163,7 @@ class LLMNode:
             )
         return self.llm_client
 
-    def _runtime(self, why: str) -> Runtime:
+    def _runtime(self, why: str) -> Host:
         if self.wrapper_factory is not None:
             return self.wrapper_factory.runtime
         if self.task_group_manager is not None:
@@ -185,12 +178,12 @@ class LLMNode:
             if wrapper is not None:
                 return wrapper
         rt = self._runtime(f"llm_wrapper {name!r}")
-        configured = rt.factory.get_wrapper(name) if rt.factory is not None else None
+        configured = rt.factory.get_wrapper(name)
         if configured is not None:
             return configured
         known = sorted(
             set(self.wrapper_factory.list_wrappers() if self.wrapper_factory is not None else ())
-            | set(rt.factory.list_wrappers() if rt.factory is not None else ())
+            | set(rt.factory.list_wrappers())
         )
         raise WrapperConfigError(
             f"unknown llm_wrapper {name!r}: create it with the wrapper factory or declare it in "
@@ -198,23 +191,11 @@ class LLMNode:
         )
 
     def _made(self, kind: str, ref: str) -> Any:
-        from actors.factory import build_route
-        from actors.proxy import PollingPoolWrapper, TaskGroupWrapper
-
         what = "llm_group" if kind == "task_group" else "polling_pool"
         rt = self._runtime(f"{what} {ref!r}")
-        key = (kind, ref)
-        with self._lock:
-            cached = self._own.get(key)
-        if cached is not None and cached[0] is rt.table:  # a reload makes a new table: rebuild then
-            return cached[1]
         cls = TaskGroupWrapper if kind == "task_group" else PollingPoolWrapper
         cfg = {"target": ref} if kind == "task_group" else {"pool": ref}
-        name = f"{what}:{ref}"
-        wrapper = cls(name, rt, build_route(rt, name, cls, cfg), cfg)
-        with self._lock:
-            self._own[key] = (rt.table, wrapper)
-        return wrapper
+        return self._own.get((kind, ref), rt, f"{what}:{ref}", cls, cfg)
 
     # -- building the request and the result ----------------------------------------------------
 
@@ -297,7 +278,7 @@ def _family(messages: Sequence[Any]) -> str:
 def _role(message: Any) -> str:
     try:
         return to_message_dict(message)["role"]
-    except Exception:
+    except (BadRequestError, TypeError, AttributeError, KeyError, ValueError):  # not a message: no role
         return ""
 
 
