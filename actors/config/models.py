@@ -7,6 +7,7 @@ reference to a group that exists, no fallback cycles) are checked in ``actors.co
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
@@ -32,12 +33,15 @@ __all__ = [
     "FallbackConfig",
     "FallbackStrategy",
     "GlobalFallbackConfig",
+    "HedgeConfig",
     "ModelConfig",
+    "OutlierDetectionConfig",
     "PollingPoolConfig",
     "PoolFallbackConfig",
     "PoolFallbackStrategy",
     "RegistryConfig",
     "RegistryEntry",
+    "RetryBudgetConfig",
     "RotationStrategy",
     "SimulationConfig",
     "Strict",
@@ -108,6 +112,9 @@ class ModelConfig(Strict):
     output_price: float | None = Field(None, ge=0, description="USD per million completion tokens")
     weight: float = Field(1.0, gt=0, description="share under the weighted rotation strategy")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    pace_from_headers: bool = Field(
+        True, description="park or pace the instance from its answers' rate-limit headers"
+    )
     disabled_reason: str | None = None
 
     @model_validator(mode="before")
@@ -229,6 +236,36 @@ class CircuitBreakerConfig(Strict):
     half_open_requests: PositiveInt = Field(1, description="trial calls admitted at once when half-open")
 
 
+class RetryBudgetConfig(Strict):
+    """``fallback_config.retry_budget``: retries over a rolling 10 s window are at most
+    ``ratio`` × requests + ``min_per_second`` × 10. The default is Linkerd's."""
+
+    ratio: NonNegativeFloat = Field(0.2, allow_inf_nan=False, description="retries per request")
+    min_per_second: NonNegativeFloat = Field(
+        10.0, allow_inf_nan=False, description="retries a second allowed however few requests"
+    )
+
+
+class HedgeConfig(Strict):
+    """``fallback_config.hedge``: with no first byte ``after`` seconds (or the instance's ``p95``)
+    into an attempt, the same request also goes to another instance, up to ``max_extra`` times."""
+
+    after: float | Literal["p95"] = Field(
+        0.2, description="seconds, or 'p95' of the instance's time to first byte"
+    )
+    max_extra: PositiveInt = Field(1, description="hedges one request may add")
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _seconds_or_p95(cls, value: Any) -> Any:
+        # One clear message rather than one per member of the union.
+        if value == "p95":
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+            return float(value)
+        raise ValueError(f"must be a positive number of seconds or 'p95'; got {value!r}")
+
+
 class FallbackStrategy(enum.StrEnum):
     """How a task group falls back when a tier fails (SPEC §4)."""
 
@@ -255,6 +292,8 @@ class FallbackConfig(Strict):
     max_attempts: PositiveInt = Field(3, description="attempts of one request overall")
     retry_delay: NonNegativeFloat = Field(1.0, description="seconds of the first backoff")
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    retry_budget: RetryBudgetConfig = Field(default_factory=RetryBudgetConfig)
+    hedge: HedgeConfig | None = None
 
 
 _GROUP_KEYS = ("name", "description", "fallback_config", "fallback_strategy", "circuit_breaker")
@@ -371,6 +410,20 @@ class PoolFallbackConfig(Strict):
 
     strategy: PoolFallbackStrategy = PoolFallbackStrategy.INSTANCE_ROTATION
     max_instance_attempts: PositiveInt = 2
+    retry_budget: RetryBudgetConfig = Field(default_factory=RetryBudgetConfig)
+    hedge: HedgeConfig | None = None
+
+
+class OutlierDetectionConfig(Strict):
+    """A pool's ``outlier_detection``: eject a member slower than ``latency_factor`` × the pool's
+    median time to first byte, for ``base_ejection_time`` × its ejections so far."""
+
+    latency_factor: float = Field(3.0, gt=1, allow_inf_nan=False, description="times the pool median")
+    min_requests: PositiveInt = Field(5, description="measurements before a member is judged")
+    max_ejection_percent: float = Field(
+        34.0, ge=0, le=100, description="most of the pool ejected at once (rounded down)"
+    )
+    base_ejection_time: PositiveFloat = Field(30.0, allow_inf_nan=False, description="seconds")
 
 
 class PollingPoolConfig(Strict):
@@ -385,6 +438,10 @@ class PollingPoolConfig(Strict):
     failure_threshold: PositiveInt = 3
     recovery_time: PositiveFloat = 60.0
     fallback_config: PoolFallbackConfig | None = None
+    outlier_detection: OutlierDetectionConfig | None = None
+    affinity: Literal["session"] | None = Field(
+        None, description="'session': a request's session key keeps it on one instance"
+    )
 
     @field_validator("weights")
     @classmethod
