@@ -18,6 +18,7 @@ from typing import Any
 from actors.errors import LLMCallError, LLMTimeoutError, StreamInterruptedError
 from actors.outcome import Outcome
 from actors.request import Call, Fail, LoopWaiter, RequestRun, Sleep, ThreadWaiter, Wait
+from actors.resilience import PaceDecision, decide
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
 __all__ = ["Attempt", "run_async", "run_sync", "stream_async", "stream_sync"]
@@ -42,16 +43,19 @@ class Attempt:
     __slots__ = (
         "call",
         "complete",
+        "first",
         "judged",
         "last",
         "lease",
         "outcome",
+        "pace",
         "parts",
         "reason",
         "retry_after",
         "run",
         "start",
         "tokens",
+        "ttfb",
         "until",
     )
 
@@ -66,6 +70,9 @@ class Attempt:
         self.retry_after: float | None = None
         self.reason = "cancelled"
         self.tokens = 0
+        self.pace: PaceDecision | None = None  # what a success's rate-limit headers ask for
+        self.ttfb: float | None = None  # seconds to the first byte, on success
+        self.first: float | None = None  # streams: seconds to the first chunk
         self.parts: list[str] = []  # streams: what reached the caller
         self.last: StreamChunk | None = None
         self.complete = False  # streams: the final chunk (with ``finish_reason``) arrived
@@ -88,6 +95,8 @@ class Attempt:
             retry_after=self.retry_after,
             reason=self.reason,
             tokens=self.tokens,
+            pace=self.pace,
+            ttfb=self.ttfb,
         )
 
     async def __aenter__(self) -> Attempt:
@@ -106,6 +115,8 @@ class Attempt:
             retry_after=self.retry_after,
             reason=self.reason,
             tokens=self.tokens,
+            pace=self.pace,
+            ttfb=self.ttfb,
         )
 
     def _settle(self) -> None:
@@ -126,7 +137,12 @@ class Attempt:
         self.outcome = Outcome.SUCCESS
         self.reason = ""
         self.tokens = response.token_usage.total_tokens
-        return self.run.succeeded(self.lease, response, _perf() - self.start)
+        duration = _perf() - self.start
+        # A whole reply's first usable byte is its last; a stream's is its first chunk.
+        self.ttfb = duration if self.first is None else self.first
+        if response.rate_limits is not None:
+            self.pace = decide(response.rate_limits, self.tokens)
+        return self.run.succeeded(self.lease, response, duration)
 
     def failed(self, error: LLMCallError) -> None:
         """Judge ``error``, unless the request's own deadline cut the attempt short; may raise
@@ -164,6 +180,8 @@ class Attempt:
             self.complete = True
         elif self.run.clock() >= self.until:
             raise self.timed_out()  # before the chunk counts: the caller never gets it
+        if self.first is None:
+            self.first = _perf() - self.start
         if chunk.delta:
             self.parts.append(chunk.delta)
         self.last = chunk
@@ -177,6 +195,7 @@ class Attempt:
             token_usage=last.usage or TokenUsage(),
             finish_reason=last.finish_reason,
             tool_calls=list(last.tool_calls),
+            rate_limits=last.rate_limits,
         )
         self.succeeded(response)
 

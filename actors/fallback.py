@@ -60,7 +60,7 @@ class FallbackPlan:
     descends = True
     #: Whether ``preference`` ranks members (only then does a lease compute it).
     prefers = False
-    __slots__ = ("at_step", "attempts", "index", "max_attempts", "steps", "sticky", "tried")
+    __slots__ = ("at_step", "attempts", "index", "max_attempts", "session", "steps", "sticky", "tried")
 
     def __init__(self, steps: Sequence[Step], *, max_attempts: int) -> None:
         self.steps = list(steps)
@@ -70,6 +70,7 @@ class FallbackPlan:
         self.at_step = 0  # at the current step
         self.tried: set[str] = set()
         self.sticky: str | None = None  # the one instance the next attempt must use, if any
+        self.session: str | None = None  # the session key, for pools with ``affinity: session``
 
     @property
     def step(self) -> Step | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from actors.breaker import BreakerState, CircuitBreaker
 from actors.outcome import Outcome
 from actors.parking import Parking
+from actors.resilience import PaceDecision, TtfbSamples
 from actors.window import RateWindow, TokenWindow
 
 if TYPE_CHECKING:
@@ -36,10 +37,11 @@ class Permits:
     when it ends.
     """
 
-    __slots__ = ("in_flight", "limit", "rpm", "tpm")
+    __slots__ = ("in_flight", "limit", "paced_until", "rpm", "tpm")
 
     def __init__(self, concurrency: int | None, rpm: int | None, tpm: int | None = None) -> None:
         self.in_flight = 0
+        self.paced_until = 0.0  # no call before then: the provider's headers said little is left
         self.limit = concurrency or None
         self.rpm = RateWindow(rpm) if rpm else None
         self.tpm = TokenWindow(tpm) if tpm else None
@@ -54,6 +56,8 @@ class Permits:
         """None when a request fits now; else when one will (``now`` means: on a release)."""
         if self.limit is not None and self.in_flight >= self.limit:
             return now
+        if now < self.paced_until:
+            return self.paced_until
         if self.rpm is not None and self.rpm.available(now) <= 0:
             return self.rpm.next_free_at(now)
         if self.tpm is not None and self.tpm.available(now) <= 0:
@@ -64,6 +68,11 @@ class Permits:
         self.in_flight += 1
         if self.rpm is not None:
             self.rpm.try_acquire(now)
+
+    def pace(self, until: float) -> None:
+        """Admit nothing before ``until`` (a later pace wins)."""
+        if until > self.paced_until:
+            self.paced_until = until
 
     def give_back(self, now: float, tokens: int) -> None:
         if self.in_flight <= 0:
@@ -114,10 +123,13 @@ class InstanceGate:
         "latency",
         "name",
         "on_change",
+        "paced",
+        "pacing",
         "parking",
         "permits",
         "provider",
         "timeout",
+        "ttfb",
         "watchers",
         "weight",
     )
@@ -137,6 +149,9 @@ class InstanceGate:
         self.breakers: dict[str, CircuitBreaker] = {}
         self.permits = Permits(model.concurrency_limit, model.rpm_limit, model.tpm_limit)
         self.latency: float | None = None  # EWMA seconds, written by the instance actor
+        self.ttfb = TtfbSamples()  # times to first byte, for hedging on the p95
+        self.pacing = model.pace_from_headers
+        self.paced = 0  # answers whose rate-limit headers parked or paced this instance
         self.last_used: float | None = None
         self.watchers: list[Any] = []
         # Called as (gate, route, event, until) when the instance opens, closes, parks or is
@@ -153,6 +168,7 @@ class InstanceGate:
         self.context_window = model.context_window
         self.timeout = model.timeout
         self.weight = model.weight
+        self.pacing = model.pace_from_headers
         self.client = client
         self.config_disabled = model.disabled_reason is not None
         self.disabled_reason = model.disabled_reason
@@ -218,13 +234,26 @@ class InstanceGate:
         retry_after: float | None,
         reason: str,
         tokens: int = 0,
+        pace: PaceDecision | None = None,
     ) -> None:
-        """Return the permit and record what the attempt taught us about this instance."""
+        """Return the permit and record what the attempt taught us about this instance.
+
+        ``pace`` is what a successful answer's rate-limit headers said: nothing left parks the
+        instance until the reset (as a 429 would, without sending the request that gets it);
+        little left spaces its calls.
+        """
         self.permits.give_back(now, tokens)
         if outcome is Outcome.SUCCESS:
             self.parking.record_success()
             for breaker in self.breakers.values():
                 breaker.record_success(now)
+            if pace is not None and self.pacing:
+                self.paced += 1
+                if pace.park is not None:
+                    self.parking.park(now, pace.park, pace.reason, count=False)
+                    self._notify(route, "parked", self.parking.parked_until)
+                elif pace.gap is not None:
+                    self.permits.pace(now + pace.gap)
         elif outcome is Outcome.UNHEALTHY:
             for breaker in self.breakers.values():
                 breaker.record_failure(now, retry_after=retry_after)
@@ -241,6 +270,10 @@ class InstanceGate:
             self._notify(route, "disabled", None)
         else:  # caller's fault or cancelled: no verdict on the instance
             self._release_trial(route)
+
+    def ejected(self, route: str, until: float) -> None:
+        """``route``'s outlier detection ejected this instance until ``until``: tell the supervisor."""
+        self._notify(route, "ejected", until)
 
     def retain_routes(self, routes: set[str]) -> None:
         """Forget the breakers of routes a reload removed."""
@@ -273,6 +306,8 @@ class InstanceGate:
             "in_flight": self.in_flight,
             "parked_until": self.parking.parked_until if self.parking.is_parked(now) else None,
             "latency_ewma": self.latency,
+            "paced_until": self.permits.paced_until if self.permits.paced_until > now else None,
+            "paced_total": self.paced,
             "breakers": {route: b.snapshot(now) for route, b in self.breakers.items()},
         }
 

@@ -162,11 +162,15 @@ class Parking:
         self._reason: str | None = None
         self._streak = 0
 
-    def park(self, now: float, seconds: float, reason: str = "rate limited") -> float:
-        """Park until ``now + seconds`` (never earlier than an existing park); returns the end."""
+    def park(self, now: float, seconds: float, reason: str = "rate limited", *, count: bool = True) -> float:
+        """Park until ``now + seconds`` (never earlier than an existing park); returns the end.
+
+        ``count=False`` (a park that headers asked for, not a 429) leaves the 429 streak alone.
+        """
         if not seconds > 0:  # negative or NaN: the hint is garbage, park for no time
             seconds = 0.0
-        self._streak += 1
+        if count:
+            self._streak += 1
         until = now + seconds
         if self._until is None or until > self._until or self._until <= now:
             self._until = until

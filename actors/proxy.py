@@ -131,9 +131,11 @@ class WrapperProxy:
         params = dict(parameters) if parameters else {}
         timeout = self.timeout
         queue_timeout = self.queue_timeout
+        session = None
         if kwargs:
             timeout = float(kwargs.pop("timeout", None) or timeout)
             queue_timeout = kwargs.pop("queue_timeout", queue_timeout)
+            session = kwargs.pop("session_id", None)
             params.update(kwargs)
         state = self.runtime.state
         if state is None:
@@ -148,6 +150,8 @@ class WrapperProxy:
             queue_timeout=queue_timeout,
             report=self.runtime.report,
             label=self._label,
+            budget=self.route.budget,
+            session=None if session is None else str(session),
         )
         return run, msgs, params
 

@@ -28,6 +28,7 @@ from actors.errors import (
 from actors.fallback import FallbackPlan, Verdict
 from actors.gate import NEVER
 from actors.outcome import Outcome
+from actors.resilience import RetryBudget
 from actors.response import Attempt, LLMResponse
 from actors.target import Blocked, Lease
 
@@ -153,6 +154,7 @@ class RequestRun:
         "all_parked",
         "attempts",
         "backoff",
+        "budget",
         "clock",
         "deadline",
         "delay",
@@ -160,6 +162,7 @@ class RequestRun:
         "down_until",
         "label",
         "last_error",
+        "paid",
         "plan",
         "queue_deadline",
         "queue_step",
@@ -184,11 +187,18 @@ class RequestRun:
         report: Callable[[Lease, Outcome | None, float, Any], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         label: str = "",
+        budget: RetryBudget | None = None,
+        session: str | None = None,
     ) -> None:
         self.state = state
         self.plan = plan
+        plan.session = session
         self.clock = clock
         self.started = clock()
+        self.budget = budget
+        self.paid = 0  # attempts whose retry the budget has granted (the first is free)
+        if budget is not None:
+            budget.record_request(self.started)
         self.deadline = self.started + timeout
         self.backoff = backoff
         self.queue_timeout = queue_timeout
@@ -216,6 +226,10 @@ class RequestRun:
         now = self.clock()
         if now >= self.deadline:
             return Fail(self._deadline_error())
+        if self.paid < len(self.attempts) and self.budget is not None:
+            refused = self._over_budget(now)
+            if refused is not None:
+                return refused
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
             queue = make_waiter if self._may_queue(now) else None
@@ -231,6 +245,10 @@ class RequestRun:
         now = self.clock()
         if now >= self.deadline:
             return Fail(self._deadline_error())
+        if self.paid < len(self.attempts) and self.budget is not None:
+            refused = self._over_budget(now)
+            if refused is not None:
+                return refused
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
             queue = make_waiter if self._may_queue(now) else None
@@ -293,6 +311,19 @@ class RequestRun:
         """The request stops waiting (done, failed or cancelled): leave any queue it is in."""
         if self.waiter is not None:
             self.state.leave(self, self.clock())
+
+    def _over_budget(self, now: float) -> Fail | None:
+        """Before a retry: the retry budget grants it, or the request ends with its last error."""
+        budget = self.budget
+        tried = len(self.attempts)
+        if budget is None or tried <= self.paid or self.plan.step is None:
+            return None
+        if budget.try_retry(now):
+            self.paid = tried
+            return None
+        self.plan.stop()
+        self.state.leave(self, now)
+        return Fail(self.last_error if self.last_error is not None else self._exhausted_error())
 
     # -- outcomes (the driver's ``Attempt`` gives the lease back) -------------------------------
 

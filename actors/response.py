@@ -85,6 +85,8 @@ class LLMResponse:
     attempts: list[Attempt] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+    #: What the answer's rate-limit headers said (``actors.resilience.RateLimits``), for pacing.
+    rate_limits: Any = field(default=None, repr=False, compare=False)
 
     @property
     def message(self) -> dict[str, Any]:
@@ -104,6 +106,7 @@ class LLMResponse:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("rate_limits", None)
         out["attempts"] = [a.to_dict() for a in self.attempts]
         return out
 
@@ -118,6 +121,8 @@ class StreamChunk:
     usage: TokenUsage | None = None
     instance: str = ""
     model: str = ""
+    #: On the final chunk: what the answer's rate-limit headers said, for pacing.
+    rate_limits: Any = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return self.delta

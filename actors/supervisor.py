@@ -185,13 +185,17 @@ class RotationSupervisor(Actor):
                 "timestamp": time.time(),
             }
         )
-        if m.event in ("open", "parked", "disabled"):
-            reason = {"open": "circuit breaker open", "parked": "rate limited", "disabled": "disabled"}[
-                m.event
-            ]
+        if m.event in ("open", "parked", "disabled", "ejected"):
+            reason = {
+                "open": "circuit breaker open",
+                "parked": "rate limited",
+                "disabled": "disabled",
+                "ejected": "ejected: slow outlier",
+            }[m.event]
             if m.event == "disabled":
                 reason = f"disabled: {self.state.disabled_reason(m.instance)}"
-            self._rotate(m.instance, m.route, out=True, reason=reason, every_pool=m.event != "open")
+            every_pool = m.event not in ("open", "ejected")  # both are one route's verdict
+            self._rotate(m.instance, m.route, out=True, reason=reason, every_pool=every_pool)
             if m.until is not None:
                 self.scheduler.call_at(m.until, functools.partial(self._tell, _RecoveryDue(m.instance)))
         elif m.event in ("closed", "half_open"):

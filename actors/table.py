@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from actors.fallback import FallbackPlan, Step, plan_class
 from actors.gate import EchelonBudget, InstanceGate
 from actors.order import group_plan, tier_order
+from actors.resilience import HedgePolicy, OutlierDetector, RetryBudget, SessionRing
 from actors.rotation import make_strategy
 from actors.target import Member, Target
 
@@ -28,9 +29,13 @@ POOL_RETRY_DELAY = 0.5
 
 
 class Route:
-    """A wrapper's precomputed way through the table; ``plan()`` makes one request's plan."""
+    """A wrapper's precomputed way through the table; ``plan()`` makes one request's plan.
 
-    __slots__ = ("label", "max_attempts", "plan_cls", "retry_delay", "steps")
+    ``budget`` is the retry budget of the group or pool the route starts at (shared by every
+    wrapper over it); ``hedge`` its hedging policy, if it has one.
+    """
+
+    __slots__ = ("budget", "hedge", "label", "max_attempts", "plan_cls", "retry_delay", "steps")
 
     def __init__(
         self,
@@ -39,12 +44,17 @@ class Route:
         steps: list[Step],
         max_attempts: int,
         retry_delay: float,
+        *,
+        budget: RetryBudget | None = None,
+        hedge: HedgePolicy | None = None,
     ) -> None:
         self.label = label
         self.plan_cls = plan_cls
         self.steps = steps
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        self.budget = budget
+        self.hedge = hedge
 
     def plan(self) -> FallbackPlan:
         return self.plan_cls(self.steps, max_attempts=self.max_attempts)
@@ -83,6 +93,18 @@ def _reusable_budget(
     return old
 
 
+def _retry_budget(previous: LeaseTable | None, route: str, config: Any) -> RetryBudget:
+    """The route's budget; a reload keeps the old one (and its window) when its values did not change."""
+    old = previous.retry_budgets.get(route) if previous is not None else None
+    if old is not None and (old.ratio, old.min_per_second) == (config.ratio, config.min_per_second):
+        return old
+    return RetryBudget(config.ratio, config.min_per_second)
+
+
+def _hedge(config: Any) -> HedgePolicy | None:
+    return None if config is None else HedgePolicy(config.after, config.max_extra)
+
+
 def _value(x: Any) -> str:
     return x.value if hasattr(x, "value") else str(x)
 
@@ -108,6 +130,7 @@ class LeaseTable:
         self.gates: dict[str, InstanceGate] = {}
         self.budgets: dict[str, EchelonBudget] = {}
         self.targets: dict[str, Target] = {}
+        self.retry_budgets: dict[str, RetryBudget] = {}  # by route: "group:<name>", "pool:<name>"
 
     @classmethod
     def build(
@@ -143,6 +166,7 @@ class LeaseTable:
         for gname, group in config.groups.items():
             breaker = group.effective_fallback.circuit_breaker
             route = group_route(gname)
+            table.retry_budgets[route] = _retry_budget(previous, route, group.effective_fallback.retry_budget)
             for tname, tier in group.tiers_by_priority():
                 label = f"{gname}.{tname}"
                 budget = _reusable_budget(previous, label, tier.concurrency_limit, tier.rpm_limit)
@@ -168,6 +192,7 @@ class LeaseTable:
                 )
         for pname, pool in config.pools.items():
             route = pool_route(pname)
+            table.retry_budgets[route] = _retry_budget(previous, route, pool.effective_fallback.retry_budget)
             members = []
             seen: set[str] = set()
             for gname, tname, model_name in config.pool_members(pname):
@@ -183,7 +208,24 @@ class LeaseTable:
                 pool.rotation_strategy,
                 **({"weights": weights} if pool.rotation_strategy == "weighted" else {}),
             )
-            table.targets[pool_label(pname)] = Target(pool_label(pname), route, members, rotation)
+            names = [m.name for m in members]
+            od = pool.outlier_detection
+            table.targets[pool_label(pname)] = Target(
+                pool_label(pname),
+                route,
+                members,
+                rotation,
+                affinity=SessionRing(names) if pool.affinity == "session" else None,
+                outliers=None
+                if od is None
+                else OutlierDetector(
+                    names,
+                    latency_factor=od.latency_factor,
+                    min_requests=od.min_requests,
+                    max_ejection_percent=od.max_ejection_percent,
+                    base_ejection_time=od.base_ejection_time,
+                ),
+            )
         for name in keep:
             gate = table.gates[name]
             gate.retain_routes(routes.get(name, set()))
@@ -221,12 +263,21 @@ class LeaseTable:
         retry_delay: float | None = None,
     ) -> Route:
         """How requests to a task-group ref proceed, from the group's ``fallback_config``."""
-        fb = config.groups[config.resolve(ref)[0][0]].effective_fallback
+        gname = config.resolve(ref)[0][0]
+        fb = config.groups[gname].effective_fallback
         plan_cls = group_plan(config, ref, strategy)
         refs = None if fallback_groups is None else list(fallback_groups)
         steps = self.tier_steps(config, ref, refs, plan_cls)
         delay = fb.retry_delay if retry_delay is None else retry_delay
-        return Route(ref, plan_cls, steps, max_attempts or fb.max_attempts, delay)
+        return Route(
+            ref,
+            plan_cls,
+            steps,
+            max_attempts or fb.max_attempts,
+            delay,
+            budget=self.retry_budgets.get(group_route(gname)),
+            hedge=_hedge(fb.hedge),
+        )
 
     def pool_route(
         self,
@@ -244,7 +295,13 @@ class LeaseTable:
         target = self.targets[pool_label(pool)]
         delay = POOL_RETRY_DELAY if retry_delay is None else retry_delay
         return Route(
-            pool_label(pool), plan_class(name), [Step(target, attempts, target.label)], attempts, delay
+            pool_label(pool),
+            plan_class(name),
+            [Step(target, attempts, target.label)],
+            attempts,
+            delay,
+            budget=self.retry_budgets.get(pool_route(pool)),
+            hedge=_hedge(fb.hedge),
         )
 
     def snapshot(self, now: float) -> dict[str, Any]:

@@ -62,11 +62,13 @@ class Target:
     """A set of members leased in rotation, with a FIFO of requests waiting for permits."""
 
     __slots__ = (
+        "affinity",
         "by_name",
         "defaults",
         "label",
         "members",
         "names",
+        "outliers",
         "rotation",
         "route",
         "timeout",
@@ -85,8 +87,12 @@ class Target:
         timeout: float | None = None,
         defaults: dict[str, Any] | None = None,
         tool_choice: str | None = None,
+        affinity: Any = None,
+        outliers: Any = None,
     ) -> None:
         self.label = label
+        self.affinity = affinity  # a SessionRing: a request's session key picks its member
+        self.outliers = outliers  # an OutlierDetector: slow members sit out a while
         self.tool_choice = tool_choice  # the tier's ``function_calling`` when it names a tool_choice
         self.defaults = defaults or {}  # the tier's parameter defaults (temperature, max_tokens...)
         self.timeout = timeout  # the tier's per-attempt ``timeout``; pools have none
@@ -109,17 +115,36 @@ class Target:
         healthy pool looks at one member, not all of them.
         """
         view = self.view.start(plan, now)
-        while (name := self.rotation.choose(self.names, view)) is not None:
+        lease = self._take(plan, view, now)
+        if lease is not None:
+            return lease
+        view.judge_all()
+        if view.ejected and view.full_until == NEVER:
+            # Every other member is down: an ejected one is still better than none.
+            view.start(plan, now, eject=False)
+            lease = self._take(plan, view, now)
+            if lease is not None:
+                return lease
+            view.judge_all()
+        if view.full_until < NEVER:
+            return Blocked(True, view.full_until)
+        return Blocked(False, view.down_until, not view.unparked_down, tuple(view.disabled))
+
+    def _take(self, plan: Any, view: _GateView, now: float) -> Lease | None:
+        session = getattr(plan, "session", None) if self.affinity is not None else None
+        while True:
+            if session is not None:
+                name = self.affinity.choose(session, view.available, view.in_flight)
+            else:
+                name = self.rotation.choose(self.names, view)
+            if name is None:
+                return None
             member = self.by_name[name]
             if member.gate.take(self.route, now):
                 if member.budget is not None:
                     member.budget.permits.take(now)
                 return Lease(member, self, self.route, now)
             view.verdicts[name] = False  # half-open trial slots are all taken
-        view.judge_all()
-        if view.full_until < NEVER:
-            return Blocked(True, view.full_until)
-        return Blocked(False, view.down_until, not view.unparked_down, tuple(view.disabled))
 
     def merge(self, params: dict[str, Any]) -> dict[str, Any]:
         """The request's parameters over this target's defaults."""
@@ -167,16 +192,29 @@ class _GateView:
     was refused, so a refused lease can say whether to wait (full) or move on (down).
     """
 
-    __slots__ = ("disabled", "down_until", "full_until", "now", "plan", "target", "unparked_down", "verdicts")
+    __slots__ = (
+        "disabled",
+        "down_until",
+        "eject",
+        "ejected",
+        "full_until",
+        "now",
+        "plan",
+        "target",
+        "unparked_down",
+        "verdicts",
+    )
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.verdicts: dict[str, bool] = {}
 
-    def start(self, plan: Any, now: float) -> _GateView:
+    def start(self, plan: Any, now: float, *, eject: bool = True) -> _GateView:
         # One view per target is reused: every lease runs under the table lock.
         self.plan = plan
         self.now = now
+        self.eject = eject and self.target.outliers is not None
+        self.ejected = False  # some member was turned away only because it is ejected
         self.verdicts = {}
         self.full_until = NEVER
         self.down_until = NEVER
@@ -226,6 +264,9 @@ class _GateView:
         if room is not None:
             if room < self.full_until:
                 self.full_until = room
+            return False
+        if self.eject and self.target.outliers.is_ejected(m.name, now):
+            self.ejected = True
             return False
         return True
 

@@ -31,6 +31,7 @@ from actors.providers.errors import (
     malformed,
 )
 from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
+from actors.resilience.pacing import rate_limits_from_raw
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 
 __all__ = [
@@ -124,7 +125,17 @@ class StreamDecoder:
     before that it stays the ordinary error, so the runtime may still fall back.
     """
 
-    __slots__ = ("ctx", "done", "finish_reason", "instance", "model", "parts", "tools", "usage")
+    __slots__ = (
+        "ctx",
+        "done",
+        "finish_reason",
+        "instance",
+        "model",
+        "parts",
+        "rate_limits",
+        "tools",
+        "usage",
+    )
 
     def __init__(self, ctx: ErrorContext, instance: str, model: str) -> None:
         self.ctx = ctx
@@ -135,6 +146,7 @@ class StreamDecoder:
         self.usage: TokenUsage | None = None
         self.tools = ToolCallAssembler()
         self.done = False
+        self.rate_limits: Any = None  # from the response's headers, handed on with the final chunk
 
     def feed(self, event: SSEEvent) -> Sequence[StreamChunk]:
         """The chunks one event makes (usually none or one); raises the classified error."""
@@ -169,6 +181,7 @@ class StreamDecoder:
             usage=self.usage,
             instance=self.instance,
             model=self.model,
+            rate_limits=self.rate_limits,
         )
         return (chunk,)
 
@@ -404,6 +417,7 @@ class HTTPProvider(Provider):
                     response.read()
                     yield from self._whole(response)
                     return
+                decoder.rate_limits = self._rate_limits(response)
                 for event in iter_sse(_until(response.iter_lines(), deadline, response)):
                     yield from decoder.feed(event)
             yield from decoder.end()
@@ -426,6 +440,7 @@ class HTTPProvider(Provider):
                     for chunk in self._whole(response):
                         yield chunk
                     return
+                decoder.rate_limits = self._rate_limits(response)
                 async for event in aiter_sse(response.aiter_lines()):
                     for chunk in decoder.feed(event):
                         yield chunk
@@ -495,7 +510,12 @@ class HTTPProvider(Provider):
             why = f"unexpected shape: {type(exc).__name__}: {exc}"
             raise malformed(self.errors, why, body, status_code=response.status_code) from None
         reply.response_time = elapsed
+        reply.rate_limits = self._rate_limits(response)
         return reply
+
+    def _rate_limits(self, response: httpx.Response) -> Any:
+        """What the answer's rate-limit headers say, unless the model turned pacing off."""
+        return rate_limits_from_raw(response.headers.raw) if self.model.pace_from_headers else None
 
     def _probed(self, response: httpx.Response) -> None:
         if not 200 <= response.status_code < 300:
@@ -510,6 +530,7 @@ class HTTPProvider(Provider):
             usage=reply.token_usage,
             instance=reply.instance,
             model=reply.model,
+            rate_limits=reply.rate_limits,
         )
         if not reply.content:
             return (final,)

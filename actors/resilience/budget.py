@@ -5,7 +5,8 @@ and hedges) may number at most ``ratio`` × requests + ``min_per_second`` × ``w
 that a request ends with its last error instead of retrying, so an outage does not multiply
 the load on a provider that is already failing. The floor lets a quiet service still retry.
 
-The window is kept as a ring of ``buckets`` counters with running totals, so a decision costs
+Callers on many threads share one budget, so its public methods take its own small lock (never
+held across anything but these few additions). The window is kept as a ring of ``buckets`` counters with running totals, so a decision costs
 O(1) however many requests pass; the oldest bucket leaves whole, so the window's length is
 exact to one bucket (``window / buckets`` = 0.1 s).
 """
@@ -13,6 +14,7 @@ exact to one bucket (``window / buckets`` = 0.1 s).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 __all__ = ["DEFAULT_MIN_PER_SECOND", "DEFAULT_RATIO", "WINDOW", "RetryBudget"]
@@ -29,6 +31,7 @@ class RetryBudget:
 
     __slots__ = (
         "_bucket",
+        "_lock",
         "_requests",
         "_retries",
         "_ring_requests",
@@ -69,6 +72,7 @@ class RetryBudget:
         self._bucket: int | None = None  # absolute index of the newest bucket
         #: Retries refused since start (for statistics).
         self.exhausted = 0
+        self._lock = threading.Lock()
 
     def _roll(self, now: float) -> int:
         index = int(now // self.width)
@@ -89,38 +93,36 @@ class RetryBudget:
 
     def record_request(self, now: float) -> None:
         """A request started (its first attempt is free)."""
-        slot = self._roll(now)
-        self._ring_requests[slot] += 1
-        self._requests += 1
+        with self._lock:
+            slot = self._roll(now)
+            self._ring_requests[slot] += 1
+            self._requests += 1
 
-    def allowed(self, now: float) -> float:
-        """Retries the window allows in all at ``now``."""
+    def _allowed(self, now: float) -> float:
         self._roll(now)
         return self.ratio * self._requests + self.min_per_second * self.window
 
     def can_retry(self, now: float) -> bool:
         """Whether one more retry fits now (spends nothing)."""
-        return self._retries + 1 <= self.allowed(now)
-
-    def spend(self, now: float) -> None:
-        """Count one retry (after ``can_retry`` said yes, under the same lock)."""
-        slot = self._roll(now)
-        self._ring_retries[slot] += 1
-        self._retries += 1
+        with self._lock:
+            return self._retries + 1 <= self._allowed(now)
 
     def try_retry(self, now: float) -> bool:
         """Spend one retry if it fits; count a refusal otherwise."""
-        if self.can_retry(now):
-            self.spend(now)
-            return True
-        self.exhausted += 1
-        return False
-
-    def refuse(self) -> None:
-        """Count a retry that ``can_retry`` turned away."""
-        self.exhausted += 1
+        with self._lock:
+            if self._retries + 1 <= self._allowed(now):
+                slot = self._roll(now)
+                self._ring_retries[slot] += 1
+                self._retries += 1
+                return True
+            self.exhausted += 1
+            return False
 
     def snapshot(self, now: float) -> dict[str, Any]:
+        with self._lock:
+            return self._snapshot(now)
+
+    def _snapshot(self, now: float) -> dict[str, Any]:
         self._roll(now)
         return {
             "ratio": self.ratio,

@@ -24,13 +24,22 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from actors.parking import MAX_RETRY_AFTER, parse_duration
 
-__all__ = ["LOW_CALLS", "LOW_SHARE", "Limit", "PaceDecision", "RateLimits", "decide", "parse_rate_limits"]
+__all__ = [
+    "LOW_CALLS",
+    "LOW_SHARE",
+    "Limit",
+    "PaceDecision",
+    "RateLimits",
+    "decide",
+    "parse_rate_limits",
+    "rate_limits_from_raw",
+]
 
 #: Under this share of its limit an instance is paced.
 LOW_SHARE = 0.1
@@ -139,6 +148,25 @@ def parse_rate_limits(headers: Mapping[str, str], now_wall: float | None = None)
                 )
             )
     return RateLimits(tuple(found)) if found else None
+
+
+_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
+
+
+def rate_limits_from_raw(raw: Iterable[tuple[bytes, bytes]]) -> RateLimits | None:
+    """``parse_rate_limits`` over raw header pairs (httpx's ``Headers.raw``).
+
+    Every answer passes here, so it looks at each header once and decodes only the few that
+    matter: most answers carry none.
+    """
+    picked: dict[str, str] | None = None
+    for key, value in raw:
+        name = key.lower()
+        if name.startswith(_PREFIXES):
+            if picked is None:
+                picked = {}
+            picked[name.decode("latin-1")] = value.decode("latin-1").strip()
+    return parse_rate_limits(picked) if picked else None
 
 
 def decide(limits: RateLimits | None, tokens: int = 0) -> PaceDecision | None:

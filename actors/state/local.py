@@ -21,6 +21,7 @@ from actors.target import Blocked, Lease, Target
 if TYPE_CHECKING:
     from actors.config import LLMConfig
     from actors.outcome import Outcome
+    from actors.resilience import PaceDecision
     from actors.state.owner import ChangeListener, StateOwner, Ticket, Waiter
 
 __all__ = ["LocalState"]
@@ -32,12 +33,13 @@ _QUEUED = Blocked(True, NEVER)
 class _Behind:
     """A plan as seen by a request queued behind another: it admits only what the other cannot use."""
 
-    __slots__ = ("ahead", "plan", "prefers")
+    __slots__ = ("ahead", "plan", "prefers", "session")
 
     def __init__(self, plan: Any, ahead: Any) -> None:
         self.plan = plan
         self.ahead = ahead
         self.prefers = plan.prefers
+        self.session = plan.session
 
     def admits(self, member: Any) -> bool:
         return self.plan.admits(member) and not (self.ahead is not None and self.ahead.admits(member))
@@ -115,11 +117,20 @@ class LocalState:
         retry_after: float | None = None,
         reason: str = "",
         tokens: int = 0,
+        pace: PaceDecision | None = None,
+        ttfb: float | None = None,
     ) -> None:
         member = lease.member
         gate, budget = member.gate, member.budget
         with self.lock:
-            gate.give_back(lease.route, outcome, now, retry_after, reason, tokens)
+            gate.give_back(lease.route, outcome, now, retry_after, reason, tokens, pace)
+            if ttfb is not None:
+                gate.ttfb.add(ttfb)
+                outliers = lease.target.outliers
+                if outliers is not None:
+                    until = outliers.record(member.name, ttfb, now)
+                    if until is not None:
+                        gate.ejected(lease.route, until)
             if budget is not None:
                 budget.permits.give_back(now, tokens)
             for target in gate.watchers:
@@ -139,8 +150,12 @@ class LocalState:
         retry_after: float | None = None,
         reason: str = "",
         tokens: int = 0,
+        pace: PaceDecision | None = None,
+        ttfb: float | None = None,
     ) -> None:
-        self.give_back(lease, outcome, now, retry_after=retry_after, reason=reason, tokens=tokens)
+        self.give_back(
+            lease, outcome, now, retry_after=retry_after, reason=reason, tokens=tokens, pace=pace, ttfb=ttfb
+        )
 
     def _enqueue(self, ticket: Ticket, target: Target, queue: Callable[[], Waiter], now: float) -> None:
         if ticket.waiter is not None and ticket.waiting_at is not target:

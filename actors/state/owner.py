@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from actors.config import LLMConfig
     from actors.outcome import Outcome
+    from actors.resilience import PaceDecision
     from actors.table import LeaseTable
     from actors.target import Blocked, Lease, Target
 
@@ -113,6 +114,8 @@ class StateOwner(Protocol):
         retry_after: float | None = None,
         reason: str = "",
         tokens: int = 0,
+        pace: PaceDecision | None = None,
+        ttfb: float | None = None,
     ) -> None:
         """Return ``lease``'s permits and record its outcome, atomically; exactly once per lease.
 
@@ -121,6 +124,12 @@ class StateOwner(Protocol):
         ``reason``); None (cancelled, cut by the request's deadline, the caller's fault) frees a
         half-open trial slot without a verdict. ``tokens`` is the attempt's real usage for
         ``tpm`` limits. Wakes the first waiter of every target the permits serve.
+
+        On a success, ``pace`` is what the answer's rate-limit headers asked for: park the
+        instance until the reset (nothing left) or space its calls (little left). These are
+        facts like a 429's parking, to share across processes. ``ttfb`` is the attempt's time to
+        first byte: it feeds the instance's p95 (for hedging) and its pool's outlier detection,
+        whose ejections are facts to share too (the detection itself may stay local).
         """
         ...
 
@@ -133,6 +142,8 @@ class StateOwner(Protocol):
         retry_after: float | None = None,
         reason: str = "",
         tokens: int = 0,
+        pace: PaceDecision | None = None,
+        ttfb: float | None = None,
     ) -> None:
         """``give_back`` for a caller on an event loop; must complete even when it is cancelled."""
         ...

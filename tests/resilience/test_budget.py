@@ -74,8 +74,9 @@ def test_can_retry_spends_nothing():
     clock = ManualClock()
     budget = RetryBudget(ratio=0, min_per_second=0.1)
     assert budget.can_retry(clock.now()) and budget.can_retry(clock.now())
-    budget.spend(clock.now())
+    assert budget.try_retry(clock.now())
     assert not budget.can_retry(clock.now())
+    assert budget.exhausted == 0
 
 
 def test_default_is_linkerds():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from actors.resilience.pacing import Limit, RateLimits, decide, parse_rate_limits
+from actors.resilience.pacing import Limit, RateLimits, decide, parse_rate_limits, rate_limits_from_raw
 
 NOW_WALL = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()
 
@@ -145,3 +145,16 @@ def test_decide(limits, tokens, park, gap):
 
 def test_decide_without_limits():
     assert decide(None) is None
+
+
+def test_from_raw_pairs_reads_only_rate_limit_headers():
+    raw = [
+        (b"Content-Type", b"application/json"),
+        (b"X-RateLimit-Remaining-Requests", b" 0 "),
+        (b"x-ratelimit-reset-requests", b"1m20s"),
+        (b"anthropic-ratelimit-tokens-remaining", b"10"),
+    ]
+    limits = rate_limits_from_raw(raw)
+    assert limits.get("requests") == Limit("requests", 0, None, 80.0)
+    assert limits.get("tokens").remaining == 10
+    assert rate_limits_from_raw([(b"content-type", b"text/plain")]) is None
