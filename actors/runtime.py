@@ -417,6 +417,7 @@ class Runtime:
             "groups": {g: self.group_stats(g, timeout) for g in self.group_refs},
             "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
             "supervisor": self.supervisor_stats(timeout),
+            "resilience": self.table.resilience(time.monotonic()),
         }
         out["wrappers"] = self.factory.get_wrapper_stats()
         return out

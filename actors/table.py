@@ -131,6 +131,8 @@ class LeaseTable:
         self.budgets: dict[str, EchelonBudget] = {}
         self.targets: dict[str, Target] = {}
         self.retry_budgets: dict[str, RetryBudget] = {}  # by route: "group:<name>", "pool:<name>"
+        #: Hedged attempts by outcome: "won" (answered first), "lost" (cancelled), "refused" (no budget).
+        self.hedges: dict[str, int] = dict.fromkeys(("won", "lost", "refused"), 0)
 
     @classmethod
     def build(
@@ -307,3 +309,18 @@ class LeaseTable:
     def snapshot(self, now: float) -> dict[str, Any]:
         with self.lock:
             return {name: gate.snapshot(now) for name, gate in self.gates.items()}
+
+    def resilience(self, now: float) -> dict[str, Any]:
+        """Retry budgets by route, hedges by outcome, pacing by instance, ejections by pool."""
+        budgets = {route: b.snapshot(now) for route, b in self.retry_budgets.items()}
+        with self.lock:
+            return {
+                "retry_budgets": budgets,
+                "hedges": dict(self.hedges),
+                "paced": {name: gate.paced for name, gate in self.gates.items()},
+                "outlier_detection": {
+                    label: target.outliers.snapshot(now)
+                    for label, target in self.targets.items()
+                    if target.outliers is not None
+                },
+            }

@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from actors.daemon import anthropic_api, openai_api
-from actors.daemon.chat import ChatRequest, parse_json
+from actors.daemon.chat import ChatRequest, parse_json, session_key
 from actors.daemon.errors import APIError, from_llm_error
 from actors.daemon.metrics import CONTENT_TYPE
 from actors.daemon.middleware import Gateway, error_parts, request_info
@@ -108,7 +108,9 @@ class _Handlers:
             info.model = chat.model
             wrapper = state.models.get(chat.model)
             label = chat.model
-            call = wrapper.request(chat.messages, chat.params)
+            call = wrapper.request(
+                chat.messages, chat.params, session_id=session_key(request.headers, chat.params)
+            )
         except APIError as err:
             state.metrics.observe(wire.API, label, err.status, _perf() - started)
             return _error(request, err)

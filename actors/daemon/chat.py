@@ -14,7 +14,7 @@ from typing import Any
 
 from actors.daemon.errors import APIError
 
-__all__ = ["ChatRequest", "bad_field", "check_int", "check_number", "check_type", "parse_json"]
+__all__ = ["ChatRequest", "bad_field", "check_int", "check_number", "check_type", "parse_json", "session_key"]
 
 _TYPE_NAMES = {str: "a string", bool: "a boolean", list: "an array", dict: "an object", int: "an integer"}
 
@@ -28,6 +28,20 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
     include_usage: bool = False
+
+
+def session_key(headers: Mapping[str, str], params: Mapping[str, Any]) -> str | None:
+    """The request's session key, for pools with ``affinity: session``: the ``x-session-id``
+    header, else OpenAI's ``prompt_cache_key`` or ``user`` (Anthropic's ``metadata.user_id``
+    arrives as ``user``)."""
+    key = headers.get("x-session-id")
+    if key:
+        return key
+    for name in ("prompt_cache_key", "user"):
+        value = params.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from actors.response import Attempt, TokenUsage
@@ -149,5 +149,37 @@ class _Snapshot(Collector):
             disabled.add_metric([name], 1.0 if snap["state"] == "disabled" else 0.0)
             in_flight.add_metric([name], float(snap["in_flight"]))
         yield from (state, breaker, parked, disabled, in_flight)
+        if table is not None:
+            yield from _resilience(table.resilience(time.monotonic()))
         for key, value in self.daemon().items():
             yield GaugeMetricFamily(p + key, f"daemon {key.replace('_', ' ')}", value=float(value))
+
+
+def _resilience(r: dict[str, Any]) -> Iterable[Metric]:
+    """Counters kept by the retry budgets, hedging, pacing and outlier detection."""
+    p = "llm_actors_"
+    exhausted = CounterMetricFamily(
+        p + "retry_budget_exhausted",
+        "Retries the retry budget refused (the request ended with its last error), by route",
+        labels=["route"],
+    )
+    for route, snap in r["retry_budgets"].items():
+        exhausted.add_metric([route], snap["exhausted_total"])
+    hedges = CounterMetricFamily(
+        p + "hedges",
+        "Hedged attempts: won (answered first), lost (cancelled), refused (no budget)",
+        labels=["outcome"],
+    )
+    for outcome, count in r["hedges"].items():
+        hedges.add_metric([outcome], count)
+    paced = CounterMetricFamily(
+        p + "paced", "Answers whose rate-limit headers parked or paced their instance", labels=["instance"]
+    )
+    for name, count in r["paced"].items():
+        paced.add_metric([name], count)
+    ejections = CounterMetricFamily(
+        p + "ejections", "Pool members ejected as slow outliers, by pool", labels=["pool"]
+    )
+    for label, snap in r["outlier_detection"].items():
+        ejections.add_metric([label.removeprefix("pool:")], snap["ejections_total"])
+    return (exhausted, hedges, paced, ejections)
