@@ -107,7 +107,8 @@ class FallbackPlan:
         self.tried.add(member.name)
         if outcome is Outcome.SUCCESS or outcome is Outcome.CALLER_FAULT:
             return Verdict.STOP
-        if self.attempts >= self.max_attempts:
+        if self.attempts >= self.max_attempts or self.index >= len(self.steps):
+            # (Past the last step already: a hedge still in flight when the plan ran out.)
             return Verdict.STOP
         step = self.steps[self.index]
         if self.at_step < step.attempts:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
 from actors.errors import WrapperExecutionError
+from actors.hedging import HedgeCounts, HedgeLoop, run_hedged, stream_hedged
 from actors.messages import normalize_messages
 from actors.outcome import Outcome
 from actors.request import RequestRun
@@ -48,6 +49,8 @@ class Host(Protocol):
     names no module above it."""
 
     state: StateOwner | None
+    hedges: HedgeCounts  # hedged attempts by outcome
+    hedge_loop: HedgeLoop  # where sync callers' hedged requests run
 
     @property
     def table(self) -> LeaseTable | None: ...
@@ -304,8 +307,15 @@ class Request:
         return step.target.label if step is not None else ""
 
     def complete(self) -> LLMResponse:
+        hedge = self.wrapper.route.hedge
         try:
-            response = run_sync(self.run, self.messages, self.params)
+            if hedge is None:
+                response = run_sync(self.run, self.messages, self.params)
+            else:
+                rt = self.wrapper.runtime
+                response = rt.hedge_loop.run(
+                    run_hedged(self.run, hedge, rt.hedges, self.messages, self.params)
+                )
         except BaseException as exc:
             self.wrapper._finish(self.run, None, exc)
             raise
@@ -313,8 +323,13 @@ class Request:
         return response
 
     async def acomplete(self) -> LLMResponse:
+        hedge = self.wrapper.route.hedge
         try:
-            response = await run_async(self.run, self.messages, self.params)
+            if hedge is None:
+                response = await run_async(self.run, self.messages, self.params)
+            else:
+                hedges = self.wrapper.runtime.hedges
+                response = await run_hedged(self.run, hedge, hedges, self.messages, self.params)
         except BaseException as exc:
             self.wrapper._finish(self.run, None, exc)
             raise
@@ -323,8 +338,15 @@ class Request:
 
     def stream(self) -> Iterator[StreamChunk]:
         run = self.run
+        hedge = self.wrapper.route.hedge
         try:
-            yield from stream_sync(run, self.messages, self.params)
+            if hedge is None:
+                yield from stream_sync(run, self.messages, self.params)
+            else:
+                rt = self.wrapper.runtime
+                yield from rt.hedge_loop.iterate(
+                    stream_hedged(run, hedge, rt.hedges, self.messages, self.params)
+                )
         except BaseException as exc:
             self._finish_stream(exc)
             raise
@@ -332,7 +354,11 @@ class Request:
 
     async def astream(self) -> AsyncGenerator[StreamChunk, None]:
         run = self.run
-        chunks = stream_async(run, self.messages, self.params)
+        hedge = self.wrapper.route.hedge
+        if hedge is None:
+            chunks = stream_async(run, self.messages, self.params)
+        else:
+            chunks = stream_hedged(run, hedge, self.wrapper.runtime.hedges, self.messages, self.params)
         try:
             async for chunk in chunks:
                 yield chunk

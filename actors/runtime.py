@@ -24,6 +24,7 @@ from actors.config import LLMConfig, load_config
 from actors.factory import LLMWrapperFactory
 from actors.gate import InstanceGate
 from actors.group import TaskGroupActor
+from actors.hedging import HedgeCounts, HedgeLoop
 from actors.instance import InstanceActor, InstanceHandle
 from actors.outcome import Outcome
 from actors.pool import PoolActor
@@ -98,6 +99,8 @@ class Runtime:
         self.scheduler: Scheduler | None = None
         self.prober: Prober | None = None
         self.factory = LLMWrapperFactory(self)  # its wrappers need a started runtime
+        self.hedges = HedgeCounts()  # hedged attempts by outcome, over reloads
+        self.hedge_loop = HedgeLoop()  # where sync callers' hedged requests run
         self.started = False
         self._stop_lock = threading.Lock()
         # Attempt reports wait here until the next flush: telling an actor per attempt would
@@ -261,6 +264,7 @@ class Runtime:
                 self.scheduler.stop()
             if self.prober is not None:
                 self.prober.stop()
+            self.hedge_loop.stop()
             self.clients.close()
             self.started = False
             _live.discard(self)
@@ -417,7 +421,7 @@ class Runtime:
             "groups": {g: self.group_stats(g, timeout) for g in self.group_refs},
             "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
             "supervisor": self.supervisor_stats(timeout),
-            "resilience": self.table.resilience(time.monotonic()),
+            "resilience": self.resilience_stats(),
         }
         out["wrappers"] = self.factory.get_wrapper_stats()
         return out
@@ -429,6 +433,12 @@ class Runtime:
         if not isinstance(client, SimulatedProvider):
             raise ValueError(f"instance {name!r} is not simulated; start the runtime with simulate=True")
         return client.control
+
+    def resilience_stats(self) -> dict[str, Any]:
+        """Retry budgets by route, hedges by outcome, pacing by instance, ejections by pool."""
+        table = self.table
+        out = table.resilience(time.monotonic()) if table is not None else {}
+        return {**out, "hedges": self.hedges.snapshot()}
 
     def crash_instance(self, name: str) -> None:
         """Drill hook: make an instance actor fail; the supervisor restarts it."""

@@ -131,8 +131,6 @@ class LeaseTable:
         self.budgets: dict[str, EchelonBudget] = {}
         self.targets: dict[str, Target] = {}
         self.retry_budgets: dict[str, RetryBudget] = {}  # by route: "group:<name>", "pool:<name>"
-        #: Hedged attempts by outcome: "won" (answered first), "lost" (cancelled), "refused" (no budget).
-        self.hedges: dict[str, int] = dict.fromkeys(("won", "lost", "refused"), 0)
 
     @classmethod
     def build(
@@ -311,12 +309,11 @@ class LeaseTable:
             return {name: gate.snapshot(now) for name, gate in self.gates.items()}
 
     def resilience(self, now: float) -> dict[str, Any]:
-        """Retry budgets by route, hedges by outcome, pacing by instance, ejections by pool."""
+        """Retry budgets by route, pacing by instance, ejections by pool."""
         budgets = {route: b.snapshot(now) for route, b in self.retry_budgets.items()}
         with self.lock:
             return {
                 "retry_budgets": budgets,
-                "hedges": dict(self.hedges),
                 "paced": {name: gate.paced for name, gate in self.gates.items()},
                 "outlier_detection": {
                     label: target.outliers.snapshot(now)

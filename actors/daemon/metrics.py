@@ -150,7 +150,7 @@ class _Snapshot(Collector):
             in_flight.add_metric([name], float(snap["in_flight"]))
         yield from (state, breaker, parked, disabled, in_flight)
         if table is not None:
-            yield from _resilience(table.resilience(time.monotonic()))
+            yield from _resilience(self.runtime.resilience_stats())
         for key, value in self.daemon().items():
             yield GaugeMetricFamily(p + key, f"daemon {key.replace('_', ' ')}", value=float(value))
 
