@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
 from actors.drivers import Attempt
@@ -327,7 +327,7 @@ def _stream_error(attempt: Attempt, error: BaseException) -> BaseException | Non
 
 async def stream_hedged(
     run: RequestRun, hedge: HedgePolicy, counts: HedgeCounts, messages: Any, params: dict[str, Any]
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """``stream_async`` with hedging on the time to the first chunk."""
     try:
         while True:
