@@ -233,7 +233,7 @@ async def _race_stream(
     counts: HedgeCounts,
     messages: Any,
     params: dict[str, Any],
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """One streamed attempt and its hedges: the first to yield a chunk is streamed to the end."""
     race = _Race(run, hedge, counts, call)
     out: asyncio.Queue[Any] = asyncio.Queue()
