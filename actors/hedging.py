@@ -101,7 +101,7 @@ class _Race:
         self.launched_at = now
         return call
 
-    async def close(self, winner: Attempt | None) -> None:
+    async def close(self) -> None:
         """Cancel every contender still running; their leases go back as cancelled."""
         tasks = list(self.tasks)
         for task in tasks:
@@ -173,12 +173,12 @@ async def _race_call(
                 response = attempt.succeeded(task.result())
                 if is_hedge:
                     counts.add("won")
-                await race.close(attempt)
+                await race.close()
                 await attempt.__aexit__(None, None, None)
                 return response
         return None
     finally:
-        await race.close(None)
+        await race.close()
 
 
 async def run_hedged(
@@ -220,7 +220,9 @@ async def _pump(
                 out.put_nowait((key, _END))
                 return
             out.put_nowait((key, chunk))
-    except (LLMCallError, TimeoutError) as exc:
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # the reader judges it; a bug must not leave it waiting forever
         out.put_nowait((key, exc))
     finally:
         await chunks.aclose()
@@ -277,7 +279,7 @@ async def _race_stream(
                 if is_hedge:
                     counts.add("won")
                 race.tasks.pop(task)
-                await race.close(attempt)  # the others are cancelled now
+                await race.close()  # the others are cancelled now
                 race.tasks[task] = (attempt, is_hedge)
             if item is _END:
                 race.tasks.pop(task)
@@ -315,13 +317,14 @@ async def _race_stream(
             winner.cancel()
             await asyncio.gather(winner, return_exceptions=True)
             await attempt.__aexit__(None, None, None)
-        await race.close(None)
+        await race.close()
 
 
 def _stream_error(attempt: Attempt, error: BaseException) -> BaseException | None:
     if isinstance(error, TimeoutError):
         error = attempt.timed_out()
-    assert isinstance(error, LLMCallError)
+    if not isinstance(error, LLMCallError):
+        raise error
     return attempt.stream_failed(error)
 
 
