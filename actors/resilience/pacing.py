@@ -154,10 +154,11 @@ _PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
 
 
 def rate_limits_from_raw(raw: Iterable[tuple[bytes, bytes]]) -> RateLimits | None:
-    """``parse_rate_limits`` over raw header pairs (httpx's ``Headers.raw``).
+    """``parse_rate_limits`` over raw header pairs (httpx's ``Headers.raw``), for ``decide``.
 
-    Every answer passes here, so it looks at each header once and decodes only the few that
-    matter: most answers carry none.
+    Every answer passes here, so it looks at each header once, decodes only the few that
+    matter, and parses resets (the slow part) only when some limit is low or spent: None when
+    ``decide`` would do nothing anyway, as for most answers.
     """
     picked: dict[str, str] | None = None
     for key, value in raw:
@@ -166,7 +167,23 @@ def rate_limits_from_raw(raw: Iterable[tuple[bytes, bytes]]) -> RateLimits | Non
             if picked is None:
                 picked = {}
             picked[name.decode("latin-1")] = value.decode("latin-1").strip()
-    return parse_rate_limits(picked) if picked else None
+    if not picked or not _maybe_low(picked):
+        return None
+    return parse_rate_limits(picked)
+
+
+def _maybe_low(picked: Mapping[str, str]) -> bool:
+    """Whether some reported limit is spent, low, or of unknown size (``decide`` must look)."""
+    for name, value in picked.items():
+        if "-remaining" not in name:
+            continue
+        remaining = _number(value)
+        if remaining is None:
+            continue
+        limit = _number(picked.get(name.replace("-remaining", "-limit")))
+        if limit is None or remaining < LOW_SHARE * limit or remaining <= 0:
+            return True
+    return False
 
 
 def decide(limits: RateLimits | None, tokens: int = 0) -> PaceDecision | None:

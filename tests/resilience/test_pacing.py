@@ -158,3 +158,23 @@ def test_from_raw_pairs_reads_only_rate_limit_headers():
     assert limits.get("requests") == Limit("requests", 0, None, 80.0)
     assert limits.get("tokens").remaining == 10
     assert rate_limits_from_raw([(b"content-type", b"text/plain")]) is None
+
+
+@pytest.mark.parametrize(
+    "headers,interesting",
+    [
+        ({"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "99"}, False),
+        ({"x-ratelimit-limit-requests": "100", "x-ratelimit-remaining-requests": "9"}, True),
+        ({"x-ratelimit-limit-tokens": "100", "x-ratelimit-remaining-tokens": "0"}, True),
+        ({"x-ratelimit-remaining-tokens": "5000"}, True),  # no limit: decide needs the call's tokens
+        ({"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "40"}, False),
+        ({"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "4"}, True),
+    ],
+)
+def test_from_raw_skips_answers_with_plenty_left(headers, interesting):
+    reset = {k.replace("remaining", "reset"): "1s" for k in headers if "remaining" in k}
+    raw = [(k.encode(), v.encode()) for k, v in {**headers, **reset}.items()]
+    limits = rate_limits_from_raw(raw)
+    assert (limits is not None) is interesting
+    if not interesting:  # nothing lost: the full parse would have decided nothing either
+        assert decide(parse_rate_limits(dict(headers, **reset)), 10) is None

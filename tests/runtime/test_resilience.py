@@ -200,6 +200,10 @@ def test_a_session_stays_on_one_instance_and_sessions_spread(fake, runtime_for):
     assert len(set(homes.values())) >= 2
     # without a session key the pool rotates as configured
     assert len({w.generate(MSG).instance for _ in range(4)}) == 4
+    # a route without affinity takes the key and rotates anyway; it never reaches the provider
+    g = rt.factory.create_task_group_wrapper("g", {"target": "g.echelon1"})
+    assert len({g.generate(MSG, session_id="alice").instance for _ in range(4)}) == 4
+    assert all("session_id" not in r["body"] for n in FOUR for r in fake.requests(n))
 
 
 async def test_session_affinity_async_and_streams(fake, runtime_for):
