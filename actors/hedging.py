@@ -23,8 +23,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
 from actors.drivers import Attempt
+from actors.drivers import _aidle as aidle  # waiting, backing off or failing, as the drivers do
 from actors.errors import LLMCallError
-from actors.request import Call, LoopWaiter, RequestRun, Sleep, Wait
+from actors.request import Call, LoopWaiter, RequestRun
 from actors.resilience import HedgePolicy
 from actors.response import LLMResponse, StreamChunk
 from actors.target import Lease
@@ -192,12 +193,8 @@ async def run_hedged(
                 response = await _race_call(run, action, hedge, counts, messages, params)
                 if response is not None:
                     return response
-            elif isinstance(action, Wait):
-                await action.waiter.wait(action.timeout)
-            elif isinstance(action, Sleep):
-                await asyncio.sleep(action.delay)
             else:
-                raise action.error
+                await aidle(action)
     finally:
         run.leave()
 
@@ -346,12 +343,8 @@ async def stream_hedged(
                     await chunks.aclose()
                 if got_any or run.response is not None:
                     return
-            elif isinstance(action, Wait):
-                await action.waiter.wait(action.timeout)
-            elif isinstance(action, Sleep):
-                await asyncio.sleep(action.delay)
             else:
-                raise action.error
+                await aidle(action)
     finally:
         run.leave()
 
