@@ -405,10 +405,23 @@ class HedgeLoop:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
+            # Requests still running end (cancelled) rather than leave their callers waiting.
+            try:
+                asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(timeout=5)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                pass
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
             if not thread.is_alive():
                 loop.close()
+
+
+async def _cancel_all() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _wrap(coro: Awaitable[T]) -> T:

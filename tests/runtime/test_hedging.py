@@ -3,6 +3,8 @@ the first answer wins and the others are cancelled, with their leases returned."
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from waiting import wait_until
 
@@ -131,3 +133,23 @@ def test_when_every_contender_fails_the_plan_goes_on(fake, runtime_for):
         w.generate(MSG)
     assert sorted(i for i, _ in fake.log) == ["a", "b"]
     wait_until(lambda: no_leases(rt), what="every lease returned")
+
+
+def test_stopping_the_runtime_ends_a_sync_hedged_request_in_flight(fake, runtime_for):
+    rt = runtime_for(**hedged_pool({"after": 5}))
+    fake.configure("a", hang=True)
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "timeout": 30})
+    errors = []
+
+    def call():
+        try:
+            w.generate(MSG)
+        except BaseException as exc:  # cancelled by the stop
+            errors.append(exc)
+
+    t = threading.Thread(target=call)
+    t.start()
+    assert fake.wait_for_in_flight("a", 1, timeout=5)
+    rt.stop()
+    t.join(10)
+    assert not t.is_alive() and errors
