@@ -15,11 +15,12 @@ from typing import Any, Protocol
 
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
-from actors.errors import WrapperExecutionError
+from actors.errors import BadRequestError, WrapperExecutionError
+from actors.messages import embedding_input_problem as input_problem
 from actors.messages import normalize_messages
 from actors.outcome import Outcome
 from actors.request import RequestRun
-from actors.response import Attempt, LLMResponse, StreamChunk
+from actors.response import Attempt, EmbeddingResponse, LLMResponse, StreamChunk
 from actors.state.owner import StateOwner
 from actors.stats import CallStats
 from actors.table import LeaseTable, Route
@@ -92,6 +93,7 @@ class WrapperProxy:
         self._backoff = Backoff(route.retry_delay, jitter="equal")
         self._label = f"{self.name} ({route.label})"  # names the wrapper in error messages
         self.route = route
+        self.mode = route_mode(route)
 
     # -- generate -------------------------------------------------------------------------------
 
@@ -99,8 +101,41 @@ class WrapperProxy:
         """One request, not yet sent: drive it once with ``complete``, ``acomplete``, ``stream``
         or ``astream``. Its ``attempts`` stay in view on every path (a gateway's headers and
         metrics need them before a stream ends and after a failure)."""
+        if self.mode != "chat":
+            raise BadRequestError(
+                f"{self._label} serves embedding models (mode: embedding); use embed()/aembed() "
+                "(POST /v1/embeddings), or a wrapper over chat models for chat"
+            )
         run, msgs, params = self._start(messages, parameters, kwargs)
         return Request(self, run, msgs, params)
+
+    def embed_request(self, inputs: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Request:
+        """One embeddings request, not yet sent (``complete`` or ``acomplete`` it once)."""
+        if self.mode != "embedding":
+            raise BadRequestError(
+                f"{self._label} serves chat models; embeddings need a wrapper over models with "
+                "mode: embedding in their model file"
+            )
+        problem = input_problem(inputs)
+        if problem is not None:
+            raise BadRequestError(problem.replace("'input'", "inputs"))
+        if isinstance(inputs, str) or isinstance(inputs[0], int):
+            inputs = [inputs]
+        run, _, params = self._start(None, parameters, kwargs)
+        return Request(self, run, list(inputs), params, embed=True)
+
+    def embed(
+        self, inputs: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> EmbeddingResponse:
+        """Embeddings of ``inputs`` (a string, a list of strings, or token-id lists), one vector
+        each, in order; the same rotation, limits, breakers and fallback as ``generate``."""
+        return self.embed_request(inputs, parameters, **kwargs).complete()  # type: ignore[return-value]
+
+    async def aembed(
+        self, inputs: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> EmbeddingResponse:
+        """The async twin of ``embed``."""
+        return await self.embed_request(inputs, parameters, **kwargs).acomplete()  # type: ignore[return-value]
 
     def generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
         """Answer ``messages`` on this thread; raises an ``LLMError`` subclass on failure."""
@@ -127,7 +162,7 @@ class WrapperProxy:
     def _start(
         self, messages: Any, parameters: dict[str, Any] | None, kwargs: dict[str, Any]
     ) -> tuple[RequestRun, Any, dict[str, Any]]:
-        msgs = normalize_messages(messages)
+        msgs = normalize_messages(messages) if messages is not None else None
         params = dict(parameters) if parameters else {}
         timeout = self.timeout
         queue_timeout = self.queue_timeout
@@ -274,15 +309,26 @@ class PollingPoolWrapper(WrapperProxy):
 
 
 class Request:
-    """One request on a wrapper, driven once; the wrapper's statistics count it when it ends."""
+    """One request on a wrapper, driven once; the wrapper's statistics count it when it ends.
 
-    __slots__ = ("messages", "params", "run", "wrapper")
+    An embeddings request (``embed``) carries its inputs as ``messages`` and only completes.
+    """
 
-    def __init__(self, wrapper: WrapperProxy, run: RequestRun, messages: Any, params: dict[str, Any]) -> None:
+    __slots__ = ("embed", "messages", "params", "run", "wrapper")
+
+    def __init__(
+        self,
+        wrapper: WrapperProxy,
+        run: RequestRun,
+        messages: Any,
+        params: dict[str, Any],
+        embed: bool = False,
+    ) -> None:
         self.wrapper = wrapper
         self.run = run
         self.messages = messages
         self.params = params
+        self.embed = embed
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -301,7 +347,7 @@ class Request:
 
     def complete(self) -> LLMResponse:
         try:
-            response = run_sync(self.run, self.messages, self.params)
+            response = run_sync(self.run, self.messages, self.params, "embed" if self.embed else "call")
         except BaseException as exc:
             self.wrapper._finish(self.run, None, exc)
             raise
@@ -310,7 +356,9 @@ class Request:
 
     async def acomplete(self) -> LLMResponse:
         try:
-            response = await run_async(self.run, self.messages, self.params)
+            response = await run_async(
+                self.run, self.messages, self.params, "aembed" if self.embed else "acall"
+            )
         except BaseException as exc:
             self.wrapper._finish(self.run, None, exc)
             raise
@@ -345,3 +393,13 @@ class Request:
             self.wrapper._finish(self.run, self.run.response, None)
         else:
             self.wrapper._finish(self.run, None, exc)
+
+
+def route_mode(route: Route) -> str:
+    """What a route's models serve, ``chat`` or ``embedding`` (the configuration keeps every
+    route to one mode)."""
+    for target in route.targets:
+        for member in target.members:
+            model = getattr(member.gate.client, "model", None)
+            return str(getattr(model, "mode", "chat"))
+    return "chat"

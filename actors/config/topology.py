@@ -68,6 +68,8 @@ class LLMConfig(Strict):
                         )
                     )
         issues += check_references(self.models, self.groups, self.pools, self.wrappers)
+        if not issues:
+            issues += self._mode_issues()
         if issues:
             raise ConfigError(issues)
         return self
@@ -136,6 +138,47 @@ class LLMConfig(Strict):
             raise ConfigError(unknown(f"unknown wrapper {name!r}", name, self.wrappers, "wrappers")) from None
 
     # ----------------------------------------------------------------------------- helpers
+
+    def _mode_issues(self) -> list[ConfigIssue]:
+        """A request is chat or embedding throughout: a tier, a pool and a fallback chain each
+        serve one ``mode``, so no request can reach a model that cannot answer it."""
+        issues: list[ConfigIssue] = []
+
+        def modes_of(pairs: list[Pair]) -> dict[str, list[str]]:
+            modes: dict[str, list[str]] = {}
+            for group, tier in pairs:
+                for model in self.groups[group].tiers[tier].models:
+                    modes.setdefault(self.models[model].mode, []).append(model)
+            return modes
+
+        def describe(modes: dict[str, list[str]]) -> str:
+            return "; ".join(f"{mode}: {', '.join(dict.fromkeys(names))}" for mode, names in modes.items())
+
+        for name, group in self.groups.items():
+            for tier in group.tiers:
+                ref = f"{name}.{tier}"
+                modes = modes_of([(name, tier), *self.fallback_tiers(ref)])
+                if len(modes) > 1:
+                    issues.append(
+                        ConfigIssue(
+                            f"groups/{name}.yaml",
+                            tier,
+                            f"{ref} and its fallbacks mix model modes ({describe(modes)}); a chat "
+                            "request cannot go to an embedding model or the reverse: keep one mode",
+                        )
+                    )
+        for name in self.pools:
+            members = self.pool_members(name)
+            modes = modes_of([(g, t) for g, t, _ in members])
+            if len(modes) > 1:
+                issues.append(
+                    ConfigIssue(
+                        f"polling_pools/{name}.yaml",
+                        "task_groups",
+                        f"the pool mixes model modes ({describe(modes)}); keep one mode",
+                    )
+                )
+        return issues
 
     def _pool(self, pool: str) -> PollingPoolConfig:
         try:

@@ -50,9 +50,13 @@ class ModelDirectory:
             if kind in _CREATE:
                 wrapper_type, key = _CREATE[kind]
                 return factory.create_wrapper_from_config(name, wrapper_type, {key: name}, replace=True)
+        raise self.not_found(name)
+
+    def not_found(self, name: Any) -> APIError:
+        """The 404 for a ``model`` that names nothing here, listing what it may name."""
         names = self.names()
         shown = ", ".join(names[:SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
-        raise APIError(
+        return APIError(
             404,
             "not_found",
             f"model {repr(name)[:120]} does not exist here; use a wrapper, a polling pool or a task-group reference: {shown} "
@@ -84,7 +88,13 @@ class ModelDirectory:
 
     def listing(self) -> list[dict[str, Any]]:
         """``/v1/models`` entries: OpenAI's model object plus what each name is."""
-        return [
-            {"id": name, "object": "model", "created": 0, "owned_by": "llm-actors", "kind": kind}
-            for name, kind in self.kinds().items()
-        ]
+        return [_entry(name, kind) for name, kind in self.kinds().items()]
+
+    def entry(self, name: str) -> dict[str, Any] | None:
+        """The ``/v1/models/{id}`` object for ``name``, or None if it names nothing here."""
+        kind = self.kinds().get(name)
+        return None if kind is None else _entry(name, kind)
+
+
+def _entry(name: str, kind: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "llm-actors", "kind": kind}
