@@ -69,7 +69,7 @@ class LLMConfig(Strict):
                     )
         issues += check_references(self.models, self.groups, self.pools, self.wrappers)
         if not issues:
-            issues += self._mode_issues()
+            issues += self.mode_issues()
         if issues:
             raise ConfigError(issues)
         return self
@@ -137,9 +137,7 @@ class LLMConfig(Strict):
         except KeyError:
             raise ConfigError(unknown(f"unknown wrapper {name!r}", name, self.wrappers, "wrappers")) from None
 
-    # ----------------------------------------------------------------------------- helpers
-
-    def _mode_issues(self) -> list[ConfigIssue]:
+    def mode_issues(self) -> list[ConfigIssue]:
         """A request is chat or embedding throughout: a tier, a pool and a fallback chain each
         serve one ``mode``, so no request can reach a model that cannot answer it."""
         issues: list[ConfigIssue] = []
@@ -179,6 +177,8 @@ class LLMConfig(Strict):
                     )
                 )
         return issues
+
+    # ----------------------------------------------------------------------------- helpers
 
     def _pool(self, pool: str) -> PollingPoolConfig:
         try:
