@@ -91,3 +91,9 @@ def test_bad_embedding_requests_name_the_field(fake, daemon, body, param):
     r = httpx.post(daemon.url + "/v1/embeddings", json=body, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["param"] == param
     assert fake.log == []
+
+
+def test_token_id_inputs_as_langchain_sends_them(fake, openai_client):
+    r = openai_client.embeddings.create(model="emb", input=[[1, 2, 3], [4, 5]], encoding_format="float")
+    assert [d.embedding for d in r.data] == [vector([1, 2, 3]), vector([4, 5])]
+    assert fake.requests("emb1")[-1]["body"]["input"] == [[1, 2, 3], [4, 5]]
