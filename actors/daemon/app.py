@@ -124,31 +124,21 @@ class _Handlers:
         info = request_info(request.scope)
         started = _perf()
         label = "unknown"
-        call = None
         try:
             ask = embeddings_api.parse(parse_json(await self._body(request)))
             info.model = ask.model
             wrapper = state.models.get(ask.model)
             label = ask.model
             call = wrapper.embed_request(ask.inputs, ask.params)
+        except Exception as exc:
+            error = _refusal(exc, param="model")
+            state.metrics.observe(embeddings_api.API, label, error.status, _perf() - started)
+            return _error(request, error)
+        try:
             result = await call.acomplete()
-        except APIError as err:
-            state.metrics.observe(embeddings_api.API, label, err.status, _perf() - started)
-            return _error(request, err)
-        except BadRequestError as exc:
-            if call is not None:  # an upstream 400: the attempts are worth the headers
-                return self._failed(request, embeddings_api.API, label, call, exc, started)
-            state.metrics.observe(embeddings_api.API, label, 400, _perf() - started)
-            return _error(request, APIError(400, "invalid_request", str(exc), param="model"))
         except LLMError as exc:
-            if call is None:
-                error = from_llm_error(exc)
-                state.metrics.observe(embeddings_api.API, label, error.status, _perf() - started)
-                return _error(request, error)
             return self._failed(request, embeddings_api.API, label, call, exc, started)
         except Exception as exc:
-            if call is None:
-                raise
             return self._crashed(request, embeddings_api.API, label, call, exc, started)
         info.instance, info.attempts = result.instance, len(result.attempts)
         state.metrics.observe(
@@ -175,8 +165,8 @@ class _Handlers:
             chat = anthropic_api.parse(body)
             request_info(request.scope).model = chat.model
             wrapper = self.state.models.get(chat.model)
-        except APIError as err:
-            return _error(request, err)
+        except Exception as exc:
+            return _error(request, _refusal(exc, param="messages"))
         count, source = await count_tokens.count(wrapper, body, chat)
         return _json({"input_tokens": count, "source": source}, 200, {"x-llm-actors-count-source": source})
 
@@ -420,6 +410,20 @@ class _Handlers:
             kind = "no_route"
             message += f"; this gateway serves {', '.join(_API_ROUTES)}"
         return _error(request, APIError(exc.status_code, kind, message), dict(exc.headers or {}))
+
+
+def _refusal(exc: Exception, param: str) -> APIError:
+    """The answer for a request refused before any instance was called; re-raises a bug."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, BadRequestError):
+        return APIError(400, "invalid_request", str(exc), param=param)
+    if isinstance(exc, LLMError):  # a wrapper for a pool or reference that could not be built
+        return from_llm_error(exc)
+    if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):  # a body of an unexpected shape
+        why = f"the request body has an unexpected shape ({type(exc).__name__}: {exc}); check it against the API"
+        return APIError(400, "invalid_request", why)
+    raise exc
 
 
 def _too_large(size: int, limit: int) -> APIError:
