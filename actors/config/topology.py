@@ -165,6 +165,21 @@ class LLMConfig(Strict):
                             "request cannot go to an embedding model or the reverse: keep one mode",
                         )
                     )
+        for name, wrapper in self.wrappers.items():
+            if wrapper.target is None or wrapper.fallback_groups is None:
+                continue  # the group's own chain, checked above
+            pairs = self.resolve(wrapper.target) + self.fallback_tiers(
+                wrapper.target, wrapper.fallback_groups
+            )
+            modes = modes_of(pairs)
+            if len(modes) > 1:
+                issues.append(
+                    ConfigIssue(
+                        "wrappers.yaml",
+                        f"{name}.fallback_groups",
+                        f"the wrapper's target and fallbacks mix model modes ({describe(modes)}); keep one mode",
+                    )
+                )
         for name in self.pools:
             members = self.pool_members(name)
             modes = modes_of([(g, t) for g, t, _ in members])

@@ -31,6 +31,13 @@ def test_models_can_be_looked_up_one_by_one(openai_client, anthropic_client):
     assert info.value.body["code"] == "model_not_found"
 
 
+def test_models_say_whether_they_serve_chat_or_embeddings(daemon):
+    modes = {m["id"]: m["mode"] for m in daemon.get("/v1/models").json()["data"]}
+    assert modes["emb"] == modes["emb.echelon2"] == "embedding"
+    assert modes["chat"] == modes["basic_pool"] == modes["claude"] == "chat"
+    assert daemon.get("/v1/models/emb.echelon1").json()["mode"] == "embedding"
+
+
 # -- count_tokens ----------------------------------------------------------------------------------
 
 

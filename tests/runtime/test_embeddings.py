@@ -143,3 +143,22 @@ def test_the_configuration_keeps_one_mode_per_route(tmp_path, fake, models, grou
     root = write_topology(tmp_path, fake, models=models, groups=groups)
     with pytest.raises(ConfigError, match=message):
         load_config(root)
+
+
+def test_a_wrappers_own_fallbacks_keep_its_mode_too(tmp_path, fake):
+    from actors.config import load_config
+    from actors.fake.topology import write_topology
+
+    root = write_topology(
+        tmp_path,
+        fake,
+        models={"c": {}, "e": {"mode": "embedding"}},
+        groups={
+            "g": {"echelon1": {"models": ["c"], "priority": 1}},
+            "h": {"echelon1": {"models": ["e"], "priority": 1}},
+        },
+        wrappers={"w": {"type": "task_group", "target": "g", "fallback_groups": ["h"]}},
+    )
+    message = "the wrapper's target and fallbacks mix model modes"
+    with pytest.raises(ConfigError, match=message):
+        load_config(root)
