@@ -162,3 +162,15 @@ def test_a_wrappers_own_fallbacks_keep_its_mode_too(tmp_path, fake):
     message = "the wrapper's target and fallbacks mix model modes"
     with pytest.raises(ConfigError, match=message):
         load_config(root)
+
+
+def test_a_garbage_body_is_unhealthy_and_an_upstream_400_is_the_callers(fake, runtime_for):
+    rt = runtime_for(**embedding_topology())
+    w = rt.factory.create_task_group_wrapper("w", {"target": "emb"})
+    fake.configure("e1", garbage=True, times=1)
+    r = w.embed("x")
+    assert r.instance == "e2" and [a.outcome.value for a in r.attempts] == ["unhealthy", "success"]
+    fake.configure("e1", status=400, times=1)
+    with pytest.raises(BadRequestError):
+        w.embed("x")
+    assert fake.stats("e2")["requests"] == 1  # a caller's fault is not retried elsewhere
