@@ -11,13 +11,12 @@ import collections
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
 from actors.errors import BadRequestError, WrapperExecutionError
-from actors.messages import embedding_input_problem as input_problem
-from actors.messages import normalize_messages
+from actors.messages import embedding_input_problem, normalize_messages
 from actors.outcome import Outcome
 from actors.request import RequestRun
 from actors.response import Attempt, EmbeddingResponse, LLMResponse, StreamChunk
@@ -116,7 +115,7 @@ class WrapperProxy:
                 f"{self._label} serves chat models; embeddings need a wrapper over models with "
                 "mode: embedding in their model file"
             )
-        problem = input_problem(inputs)
+        problem = embedding_input_problem(inputs)
         if problem is not None:
             raise BadRequestError(problem.replace("'input'", "inputs"))
         if isinstance(inputs, str) or isinstance(inputs[0], int):
@@ -129,13 +128,13 @@ class WrapperProxy:
     ) -> EmbeddingResponse:
         """Embeddings of ``inputs`` (a string, a list of strings, or token-id lists), one vector
         each, in order; the same rotation, limits, breakers and fallback as ``generate``."""
-        return self.embed_request(inputs, parameters, **kwargs).complete()  # type: ignore[return-value]
+        return cast(EmbeddingResponse, self.embed_request(inputs, parameters, **kwargs).complete())
 
     async def aembed(
         self, inputs: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
     ) -> EmbeddingResponse:
         """The async twin of ``embed``."""
-        return await self.embed_request(inputs, parameters, **kwargs).acomplete()  # type: ignore[return-value]
+        return cast(EmbeddingResponse, await self.embed_request(inputs, parameters, **kwargs).acomplete())
 
     def generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
         """Answer ``messages`` on this thread; raises an ``LLMError`` subclass on failure."""

@@ -35,7 +35,7 @@ from actors.daemon.errors import APIError, from_llm_error
 from actors.daemon.metrics import CONTENT_TYPE
 from actors.daemon.middleware import Gateway, error_parts, request_info
 from actors.daemon.state import DaemonState, ReloadRejected
-from actors.daemon.trail import EXPOSED_HEADERS, overhead_ms, trail
+from actors.daemon.trail import EXPOSED_HEADERS, gateway_seconds, trail
 from actors.errors import BadRequestError, LLMError
 from actors.response import StreamChunk
 
@@ -155,7 +155,7 @@ class _Handlers:
             first_target=call.first_target,
             instance=result.instance,
             target=result.target,
-            overhead=overhead_ms(call, started),
+            overhead=gateway_seconds(call, started),
         )
         return _json(embeddings_api.render(result, ask), 200, headers)
 
@@ -231,7 +231,7 @@ class _Handlers:
                 first_target=call.first_target,
                 instance=response.instance,
                 target=response.target,
-                overhead=overhead_ms(call, started),
+                overhead=gateway_seconds(call, started),
             ),
         )
 
@@ -270,7 +270,7 @@ class _Handlers:
                 instance=instance,
                 target=call.current_target(),
                 count=count,
-                overhead=overhead_ms(call, started, in_progress=first is not None),
+                overhead=gateway_seconds(call, started, in_progress=first is not None),
             ),
             "cache-control": "no-cache",
         }
@@ -308,7 +308,7 @@ class _Handlers:
         info.attempts = len(attempts)
         info.instance = attempts[-1].instance if attempts else None
         self.state.metrics.observe(api, label, error.status, _perf() - started, attempts, call.first_target)
-        headers = trail(attempts, first_target=call.first_target, overhead=overhead_ms(call, started))
+        headers = trail(attempts, first_target=call.first_target, overhead=gateway_seconds(call, started))
         return _error(request, error, headers)
 
     def _crashed(

@@ -25,7 +25,7 @@ from actors.response import Attempt
 if TYPE_CHECKING:
     from actors.proxy import Request
 
-__all__ = ["EXPOSED_HEADERS", "overhead_ms", "trail"]
+__all__ = ["EXPOSED_HEADERS", "gateway_seconds", "trail"]
 
 #: Response headers a browser script may read (CORS ``Access-Control-Expose-Headers``).
 EXPOSED_HEADERS = (
@@ -55,6 +55,7 @@ def trail(
 
     ``instance`` and ``target`` name the answering attempt when it is not among ``attempts``
     yet (a stream records its attempt when it ends); ``count`` then counts it too.
+    ``overhead`` is in seconds (``gateway_seconds``); the header says milliseconds.
     """
     if not instance and attempts:
         instance, target = attempts[-1].instance, attempts[-1].target or ""
@@ -78,7 +79,7 @@ def trail(
     return headers
 
 
-def overhead_ms(call: Request | None, started: float, *, in_progress: bool = False) -> float:
+def gateway_seconds(call: Request | None, started: float, *, in_progress: bool = False) -> float:
     """Seconds the gateway spent on ``call`` since ``started`` (``time.perf_counter``), upstream
     time excluded; ``in_progress``: an attempt is still streaming, and its time since it was
     sent is upstream time too."""
