@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from starlette.applications import Starlette
@@ -37,7 +37,7 @@ from actors.daemon.middleware import Gateway, error_parts, request_info
 from actors.daemon.state import DaemonState, ReloadRejected
 from actors.daemon.trail import EXPOSED_HEADERS, gateway_seconds, trail
 from actors.errors import BadRequestError, LLMError
-from actors.response import StreamChunk
+from actors.response import EmbeddingResponse, StreamChunk
 
 if TYPE_CHECKING:
     from actors.proxy import Request as WrapperRequest
@@ -135,7 +135,7 @@ class _Handlers:
             state.metrics.observe(embeddings_api.API, label, error.status, _perf() - started)
             return _error(request, error)
         try:
-            result = await call.acomplete()
+            result = cast(EmbeddingResponse, await call.acomplete())
         except LLMError as exc:
             return self._failed(request, embeddings_api.API, label, call, exc, started)
         except Exception as exc:

@@ -241,7 +241,9 @@ def _message(where: str, item: dict[str, Any]) -> dict[str, Any]:
 
 def _text(where: str, output: Any) -> str:
     if isinstance(output, list):
-        texts = [p.get("text") for p in output if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        texts: list[str] = [
+            p["text"] for p in output if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
         if len(texts) == len(output):
             return "".join(texts)
     raise bad_field(where, "must be a string or an array of input_text parts")
