@@ -17,12 +17,11 @@ Replies and the stream's events are built in ``actors.daemon.responses_replies``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
-from actors.daemon.chat import ChatRequest, bad_field, check_int, check_number, check_type
+from actors.daemon.chat import bad_field, check_int, check_number, check_type
 from actors.daemon.errors import APIError
-from actors.daemon.responses_replies import EventStream, response
+from actors.daemon.responses_replies import EventStream, ResponsesRequest, response
 from actors.errors import BadRequestError
 from actors.messages import normalize_messages
 
@@ -63,13 +62,6 @@ _ACCEPTED = frozenset(
     }
 )
 _PASSED = ("service_tier", "safety_identifier", "prompt_cache_key", "parallel_tool_calls")
-
-
-@dataclass(slots=True)
-class ResponsesRequest(ChatRequest):
-    """A chat request, plus what the response object echoes back."""
-
-    echo: dict[str, Any] = field(default_factory=dict)
 
 
 # -- requests ---------------------------------------------------------------------------------

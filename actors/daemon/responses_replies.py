@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
+from actors.daemon.chat import ChatRequest
 from actors.daemon.errors import APIError
 from actors.daemon.openai_api import error_body
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 
-if TYPE_CHECKING:
-    from actors.daemon.responses_api import ResponsesRequest
+__all__ = ["EventStream", "ResponsesRequest", "response"]
 
-__all__ = ["EventStream", "response"]
+
+@dataclass(slots=True)
+class ResponsesRequest(ChatRequest):
+    """A chat request, plus what the response object echoes back."""
+
+    echo: dict[str, Any] = field(default_factory=dict)
 
 
 def _usage(usage: TokenUsage | None) -> dict[str, Any]:
