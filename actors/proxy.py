@@ -57,7 +57,7 @@ class Host(Protocol):
         lease: Lease,
         outcome: Outcome | None,
         duration: float,
-        result: LLMResponse | BaseException | None,
+        result: LLMResponse | EmbeddingResponse | BaseException | None,
     ) -> None: ...
 
     def route_health(self, route: Route) -> dict[str, Any]: ...

@@ -47,7 +47,8 @@ def test_embed_returns_one_vector_per_input_in_order(fake, runtime_for):
         "dimensions": 4,
     }
     assert fake.log[-1] == ("e1", "embeddings")
-    assert w.get_stats()["successful_requests"] == 1
+    assert w.get_stats()["successful_requests"] == 1 and w.get_stats()["prompt_tokens"] == 3
+    assert rt.instance_stats("e1")["prompt_tokens"] == 3  # the instance actor counts them too
 
 
 async def test_aembed_takes_a_string_or_token_ids(fake, runtime_for):
