@@ -20,7 +20,7 @@ from actors.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage,
 from actors.migration import ConfigMigrator
 from actors.outcome import Outcome
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
-from actors.response import Attempt, LLMResponse, StreamChunk, TokenUsage, ToolCall
+from actors.response import Attempt, EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
 from actors.runtime import Runtime
 
 __version__ = "0.1.0"
@@ -38,6 +38,7 @@ __all__ = [
     "SystemMessage",
     "AIMessage",
     "ToolMessage",
+    "EmbeddingResponse",
     "LLMResponse",
     "StreamChunk",
     "TokenUsage",

@@ -252,8 +252,11 @@ async def _aidle(action: Wait | Sleep | Fail) -> None:
         raise action.error
 
 
-def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
-    """Drive ``run`` to one response or one error on this thread."""
+def run_sync(
+    run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any], method: str = "call"
+) -> LLMResponse:
+    """Drive ``run`` to one response or one error on this thread; ``method`` names the provider's
+    call (``embed`` for embeddings, whose ``messages`` are the inputs)."""
     try:
         while True:
             action = run.next(ThreadWaiter)
@@ -261,7 +264,7 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
                 lease = action.lease
                 with Attempt(run, action) as attempt:
                     try:
-                        response = lease.member.gate.client.call(
+                        response = getattr(lease.member.gate.client, method)(
                             messages,
                             lease.target.merge(params),
                             timeout=action.timeout,
@@ -278,8 +281,11 @@ def run_sync(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, 
             run.leave()
 
 
-async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any]) -> LLMResponse:
-    """Drive ``run`` to one response or one error on the running event loop."""
+async def run_async(
+    run: RequestRun, messages: list[dict[str, Any]], params: dict[str, Any], method: str = "acall"
+) -> LLMResponse:
+    """Drive ``run`` to one response or one error on the running event loop (``method`` as in
+    ``run_sync``: ``aembed`` for embeddings)."""
     try:
         while True:
             action = await run.anext(LoopWaiter)
@@ -288,7 +294,7 @@ async def run_async(run: RequestRun, messages: list[dict[str, Any]], params: dic
                 async with Attempt(run, action) as attempt:
                     try:
                         async with attempt.bound():
-                            response = await lease.member.gate.client.acall(
+                            response = await getattr(lease.member.gate.client, method)(
                                 messages, lease.target.merge(params), timeout=action.timeout
                             )
                     except TimeoutError:

@@ -21,6 +21,7 @@ __all__ = [
     "HumanMessage",
     "SystemMessage",
     "ToolMessage",
+    "embedding_input_problem",
     "normalize_messages",
     "to_message_dict",
 ]
@@ -169,3 +170,18 @@ def _tool_call_to_openai(call: Any) -> dict[str, Any]:
 
 def _bad(index: int, why: str) -> None:
     raise BadRequestError(f"messages[{index}]: {why}")
+
+
+def embedding_input_problem(value: Any) -> str | None:
+    """Why ``value`` is not one of OpenAI's embedding input forms (a string, strings, token ids
+    or lists of them), or None."""
+    if isinstance(value, str):
+        return None
+    if isinstance(value, list) and value:
+        if all(isinstance(v, str) for v in value):
+            return None
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return None
+        if all(isinstance(v, list) and v and all(isinstance(t, int) for t in v) for v in value):
+            return None
+    return "'input' must be a string, an array of strings, or an array of token arrays, and not empty"

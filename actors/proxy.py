@@ -11,16 +11,16 @@ import collections
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
-from actors.errors import WrapperExecutionError
+from actors.errors import BadRequestError, WrapperExecutionError
 from actors.hedging import HedgeCounts, HedgeLoop, run_hedged, stream_hedged
-from actors.messages import normalize_messages
+from actors.messages import embedding_input_problem, normalize_messages
 from actors.outcome import Outcome
 from actors.request import RequestRun
-from actors.response import Attempt, LLMResponse, StreamChunk
+from actors.response import Attempt, EmbeddingResponse, LLMResponse, StreamChunk
 from actors.state.owner import StateOwner
 from actors.stats import CallStats
 from actors.table import LeaseTable, Route
@@ -60,7 +60,7 @@ class Host(Protocol):
         lease: Lease,
         outcome: Outcome | None,
         duration: float,
-        result: LLMResponse | BaseException | None,
+        result: LLMResponse | EmbeddingResponse | BaseException | None,
     ) -> None: ...
 
     def route_health(self, route: Route) -> dict[str, Any]: ...
@@ -95,6 +95,7 @@ class WrapperProxy:
         self._backoff = Backoff(route.retry_delay, jitter="equal")
         self._label = f"{self.name} ({route.label})"  # names the wrapper in error messages
         self.route = route
+        self.mode = route_mode(route)
 
     # -- generate -------------------------------------------------------------------------------
 
@@ -102,8 +103,41 @@ class WrapperProxy:
         """One request, not yet sent: drive it once with ``complete``, ``acomplete``, ``stream``
         or ``astream``. Its ``attempts`` stay in view on every path (a gateway's headers and
         metrics need them before a stream ends and after a failure)."""
+        if self.mode != "chat":
+            raise BadRequestError(
+                f"{self._label} serves embedding models (mode: embedding); use embed()/aembed() "
+                "(POST /v1/embeddings), or a wrapper over chat models for chat"
+            )
         run, msgs, params = self._start(messages, parameters, kwargs)
         return Request(self, run, msgs, params)
+
+    def embed_request(self, inputs: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Request:
+        """One embeddings request, not yet sent (``complete`` or ``acomplete`` it once)."""
+        if self.mode != "embedding":
+            raise BadRequestError(
+                f"{self._label} serves chat models; embeddings need a wrapper over models with "
+                "mode: embedding in their model file"
+            )
+        problem = embedding_input_problem(inputs)
+        if problem is not None:
+            raise BadRequestError(problem.replace("'input'", "inputs"))
+        if isinstance(inputs, str) or isinstance(inputs[0], int):
+            inputs = [inputs]
+        run, _, params = self._start(None, parameters, kwargs)
+        return Request(self, run, list(inputs), params, embed=True)
+
+    def embed(
+        self, inputs: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> EmbeddingResponse:
+        """Embeddings of ``inputs`` (a string, a list of strings, or token-id lists), one vector
+        each, in order; the same rotation, limits, breakers and fallback as ``generate``."""
+        return cast(EmbeddingResponse, self.embed_request(inputs, parameters, **kwargs).complete())
+
+    async def aembed(
+        self, inputs: Any, parameters: dict[str, Any] | None = None, **kwargs: Any
+    ) -> EmbeddingResponse:
+        """The async twin of ``embed``."""
+        return cast(EmbeddingResponse, await self.embed_request(inputs, parameters, **kwargs).acomplete())
 
     def generate(self, messages: Any, parameters: dict[str, Any] | None = None, **kwargs: Any) -> LLMResponse:
         """Answer ``messages`` on this thread; raises an ``LLMError`` subclass on failure."""
@@ -130,7 +164,7 @@ class WrapperProxy:
     def _start(
         self, messages: Any, parameters: dict[str, Any] | None, kwargs: dict[str, Any]
     ) -> tuple[RequestRun, Any, dict[str, Any]]:
-        msgs = normalize_messages(messages)
+        msgs = normalize_messages(messages) if messages is not None else None
         params = dict(parameters) if parameters else {}
         timeout = self.timeout
         queue_timeout = self.queue_timeout
@@ -281,15 +315,26 @@ class PollingPoolWrapper(WrapperProxy):
 
 
 class Request:
-    """One request on a wrapper, driven once; the wrapper's statistics count it when it ends."""
+    """One request on a wrapper, driven once; the wrapper's statistics count it when it ends.
 
-    __slots__ = ("messages", "params", "run", "wrapper")
+    An embeddings request (``embed``) carries its inputs as ``messages`` and only completes.
+    """
 
-    def __init__(self, wrapper: WrapperProxy, run: RequestRun, messages: Any, params: dict[str, Any]) -> None:
+    __slots__ = ("embed", "messages", "params", "run", "wrapper")
+
+    def __init__(
+        self,
+        wrapper: WrapperProxy,
+        run: RequestRun,
+        messages: Any,
+        params: dict[str, Any],
+        embed: bool = False,
+    ) -> None:
         self.wrapper = wrapper
         self.run = run
         self.messages = messages
         self.params = params
+        self.embed = embed
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -309,8 +354,9 @@ class Request:
     def complete(self) -> LLMResponse:
         hedge = self.wrapper.route.hedge
         try:
-            if hedge is None:
-                response = run_sync(self.run, self.messages, self.params)
+            if hedge is None or self.embed:
+                method = "embed" if self.embed else "call"
+                response = run_sync(self.run, self.messages, self.params, method)
             else:
                 rt = self.wrapper.runtime
                 response = rt.hedge_loop.run(
@@ -325,8 +371,9 @@ class Request:
     async def acomplete(self) -> LLMResponse:
         hedge = self.wrapper.route.hedge
         try:
-            if hedge is None:
-                response = await run_async(self.run, self.messages, self.params)
+            if hedge is None or self.embed:
+                method = "aembed" if self.embed else "acall"
+                response = await run_async(self.run, self.messages, self.params, method)
             else:
                 hedges = self.wrapper.runtime.hedges
                 response = await run_hedged(self.run, hedge, hedges, self.messages, self.params)
@@ -375,3 +422,13 @@ class Request:
             self.wrapper._finish(self.run, self.run.response, None)
         else:
             self.wrapper._finish(self.run, None, exc)
+
+
+def route_mode(route: Route) -> str:
+    """What a route's models serve, ``chat`` or ``embedding`` (the configuration keeps every
+    route to one mode)."""
+    for target in route.targets:
+        for member in target.members:
+            model = getattr(member.gate.client, "model", None)
+            return str(getattr(model, "mode", "chat"))
+    return "chat"

@@ -155,6 +155,7 @@ class RequestRun:
         "attempts",
         "backoff",
         "budget",
+        "call_started",
         "clock",
         "deadline",
         "delay",
@@ -216,6 +217,7 @@ class RequestRun:
         self.last_error: BaseException | None = None
         self.label = label
         self.response: LLMResponse | None = None
+        self.call_started = self.started  # when the latest attempt was sent (gateway overhead ends)
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -279,6 +281,7 @@ class RequestRun:
         """Act on the owner's answer for the current step: call, wait, or move on (None)."""
         if isinstance(result, Lease):
             self.queue_deadline = None
+            self.call_started = now
             limit = result.target.attempt_timeout(result.member)
             left = self.deadline - now
             return Call(result, max(0.001, min(limit, left)), left < limit)

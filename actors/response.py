@@ -9,7 +9,7 @@ from typing import Any
 
 from actors.outcome import Outcome
 
-__all__ = ["Attempt", "LLMResponse", "StreamChunk", "TokenUsage", "ToolCall"]
+__all__ = ["Attempt", "EmbeddingResponse", "LLMResponse", "StreamChunk", "TokenUsage", "ToolCall"]
 
 
 @dataclass(slots=True)
@@ -126,3 +126,25 @@ class StreamChunk:
 
     def __str__(self) -> str:
         return self.delta
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    """Embeddings of a list of inputs: ``embeddings[i]`` is the vector of input ``i``."""
+
+    embeddings: list[list[float]]
+    model: str = ""
+    instance: str = ""
+    target: str = ""
+    token_usage: TokenUsage = field(default_factory=TokenUsage)
+    response_time: float = 0.0
+    attempts: list[Attempt] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    timestamp: float = field(default_factory=time.time)
+    rate_limits: Any = field(default=None, repr=False, compare=False)  # what pacing reads
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("rate_limits", None)
+        out["attempts"] = [a.to_dict() for a in self.attempts]
+        return out

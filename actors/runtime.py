@@ -31,7 +31,7 @@ from actors.pool import PoolActor
 from actors.protocol import AttemptBatch, AttemptDone, GetStats
 from actors.providers import HTTPClients, SimulatedProvider, SimulationControl, make_provider
 from actors.reply import ask_sync
-from actors.response import LLMResponse
+from actors.response import EmbeddingResponse, LLMResponse
 from actors.scheduler import Scheduler
 from actors.state.local import LocalState
 from actors.state.owner import ChangeListener, StateOwner
@@ -304,10 +304,11 @@ class Runtime:
         lease: Lease,
         outcome: Outcome | None,
         duration: float,
-        result: LLMResponse | BaseException | None,
+        result: LLMResponse | EmbeddingResponse | BaseException | None,
     ) -> None:
         """One attempt ended; its instance's actor and its target's actor hear of it at the next flush."""
-        usage = result.token_usage if isinstance(result, LLMResponse) else None  # a success
+        # A success: a reply, or embeddings (whose tokens count the same way).
+        usage = result.token_usage if isinstance(result, (LLMResponse, EmbeddingResponse)) else None
         error = str(result) if isinstance(result, BaseException) else None
         self._outbox.append(
             AttemptDone(lease.member.name, lease.target.label, outcome, duration, usage, error)

@@ -1,6 +1,7 @@
 """Serve an OpenAI- and Anthropic-compatible HTTP API over the configured LLM instances.
 
-``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic), ``GET /v1/models``;
+``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings`` (OpenAI), ``POST /v1/messages``
+and ``/v1/messages/count_tokens`` (Anthropic), ``GET /v1/models`` and ``/v1/models/{id}``;
 ``model`` names a wrapper, a polling pool or a task-group reference. Also ``/healthz``,
 ``/readyz``, ``/v1/stats``, ``/metrics`` and ``POST /admin/reload``. SIGTERM drains in-flight
 requests (up to ``--grace`` seconds) before stopping; SIGHUP reloads the configuration. Needs
@@ -56,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest request body accepted; larger ones get 413 (default: %(default)s)",
     )
     add(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser apps on ORIGIN (e.g. http://localhost:3000, or *) call the API; repeatable",
+    )
+    add(
         "--log-level",
         default="info",
         choices=("debug", "info", "warning", "error"),
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         grace=args.grace,
         max_body=args.max_body,
         log_level=args.log_level,
+        cors_origins=tuple(args.cors_origin),
     )
     try:
         return serve(options)

@@ -131,7 +131,7 @@ class _Loader:
         )
         if self.issues:
             raise ConfigError([self._scrub(issue) for issue in self.issues])
-        return LLMConfig.model_construct(
+        config = LLMConfig.model_construct(
             root=self.root,
             models=self.models,
             groups=self.groups,
@@ -140,6 +140,10 @@ class _Loader:
             registry=self.registry,
             global_fallback=self.global_fallback,
         )
+        issues = config.mode_issues()
+        if issues:
+            raise ConfigError(issues)
+        return config
 
     def _issue(self, path: Path | str, field: str, message: str) -> None:
         file = path if isinstance(path, str) else self._show(path)

@@ -97,6 +97,9 @@ class ModelConfig(Strict):
     provider: str = ""
     model_type: Literal["openai", "anthropic", "openai_compatible", "simulated"]
     model_name: str
+    mode: Literal["chat", "embedding"] = Field(
+        "chat", description="what the model serves: chat completions, or embeddings"
+    )
     base_url: str | None = Field(None, validate_default=True)
     api_key: SecretStr | None = None
     api_key_env: str | None = Field(None, description="variable the key came from, for messages")
@@ -159,6 +162,15 @@ class ModelConfig(Strict):
                 "{base_url}/v1/messages); drop the trailing /v1"
             )
         return value
+
+    @model_validator(mode="after")
+    def _embedding_needs_an_api(self) -> ModelConfig:
+        if self.mode == "embedding" and self.model_type == "anthropic":
+            raise ValueError(
+                "mode: embedding needs an embeddings API, and Anthropic has none; use an openai or "
+                "openai_compatible model for embeddings"
+            )
+        return self
 
     @property
     def enabled(self) -> bool:

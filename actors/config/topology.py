@@ -68,6 +68,8 @@ class LLMConfig(Strict):
                         )
                     )
         issues += check_references(self.models, self.groups, self.pools, self.wrappers)
+        if not issues:
+            issues += self.mode_issues()
         if issues:
             raise ConfigError(issues)
         return self
@@ -134,6 +136,62 @@ class LLMConfig(Strict):
             return self.wrappers[name]
         except KeyError:
             raise ConfigError(unknown(f"unknown wrapper {name!r}", name, self.wrappers, "wrappers")) from None
+
+    def mode_issues(self) -> list[ConfigIssue]:
+        """A request is chat or embedding throughout: a tier, a pool and a fallback chain each
+        serve one ``mode``, so no request can reach a model that cannot answer it."""
+        issues: list[ConfigIssue] = []
+
+        def modes_of(pairs: list[Pair]) -> dict[str, list[str]]:
+            modes: dict[str, list[str]] = {}
+            for group, tier in pairs:
+                for model in self.groups[group].tiers[tier].models:
+                    modes.setdefault(self.models[model].mode, []).append(model)
+            return modes
+
+        def describe(modes: dict[str, list[str]]) -> str:
+            return "; ".join(f"{mode}: {', '.join(dict.fromkeys(names))}" for mode, names in modes.items())
+
+        for name, group in self.groups.items():
+            for tier in group.tiers:
+                ref = f"{name}.{tier}"
+                modes = modes_of([(name, tier), *self.fallback_tiers(ref)])
+                if len(modes) > 1:
+                    issues.append(
+                        ConfigIssue(
+                            f"groups/{name}.yaml",
+                            tier,
+                            f"{ref} and its fallbacks mix model modes ({describe(modes)}); a chat "
+                            "request cannot go to an embedding model or the reverse: keep one mode",
+                        )
+                    )
+        for name, wrapper in self.wrappers.items():
+            if wrapper.target is None or wrapper.fallback_groups is None:
+                continue  # the group's own chain, checked above
+            pairs = self.resolve(wrapper.target) + self.fallback_tiers(
+                wrapper.target, wrapper.fallback_groups
+            )
+            modes = modes_of(pairs)
+            if len(modes) > 1:
+                issues.append(
+                    ConfigIssue(
+                        "wrappers.yaml",
+                        f"{name}.fallback_groups",
+                        f"the wrapper's target and fallbacks mix model modes ({describe(modes)}); keep one mode",
+                    )
+                )
+        for name in self.pools:
+            members = self.pool_members(name)
+            modes = modes_of([(g, t) for g, t, _ in members])
+            if len(modes) > 1:
+                issues.append(
+                    ConfigIssue(
+                        f"polling_pools/{name}.yaml",
+                        "task_groups",
+                        f"the pool mixes model modes ({describe(modes)}); keep one mode",
+                    )
+                )
+        return issues
 
     # ----------------------------------------------------------------------------- helpers
 

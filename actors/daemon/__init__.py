@@ -11,6 +11,10 @@ Modules, one concept each::
     chat.py           a chat request in canonical form, and the field checks both APIs share
     openai_api.py     /v1/chat/completions: parsing, responses, SSE chunks, error bodies
     anthropic_api.py  /v1/messages: the same in Anthropic's shapes
+    responses_api.py  /v1/responses: OpenAI's Responses API over the same chat requests
+    embeddings_api.py /v1/embeddings: parsing and the list of embeddings (float or base64)
+    count_tokens.py   /v1/messages/count_tokens: an Anthropic instance's count, or an estimate
+    trail.py          the x-llm-actors-* response headers (who answered, fallback, overhead)
     errors.py         LLMError -> HTTP status, message and Retry-After
     metrics.py        Prometheus metrics on a registry of its own
     auth.py           the optional bearer key

@@ -33,6 +33,7 @@ _ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
     "authentication": "authentication_error",
     "not_found": "not_found_error",
+    "no_route": "not_found_error",
     "too_large": "request_too_large",
     "rate_limited": "rate_limit_error",
     "unavailable": "overloaded_error",

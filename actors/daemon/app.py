@@ -1,8 +1,11 @@
 """Routes and wiring: the Starlette app over one ``DaemonState``, wrapped in the ``Gateway`` layer.
 
 - ``POST /v1/chat/completions``: OpenAI's chat completions (streaming too)
+- ``POST /v1/responses``: OpenAI's Responses API (streaming too), over the same wrappers
+- ``POST /v1/embeddings``: OpenAI's embeddings, from wrappers of embedding models
 - ``POST /v1/messages``: Anthropic's messages (streaming too)
-- ``GET /v1/models``: what ``model`` may name
+- ``POST /v1/messages/count_tokens``: Anthropic's token count (an instance's, or an estimate)
+- ``GET /v1/models``, ``GET /v1/models/{id}``: what ``model`` may name
 - ``GET /healthz``: liveness, 200 while the process serves
 - ``GET /readyz``: 200 when every configured wrapper has an available instance, else 503
 - ``GET /v1/stats``: ``rt.stats()``, health and the daemon's own figures
@@ -14,25 +17,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from actors.daemon import anthropic_api, openai_api
+from actors.daemon import anthropic_api, count_tokens, embeddings_api, openai_api, responses_api
 from actors.daemon.chat import ChatRequest, parse_json, session_key
 from actors.daemon.errors import APIError, from_llm_error
 from actors.daemon.metrics import CONTENT_TYPE
 from actors.daemon.middleware import Gateway, error_parts, request_info
 from actors.daemon.state import DaemonState, ReloadRejected
+from actors.daemon.trail import EXPOSED_HEADERS, gateway_seconds, trail
 from actors.errors import BadRequestError, LLMError
-from actors.response import Attempt, StreamChunk
+from actors.response import EmbeddingResponse, StreamChunk
 
 if TYPE_CHECKING:
     from actors.proxy import Request as WrapperRequest
@@ -43,13 +48,17 @@ _log = structlog.get_logger("llm_actors.daemon")
 _perf = time.perf_counter
 
 
-def create_app(state: DaemonState) -> Gateway:
-    """The daemon's ASGI app."""
+def create_app(state: DaemonState, cors_origins: Sequence[str] = ()) -> Any:
+    """The daemon's ASGI app; with ``cors_origins``, browsers on those origins may call it."""
     h = _Handlers(state)
     routes = [
         Route("/v1/chat/completions", h.chat_completions, methods=["POST"]),
+        Route("/v1/responses", h.responses, methods=["POST"]),
+        Route("/v1/embeddings", h.embeddings, methods=["POST"]),
         Route("/v1/messages", h.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", h.count_tokens, methods=["POST"]),
         Route("/v1/models", h.models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", h.model, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/readyz", h.readyz, methods=["GET"]),
         Route("/v1/stats", h.stats, methods=["GET"]),
@@ -57,7 +66,30 @@ def create_app(state: DaemonState) -> Gateway:
         Route("/admin/reload", h.reload, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: h.http_error})
-    return Gateway(app, state)
+    gateway = Gateway(app, state)
+    if not cors_origins:
+        return gateway
+    # Outside the gateway: a preflight carries no key, and answers without reaching it.
+    return CORSMiddleware(
+        gateway,
+        allow_origins=list(cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=list(EXPOSED_HEADERS),
+        max_age=600,
+    )
+
+
+#: The API routes a 404 lists.
+_API_ROUTES = (
+    "POST /v1/chat/completions",
+    "POST /v1/responses",
+    "POST /v1/embeddings",
+    "POST /v1/messages",
+    "POST /v1/messages/count_tokens",
+    "GET /v1/models",
+    "GET /v1/models/{id}",
+)
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -68,20 +100,6 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 def _error(request: Request, error: APIError, extra: dict[str, str] | None = None) -> Response:
     body, headers = error_parts(request.url.path, error, request_info(request.scope).request_id)
     return _json(body, error.status, {**headers, **(extra or {})})
-
-
-def _trail(
-    attempts: list[Attempt], instance: str = "", target: str = "", count: int | None = None
-) -> dict[str, str]:
-    """The gateway's response headers: who answered (or was tried last), how many attempts, where."""
-    if not instance and attempts:
-        instance, target = attempts[-1].instance, attempts[-1].target or ""
-    headers = {"x-llm-actors-attempts": str(len(attempts) if count is None else count)}
-    if instance:
-        headers["x-llm-actors-instance"] = instance
-    if target:
-        headers["x-llm-actors-target"] = target
-    return headers
 
 
 class _Handlers:
@@ -98,6 +116,60 @@ class _Handlers:
     async def messages(self, request: Request) -> Response:
         return await self._chat(request, anthropic_api, anthropic_api.message, anthropic_api.EventStream)
 
+    async def responses(self, request: Request) -> Response:
+        return await self._chat(request, responses_api, responses_api.response, responses_api.EventStream)
+
+    async def embeddings(self, request: Request) -> Response:
+        state = self.state
+        info = request_info(request.scope)
+        started = _perf()
+        label = "unknown"
+        try:
+            ask = embeddings_api.parse(parse_json(await self._body(request)))
+            info.model = ask.model
+            wrapper = state.models.get(ask.model)
+            label = ask.model
+            call = wrapper.embed_request(ask.inputs, ask.params)
+        except Exception as exc:
+            error = _refusal(exc, param="model")
+            state.metrics.observe(embeddings_api.API, label, error.status, _perf() - started)
+            return _error(request, error)
+        try:
+            result = cast(EmbeddingResponse, await call.acomplete())
+        except LLMError as exc:
+            return self._failed(request, embeddings_api.API, label, call, exc, started)
+        except Exception as exc:
+            return self._crashed(request, embeddings_api.API, label, call, exc, started)
+        info.instance, info.attempts = result.instance, len(result.attempts)
+        state.metrics.observe(
+            embeddings_api.API,
+            label,
+            200,
+            _perf() - started,
+            result.attempts,
+            call.first_target,
+            result.token_usage,
+        )
+        headers = trail(
+            result.attempts,
+            first_target=call.first_target,
+            instance=result.instance,
+            target=result.target,
+            overhead=gateway_seconds(call, started),
+        )
+        return _json(embeddings_api.render(result, ask), 200, headers)
+
+    async def count_tokens(self, request: Request) -> Response:
+        try:
+            body = parse_json(await self._body(request))
+            chat = anthropic_api.parse(body)
+            request_info(request.scope).model = chat.model
+            wrapper = self.state.models.get(chat.model)
+        except Exception as exc:
+            return _error(request, _refusal(exc, param="messages"))
+        count, source = await count_tokens.count(wrapper, body, chat)
+        return _json({"input_tokens": count, "source": source}, 200, {"x-llm-actors-count-source": source})
+
     async def _chat(self, request: Request, wire: ModuleType, render: Any, stream_cls: Any) -> Response:
         state = self.state
         info = request_info(request.scope)
@@ -108,6 +180,14 @@ class _Handlers:
             info.model = chat.model
             wrapper = state.models.get(chat.model)
             label = chat.model
+            if wrapper.mode != "chat":
+                raise APIError(
+                    400,
+                    "invalid_request",
+                    f"model {chat.model!r} serves embeddings (its models have mode: embedding); "
+                    "send embeddings to POST /v1/embeddings, chat to a model of chat models",
+                    param="model",
+                )
             call = wrapper.request(
                 chat.messages, chat.params, session_id=session_key(request.headers, chat.params)
             )
@@ -148,7 +228,13 @@ class _Handlers:
         return _json(
             render(response, chat, info.request_id),
             200,
-            _trail(response.attempts, response.instance, response.target),
+            trail(
+                response.attempts,
+                first_target=call.first_target,
+                instance=response.instance,
+                target=response.target,
+                overhead=gateway_seconds(call, started),
+            ),
         )
 
     async def _stream(
@@ -180,7 +266,14 @@ class _Handlers:
         instance = first.instance if first is not None else ""
         info.instance, info.attempts = instance, count
         headers = {
-            **_trail(call.attempts, instance, call.current_target(), count),
+            **trail(
+                call.attempts,
+                first_target=call.first_target,
+                instance=instance,
+                target=call.current_target(),
+                count=count,
+                overhead=gateway_seconds(call, started, in_progress=first is not None),
+            ),
             "cache-control": "no-cache",
         }
 
@@ -217,7 +310,8 @@ class _Handlers:
         info.attempts = len(attempts)
         info.instance = attempts[-1].instance if attempts else None
         self.state.metrics.observe(api, label, error.status, _perf() - started, attempts, call.first_target)
-        return _error(request, error, _trail(attempts))
+        headers = trail(attempts, first_target=call.first_target, overhead=gateway_seconds(call, started))
+        return _error(request, error, headers)
 
     def _crashed(
         self, request: Request, api: str, label: str, call: WrapperRequest, exc: Exception, started: float
@@ -243,6 +337,16 @@ class _Handlers:
 
     async def models(self, request: Request) -> Response:
         return _json({"object": "list", "data": self.state.models.listing()})
+
+    async def model(self, request: Request) -> Response:
+        """One model object; in Anthropic's shape when the client speaks Anthropic's API."""
+        name = request.path_params["model_id"]
+        entry = self.state.models.entry(name)
+        if entry is None:
+            return _error(request, self.state.models.not_found(name))
+        if "anthropic-version" in request.headers:
+            entry = {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+        return _json(entry)
 
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})
@@ -302,9 +406,26 @@ class _Handlers:
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        kind = {404: "not_found", 405: "invalid_request"}.get(exc.status_code, "invalid_request")
         message = f"{request.method} {request.url.path}: {exc.detail}"
+        kind = "invalid_request"
+        if exc.status_code == 404:  # not "model_not_found": the route is wrong, not the model
+            kind = "no_route"
+            message += f"; this gateway serves {', '.join(_API_ROUTES)}"
         return _error(request, APIError(exc.status_code, kind, message), dict(exc.headers or {}))
+
+
+def _refusal(exc: Exception, param: str) -> APIError:
+    """The answer for a request refused before any instance was called; re-raises a bug."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, BadRequestError):
+        return APIError(400, "invalid_request", str(exc), param=param)
+    if isinstance(exc, LLMError):  # a wrapper for a pool or reference that could not be built
+        return from_llm_error(exc)
+    if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):  # a body of an unexpected shape
+        why = f"the request body has an unexpected shape ({type(exc).__name__}: {exc}); check it against the API"
+        return APIError(400, "invalid_request", why)
+    raise exc
 
 
 def _too_large(size: int, limit: int) -> APIError:

@@ -38,6 +38,7 @@ class ModelDirectory:
         self.runtime = runtime
         self._config: Any = None
         self._kinds: dict[str, str] = {}
+        self._modes: dict[str, str] = {}
 
     def get(self, name: Any) -> WrapperProxy:
         """The wrapper for ``name``; ``APIError`` 404 listing the valid names when there is none."""
@@ -50,9 +51,13 @@ class ModelDirectory:
             if kind in _CREATE:
                 wrapper_type, key = _CREATE[kind]
                 return factory.create_wrapper_from_config(name, wrapper_type, {key: name}, replace=True)
+        raise self.not_found(name)
+
+    def not_found(self, name: Any) -> APIError:
+        """The 404 for a ``model`` that names nothing here, listing what it may name."""
         names = self.names()
         shown = ", ".join(names[:SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
-        raise APIError(
+        return APIError(
             404,
             "not_found",
             f"model {repr(name)[:120]} does not exist here; use a wrapper, a polling pool or a task-group reference: {shown} "
@@ -68,7 +73,9 @@ class ModelDirectory:
         """``{name: what it is}`` for every name ``model`` may take, wrappers first."""
         config = self.runtime.config
         if config is not self._config:  # a reload: work the names out again, once
-            self._kinds, self._config = self._kinds_of(config), config
+            kinds = self._kinds_of(config)
+            self._modes = {name: _mode_of(config, name, kind) for name, kind in kinds.items()}
+            self._kinds, self._config = kinds, config
         return self._kinds
 
     @staticmethod
@@ -83,8 +90,30 @@ class ModelDirectory:
         return kinds
 
     def listing(self) -> list[dict[str, Any]]:
-        """``/v1/models`` entries: OpenAI's model object plus what each name is."""
-        return [
-            {"id": name, "object": "model", "created": 0, "owned_by": "llm-actors", "kind": kind}
-            for name, kind in self.kinds().items()
-        ]
+        """``/v1/models`` entries: OpenAI's model object plus what each name is (``kind``) and what
+        it serves (``mode``: chat or embedding)."""
+        return [_entry(name, kind, self._modes[name]) for name, kind in self.kinds().items()]
+
+    def entry(self, name: str) -> dict[str, Any] | None:
+        """The ``/v1/models/{id}`` object for ``name``, or None if it names nothing here."""
+        kind = self.kinds().get(name)
+        return None if kind is None else _entry(name, kind, self._modes[name])
+
+
+def _entry(name: str, kind: str, mode: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "llm-actors", "kind": kind, "mode": mode}
+
+
+def _mode_of(config: Any, name: str, kind: str) -> str:
+    """``chat`` or ``embedding``: the mode of the first model the name reaches (the
+    configuration keeps each route to one mode)."""
+    ref = name
+    if kind == "wrapper":
+        wrapper = config.wrappers[name]
+        kind, ref = ("polling_pool", wrapper.pool) if wrapper.pool else ("task_group", wrapper.target)
+    if kind == "polling_pool":
+        models = [model for _, _, model in config.pool_members(ref)]
+    else:
+        group, tier = config.resolve(ref)[0]
+        models = config.groups[group].tiers[tier].models
+    return config.models[models[0]].mode if models else "chat"

@@ -29,6 +29,7 @@ _ERROR_TYPES = {
     "invalid_request": ("invalid_request_error", None),
     "authentication": ("invalid_request_error", "invalid_api_key"),
     "not_found": ("invalid_request_error", "model_not_found"),
+    "no_route": ("invalid_request_error", "not_found"),
     "too_large": ("invalid_request_error", "request_too_large"),
     "rate_limited": ("rate_limit_error", "rate_limit_exceeded"),
     "unavailable": ("server_error", "service_unavailable"),

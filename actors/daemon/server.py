@@ -53,6 +53,7 @@ class ServeOptions:
     grace: float = 30.0
     max_body: int = 4 * 1024 * 1024
     log_level: str = "info"
+    cors_origins: tuple[str, ...] = ()
 
 
 class DaemonServer(uvicorn.Server):
@@ -159,7 +160,7 @@ def serve(options: ServeOptions) -> int:
         )
         try:
             config = uvicorn.Config(
-                create_app(state),
+                create_app(state, options.cors_origins),
                 host=options.host,
                 port=options.port,
                 log_config=None,  # accesslog.configure has set up logging

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.fake.embeddings import DEFAULT_DIMENSIONS, input_problem, token_count, vector
 from actors.fake.faults import Fault
 from actors.fake.shapes import GARBAGE_BODY, GARBAGE_EVENT, Reply, Shape
 
-__all__ = ["Plan", "plan_chat", "plan_models"]
+__all__ = ["Plan", "plan_chat", "plan_count_tokens", "plan_embeddings", "plan_models"]
 
 _NORMAL = Fault()
 
@@ -84,4 +86,53 @@ def plan_models(shape: Shape, fault: Fault | None) -> Plan:
     plan = Plan(headers=fault.response_headers(), latency=fault.latency)
     if not _replace(plan, fault, shape, None, False):
         plan.body = shape.models()
+    return plan
+
+
+def plan_embeddings(shape: Shape, body: Any, fault: Fault | None) -> Plan:
+    """The plan for an embeddings request (OpenAI's ``/v1/embeddings``)."""
+    fault = fault or _NORMAL
+    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    if _replace(plan, fault, shape, body, False):
+        return plan
+    problem = "We could not parse the JSON body of your request." if not isinstance(body, dict) else None
+    if problem is None:
+        problem = (
+            "you must provide a model parameter"
+            if not body.get("model")
+            else input_problem(body.get("input"))
+        )
+    dimensions = body.get("dimensions", DEFAULT_DIMENSIONS) if isinstance(body, dict) else 0
+    if problem is None and (
+        not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
+    ):
+        problem = "'dimensions' must be a positive integer"
+    if problem is not None:
+        plan.status, plan.body = 400, shape.error(400, message=problem)
+        return plan
+    assert isinstance(body, dict)
+    items = body["input"]
+    if isinstance(items, str) or (items and isinstance(items[0], int)):
+        items = [items]
+    data = [
+        {"object": "embedding", "index": i, "embedding": vector(x, dimensions)} for i, x in enumerate(items)
+    ]
+    tokens = sum(token_count(x) for x in items)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    reply = {"object": "list", "data": data, "model": body["model"], "usage": usage}
+    plan.body = json.dumps(reply, separators=(",", ":")).encode()
+    return plan
+
+
+def plan_count_tokens(shape: Shape, body: Any, fault: Fault | None) -> Plan:
+    """The plan for Anthropic's ``/v1/messages/count_tokens``: the words of system and messages."""
+    fault = fault or _NORMAL
+    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    if _replace(plan, fault, shape, body, False):
+        return plan
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body.get("model"):
+        plan.status, plan.body = 400, shape.error(400, message="model and messages are required")
+        return plan
+    count = Reply.build(body, 0).prompt_tokens
+    plan.body = json.dumps({"input_tokens": count}).encode()
     return plan

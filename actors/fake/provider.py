@@ -22,7 +22,8 @@ class FakeProvider:
     """A loopback server speaking the OpenAI and Anthropic chat APIs, with per-instance faults.
 
     Each path prefix is an instance: ``{url}/{instance}/v1/chat/completions`` (OpenAI) and
-    ``{url}/{instance}/v1/messages`` (Anthropic). Every method is safe to call from any thread
+    ``{url}/{instance}/v1/messages`` (Anthropic); also ``/v1/embeddings`` (OpenAI's, repeatable
+    vectors: ``actors.fake.embeddings``) and ``/v1/messages/count_tokens``. Every method is safe to call from any thread
     while the server runs. ``requests(instance)`` keeps the last ``keep_requests`` bodies.
     """
 

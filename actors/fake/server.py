@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import h11
 
 from actors.fake.faults import Fault, FaultBook
-from actors.fake.plan import Plan, plan_chat, plan_models
+from actors.fake.plan import Plan, plan_chat, plan_count_tokens, plan_embeddings, plan_models
 from actors.fake.recorder import InstanceStats, Recorder
 from actors.fake.shapes import SHAPES, Shape
 
@@ -28,6 +28,11 @@ _HANG = object()  # step: wait until the connection or the server goes away
 _JSON = ("content-type", "application/json")
 _SSE = (("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"))
 _CHAT_APIS = {"chat/completions": "openai", "messages": "anthropic"}
+# endpoint -> (the api the recorder counts it under, the shape it answers in, its planner)
+_OTHER_APIS = {
+    "embeddings": ("embeddings", "openai", plan_embeddings),
+    "messages/count_tokens": ("count_tokens", "anthropic", plan_count_tokens),
+}
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 
 
@@ -171,6 +176,10 @@ class Connection(asyncio.Protocol):
                 if method != b"POST":
                     return self._answer(405, {"error": f"use POST for {path}"}, [("allow", "POST")])
                 return self._chat(instance, api, request, raw)
+            if endpoint in _OTHER_APIS:
+                if method != b"POST":
+                    return self._answer(405, {"error": f"use POST for {path}"}, [("allow", "POST")])
+                return self._other(instance, endpoint, request, raw)
             if endpoint == "models":
                 if method != b"GET":
                     return self._answer(405, {"error": f"use GET for {path}"}, [("allow", "GET")])
@@ -190,6 +199,17 @@ class Connection(asyncio.Protocol):
         shape = SHAPES[api]
         seq = next(self.hub.seq)
         return self._play(self._steps(plan_chat(shape, body, fault, seq), shape, seq))
+
+    def _other(self, instance: str, endpoint: str, request: h11.Request, raw: bytes) -> bool:
+        api, shape_name, planner = _OTHER_APIS[endpoint]
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        self._exchange = self.hub.recorder.begin(instance, api, body, _headers(request))
+        shape = SHAPES[shape_name]
+        plan = planner(shape, body, self.hub.faults.draw(instance))
+        return self._play(self._steps(plan, shape, next(self.hub.seq)))
 
     def _models(self, instance: str, request: h11.Request) -> bool:
         headers = _headers(request)

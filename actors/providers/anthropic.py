@@ -334,3 +334,20 @@ class AnthropicProvider(HTTPProvider):
 
     def probe_request(self) -> HTTPRequest:
         return HTTPRequest("GET", self.base_url + "/v1/models?limit=1")
+
+    async def acount_tokens(self, body: Mapping[str, Any], *, timeout: float | None = None) -> int:
+        """Anthropic's own count of a messages body's input tokens (``/v1/messages/count_tokens``)."""
+        self.check_enabled()
+        sent = {k: v for k, v in body.items() if k in _COUNTED}
+        request = HTTPRequest(
+            "POST", self.base_url + "/v1/messages/count_tokens", {**sent, "model": self.model.model_name}
+        )
+        return self.parsed(await self._asend(request, timeout), _input_tokens)
+
+
+#: The parts of a messages body that count_tokens takes.
+_COUNTED = ("messages", "system", "tools", "tool_choice", "thinking")
+
+
+def _input_tokens(data: Any) -> int:
+    return int(data["input_tokens"])

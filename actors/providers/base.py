@@ -32,7 +32,7 @@ from actors.providers.errors import (
 )
 from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
 from actors.resilience.pacing import rate_limits_from_raw
-from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
+from actors.response import EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
 
 __all__ = [
     "HTTPProvider",
@@ -275,6 +275,29 @@ class Provider:
     async def aprobe(self, *, timeout: float | None = None) -> None:
         raise NotImplementedError
 
+    def embed(
+        self,
+        inputs: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> EmbeddingResponse:
+        """Embeddings of ``inputs`` (strings or token-id lists), one vector each, in order."""
+        raise self.no_embeddings()
+
+    async def aembed(
+        self, inputs: Sequence[Any], params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> EmbeddingResponse:
+        raise self.no_embeddings()
+
+    def no_embeddings(self) -> LLMCallError:
+        return self.errors.error(
+            BadRequestError,
+            f"model_type {self.kind} has no embeddings API; give embedding models an openai or "
+            "openai_compatible model_type",
+        )
+
     def _seconds(self, timeout: float | None) -> float:
         return self.model.timeout if timeout is None else max(timeout, _MIN_TIMEOUT)
 
@@ -356,6 +379,13 @@ class HTTPProvider(Provider):
         """The cheap request a health probe sends."""
         raise NotImplementedError
 
+    def build_embedding_request(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> HTTPRequest:
+        """The embeddings request for ``inputs``; the base class has no embeddings API."""
+        raise self.no_embeddings()
+
+    def parse_embedding_response(self, data: Any) -> EmbeddingResponse:
+        raise NotImplementedError
+
     # -- drivers ---------------------------------------------------------------------------
 
     def call(
@@ -395,6 +425,27 @@ class HTTPProvider(Provider):
     def probe(self, *, timeout: float | None = None) -> None:
         self.check_enabled()
         self._probed(self._send(self.probe_request(), timeout))
+
+    def embed(
+        self,
+        inputs: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> EmbeddingResponse:
+        self.check_enabled()
+        request = self.build_embedding_request(inputs, params)
+        start = _perf()
+        return self._reply(self._send(request, timeout), start, parse=self.parse_embedding_response)
+
+    async def aembed(
+        self, inputs: Sequence[Any], params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> EmbeddingResponse:
+        self.check_enabled()
+        request = self.build_embedding_request(inputs, params)
+        start = _perf()
+        return self._reply(await self._asend(request, timeout), start, parse=self.parse_embedding_response)
 
     async def aprobe(self, *, timeout: float | None = None) -> None:
         self.check_enabled()
@@ -491,9 +542,19 @@ class HTTPProvider(Provider):
         finally:
             shards.release(shard)
 
-    def _reply(self, response: httpx.Response, start: float, body: bytes | None = None) -> LLMResponse:
-        """The response for a completed exchange, or its classified error."""
+    def _reply(
+        self, response: httpx.Response, start: float, body: bytes | None = None, parse: Any = None
+    ) -> Any:
+        """The response for a completed exchange (``parse``d, by default as a chat reply), or its
+        classified error."""
         elapsed = _perf() - start
+        reply = self.parsed(response, parse or self.parse_response, body)
+        reply.response_time = elapsed
+        reply.rate_limits = self._rate_limits(response)
+        return reply
+
+    def parsed(self, response: httpx.Response, parse: Any, body: bytes | None = None) -> Any:
+        """``parse(JSON body)`` of a completed exchange, or its classified error."""
         if body is None:
             body = response.content
         if not 200 <= response.status_code < 300:
@@ -505,13 +566,10 @@ class HTTPProvider(Provider):
                 self.errors, "the body is not JSON", body, status_code=response.status_code
             ) from None
         try:
-            reply = self.parse_response(data)
+            return parse(data)
         except _SHAPE_ERRORS as exc:
             why = f"unexpected shape: {type(exc).__name__}: {exc}"
             raise malformed(self.errors, why, body, status_code=response.status_code) from None
-        reply.response_time = elapsed
-        reply.rate_limits = self._rate_limits(response)
-        return reply
 
     def _rate_limits(self, response: httpx.Response) -> Any:
         """What the answer's rate-limit headers say, unless the model turned pacing off."""

@@ -11,17 +11,22 @@ from typing import Any, ClassVar
 from actors.providers.base import HTTPProvider, HTTPRequest, Messages, StreamDecoder, text_of
 from actors.providers.errors import classify_payload
 from actors.providers.sse import SSEEvent
-from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
+from actors.response import EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
 
 __all__ = [
     "OpenAICompatibleProvider",
     "OpenAIProvider",
     "OpenAIStreamDecoder",
     "build_chat_body",
+    "build_embedding_body",
     "normalize_finish_reason",
     "openai_usage",
     "parse_chat_completion",
+    "parse_embeddings",
 ]
+
+#: Embedding parameters that reach the provider; tier defaults such as temperature do not.
+EMBEDDING_PARAMS = ("dimensions", "user")
 
 # Set by the driver, never by parameters; ``thinking`` (a tier's extended-thinking default, in
 # Anthropic's shape) has no chat-completions equivalent.
@@ -90,6 +95,30 @@ def parse_chat_completion(data: Any, *, instance: str, model: str) -> LLMRespons
     )
 
 
+def build_embedding_body(model_name: str, inputs: Sequence[Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """An embeddings request: floats always (the gateway encodes base64 itself when asked)."""
+    body: dict[str, Any] = {"model": model_name, "input": list(inputs), "encoding_format": "float"}
+    for key in EMBEDDING_PARAMS:
+        if params.get(key) is not None:
+            body[key] = params[key]
+    return body
+
+
+def parse_embeddings(data: Any, *, instance: str, model: str) -> EmbeddingResponse:
+    """An embeddings body as an ``EmbeddingResponse``, vectors in input order; KeyError and the
+    like on a bad shape."""
+    items = sorted(data["data"], key=lambda d: d.get("index", 0))
+    vectors = [[float(v) for v in item["embedding"]] for item in items]
+    usage = data.get("usage") or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    return EmbeddingResponse(
+        embeddings=vectors,
+        model=data.get("model") or model,
+        instance=instance,
+        token_usage=TokenUsage(prompt_tokens=prompt, total_tokens=int(usage.get("total_tokens") or prompt)),
+    )
+
+
 class OpenAIStreamDecoder(StreamDecoder):
     """``data:`` chunks until ``[DONE]``; usage arrives on a last chunk with no choices."""
 
@@ -148,6 +177,15 @@ class OpenAIProvider(HTTPProvider):
 
     def probe_request(self) -> HTTPRequest:
         return HTTPRequest("GET", self.base_url + "/models")
+
+    def build_embedding_request(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> HTTPRequest:
+        body = build_embedding_body(self.model.model_name, inputs, params)
+        return HTTPRequest("POST", self.base_url + "/embeddings", body)
+
+    def parse_embedding_response(self, data: Any) -> EmbeddingResponse:
+        if isinstance(data, dict) and "error" in data and "data" not in data:
+            raise classify_payload(self.errors, data)
+        return parse_embeddings(data, instance=self.name, model=self.model.model_name)
 
 
 class OpenAICompatibleProvider(OpenAIProvider):

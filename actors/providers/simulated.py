@@ -22,18 +22,19 @@ import random
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import httpx
 
 from actors.config.models import ModelConfig, SimulationConfig
 from actors.errors import LLMCallError
+from actors.fake.embeddings import DEFAULT_DIMENSIONS, token_count, vector
 from actors.fake.shapes import Reply
 from actors.providers.base import Messages, Provider, merge_params
 from actors.providers.clients import HTTPClients
 from actors.providers.errors import classify_status, classify_transport
-from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
+from actors.response import EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
 
 __all__ = [
     "SimulatedProvider",
@@ -213,6 +214,40 @@ class SimulatedProvider(Provider):
         await asyncio.sleep(plan.delay)
         if plan.error is not None:
             raise plan.error
+
+    def embed(
+        self,
+        inputs: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> EmbeddingResponse:
+        plan = self._plan(None, None, timeout)
+        time.sleep(plan.delay)
+        if plan.error is not None:
+            raise plan.error
+        return self._embeddings(inputs, params)
+
+    async def aembed(
+        self, inputs: Sequence[Any], params: Mapping[str, Any], *, timeout: float | None = None
+    ) -> EmbeddingResponse:
+        plan = self._plan(None, None, timeout)
+        await asyncio.sleep(plan.delay)
+        if plan.error is not None:
+            raise plan.error
+        return self._embeddings(inputs, params)
+
+    def _embeddings(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> EmbeddingResponse:
+        # The fake server's vectors, so simulated and fake instances embed alike.
+        dimensions = int(params.get("dimensions") or DEFAULT_DIMENSIONS)
+        tokens = sum(token_count(x) for x in inputs)
+        return EmbeddingResponse(
+            embeddings=[vector(x, dimensions) for x in inputs],
+            model=self.model.model_name,
+            instance=self.name,
+            token_usage=TokenUsage(prompt_tokens=tokens),
+        )
 
     def _plan(
         self, messages: Messages | None, params: Mapping[str, Any] | None, timeout: float | None

@@ -137,6 +137,10 @@ def main_topology() -> dict[str, Any]:
             "bad1": {},
             "met1": {},
             "tool1": {},
+            "emb1": {"mode": "embedding"},
+            "emb2": {"mode": "embedding"},
+            "hdr1": {},
+            "hdr2": {},
         },
         groups={
             "basic": {"echelon1": tier("ok1", "ok2", max_retries=1), "fallback_config": STEADY},
@@ -153,6 +157,16 @@ def main_topology() -> dict[str, Any]:
             "bad": {"echelon1": tier("bad1"), "fallback_config": STEADY},
             "met": {"echelon1": tier("met1"), "fallback_config": STEADY},
             "tools": {"echelon1": tier("tool1"), "fallback_config": STEADY},
+            "emb": {
+                "echelon1": tier("emb1"),
+                "echelon2": {**tier("emb2"), "priority": 2},
+                "fallback_config": STEADY,
+            },
+            "hdr": {
+                "echelon1": tier("hdr1"),
+                "echelon2": {**tier("hdr2"), "priority": 2},
+                "fallback_config": STEADY,
+            },
         },
         pools={"basic_pool": {"task_groups": ["basic.echelon1"], "rotation_strategy": "round_robin"}},
         wrappers={
