@@ -68,6 +68,26 @@ def _chosen_tool(body: dict[str, Any]) -> str | None:
     return _tool_name(tools[0])
 
 
+def _answers_a_tool(messages: list[Any]) -> bool:
+    """Whether a tool result came after the last user message of plain text.
+
+    An agent loop ends once the model has its tool's result, so the fake answers in text then,
+    rather than calling a tool on every turn.
+    """
+    answered = False
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        role, content = message.get("role"), message.get("content")
+        if role == "tool":
+            answered = True
+        elif role == "user":
+            blocks = content if isinstance(content, list) else ()
+            results = any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
+            answered = results
+    return answered
+
+
 def _pieces(text: str, size: int = 0) -> list[str]:
     """Split text for streaming: one word (with its leading space) each, or ``size`` characters."""
     if size:
@@ -99,7 +119,7 @@ class Reply:
                 words += len(text.split())
                 if message.get("role") == "user":
                     last_user = text
-        tool = _chosen_tool(body)
+        tool = None if _answers_a_tool(messages) else _chosen_tool(body)
         if tool is not None:
             text = ""
             arguments = json.dumps({"input": last_user}, ensure_ascii=False)

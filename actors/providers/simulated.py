@@ -3,7 +3,8 @@
 It answers ``"echo: " + last user text`` (or ``simulation.reply``) after ``simulation.latency``,
 fails with ``simulation.failure_status`` at ``simulation.failure_rate`` (repeatably when ``seed``
 is set), and calls tools by the fake provider server's own rule (``actors.fake.shapes.Reply``:
-the tool ``tool_choice`` names, else the first, with ``{"input": <last user text>}``). Its errors
+the tool ``tool_choice`` names, else the first, with ``{"input": <last user text>}``; once a
+tool result follows the last user message it answers in text, so an agent loop ends). Its errors
 are built by ``actors.providers.errors``, so they are what the HTTP path raises for that status.
 
 A demo can break and heal an instance at run time through its runtime, without holding the

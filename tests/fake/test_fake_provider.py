@@ -364,6 +364,20 @@ def test_anthropic_tool_use(fake, client):
     assert body["content"][0]["type"] == "text"
 
 
+def test_a_tool_result_gets_a_text_answer_in_both_shapes(fake, client):
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    after = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]}]
+    after.append({"role": "tool", "tool_call_id": "c1", "content": "sunny"})
+    choice = openai(client, fake, "a", tools=TOOLS_OPENAI, messages=after).json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["message"]["content"].startswith("echo:")
+
+    use = {"type": "tool_use", "id": "c1", "name": "get_weather", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "c1", "content": "sunny"}
+    turns = [*USER, {"role": "assistant", "content": [use]}, {"role": "user", "content": [result]}]
+    body = anthropic(client, fake, "a", tools=TOOLS_ANTHROPIC, messages=turns).json()
+    assert body["stop_reason"] == "end_turn" and body["content"][0]["type"] == "text"
+
+
 def test_streamed_tool_calls_in_both_shapes(fake, client):
     chunks = [
         d for _, d in sse(openai(client, fake, "a", tools=TOOLS_OPENAI, stream=True).text) if d != "[DONE]"

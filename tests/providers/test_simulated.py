@@ -164,3 +164,25 @@ async def test_disabled(mode):
     exc = await failure(make_provider(model), mode)
     assert type(exc) is AuthenticationError and "turned off for a test" in str(exc)
     assert isinstance(exc, LLMCallError)
+
+
+async def test_an_agent_loop_ends_once_the_tool_result_is_in(mode):
+    provider = sim()
+    first = await complete(provider, mode, USER, {"tools": TOOLS})
+    assert first.tool_calls
+    conversation = [
+        *USER,
+        first.message,
+        {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "42"},
+    ]
+    second = await complete(provider, mode, conversation, {"tools": TOOLS})
+    assert second.tool_calls == [] and second.finish_reason == "stop"
+    assert second.content == "echo: hello there"
+    # A new question after the result asks for the tool again.
+    third = await complete(
+        provider,
+        mode,
+        [*conversation, second.message, {"role": "user", "content": "again"}],
+        {"tools": TOOLS},
+    )
+    assert [c.args for c in third.tool_calls] == [{"input": "again"}]
