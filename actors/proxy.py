@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 from actors.backoff import Backoff
 from actors.drivers import run_async, run_sync, stream_async, stream_sync
 from actors.errors import BadRequestError, WrapperExecutionError
+from actors.features import check_request, incapable, requested
 from actors.hedging import HedgeCounts, HedgeLoop, run_hedged, stream_hedged
 from actors.messages import embedding_input_problem, normalize_messages
 from actors.outcome import Outcome
@@ -179,9 +180,16 @@ class WrapperProxy:
             raise WrapperExecutionError(
                 f"wrapper {self.name!r}: the runtime is not running; start it (rt.start() or a with block) first"
             )
+        plan = self.route.plan()
+        if params:
+            check_request(params)
+            features = requested(params)
+            if features:  # no silent drops: instances that cannot honour them count as tried
+                members = {m.name: m for t in self.route.targets for m in t.members}
+                plan.tried.update(incapable(members.values(), features, self._label))
         run = RequestRun(
             state,
-            self.route.plan(),
+            plan,
             timeout=timeout,
             backoff=self._backoff,
             queue_timeout=queue_timeout,

@@ -123,6 +123,12 @@ class StreamChunk:
     model: str = ""
     #: On the final chunk: what the answer's rate-limit headers said, for pacing.
     rate_limits: Any = field(default=None, repr=False, compare=False)
+    logprobs: Any = None  # the provider's logprobs of this piece, when they were asked for
+
+    @property
+    def content(self) -> str:
+        """The text of this piece, under the name LangChain's chunks use."""
+        return self.delta
 
     def __str__(self) -> str:
         return self.delta

@@ -5,9 +5,12 @@ an assistant turn become OpenAI ``tool_calls``; ``tool_result`` blocks of a user
 ``tool`` messages (placed before the turn's other content, as OpenAI wants them right after the
 calls); image blocks become ``image_url`` parts. ``tools`` (``input_schema``), ``tool_choice``
 (``auto/any/tool/none``, ``disable_parallel_tool_use``), ``stop_sequences`` and
-``metadata.user_id`` become their OpenAI equivalents; ``top_k`` and ``thinking`` are dropped, as
-an OpenAI upstream would refuse them. Replies and streams follow Anthropic's message object and
-event sequence (``message_start``, content blocks, ``message_delta``, ``message_stop``).
+``metadata.user_id`` become their OpenAI equivalents. ``thinking`` and ``top_k`` pass through
+as they are (only Anthropic instances are chosen for them: ``actors.features``), and so do
+``cache_control`` markers on system, text and tool definitions and the ``thinking`` blocks of
+assistant turns (an OpenAI instance gets neither). Replies and streams follow Anthropic's
+message object and event sequence (``message_start``, content blocks, ``message_delta``,
+``message_stop``); a reply's thinking blocks come first in its content.
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ def parse(body: dict[str, Any]) -> ChatRequest:
     metadata = check_type(body, "metadata", dict)
     if metadata and metadata.get("user_id"):
         params["user"] = str(metadata["user_id"])
+    thinking = check_type(body, "thinking", dict)
+    if thinking:
+        params["thinking"] = thinking
+    if check_int(body, "top_k") is not None:
+        params["top_k"] = body["top_k"]
     tools = check_type(body, "tools", list)
     if tools:
         params["tools"] = [_tool(i, t) for i, t in enumerate(tools)]
@@ -85,7 +93,10 @@ def _tool(i: int, tool: Any) -> dict[str, Any]:
     }
     if tool.get("description"):
         function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+    out = {"type": "function", "function": function}
+    if "cache_control" in tool:
+        out["cache_control"] = tool["cache_control"]
+    return out
 
 
 def _tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +133,10 @@ def _part(where: str, block: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "text":
         if not isinstance(block.get("text"), str):
             raise bad_field(f"{where}.text", "must be a string")
-        return {"type": "text", "text": block["text"]}
+        part = {"type": "text", "text": block["text"]}
+        if "cache_control" in block:
+            part["cache_control"] = block["cache_control"]
+        return part
     if kind == "image":
         source = block.get("source") or {}
         if source.get("type") == "base64":
@@ -141,7 +155,10 @@ def _part(where: str, block: dict[str, Any]) -> dict[str, Any] | None:
 def to_canonical(system: Any, turns: list[Any]) -> list[dict[str, Any]]:
     """Canonical (OpenAI-shaped) messages for Anthropic's ``system`` and ``messages``."""
     out: list[dict[str, Any]] = []
-    if system:
+    if isinstance(system, list) and any(isinstance(b, dict) and "cache_control" in b for b in system):
+        parts = [_part(f"system[{i}]", b) for i, b in enumerate(system) if isinstance(b, dict)]
+        out.append({"role": "system", "content": [p for p in parts if p is not None]})
+    elif system:
         text = _text(system)
         if text:
             out.append({"role": "system", "content": text})
@@ -170,10 +187,13 @@ def to_canonical(system: Any, turns: list[Any]) -> list[dict[str, Any]]:
 def _assistant(where: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for j, block in enumerate(blocks):
         kind = block.get("type")
         if kind == "text":
             texts.append(str(block.get("text", "")))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(dict(block))  # Anthropic needs them back with tool results
         elif kind == "tool_use":
             if not isinstance(block.get("name"), str):
                 raise bad_field(f"{where}.content[{j}].name", "is required for a tool_use block")
@@ -185,7 +205,7 @@ def _assistant(where: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
                     "function": {"name": block["name"], "arguments": arguments},
                 }
             )
-        elif kind not in ("thinking", "redacted_thinking"):
+        else:
             raise bad_field(
                 f"{where}.content[{j}].type", f"unsupported in an assistant turn: {json.dumps(kind)}"
             )
@@ -194,6 +214,9 @@ def _assistant(where: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
         message["tool_calls"] = calls
         if not message["content"]:
             message["content"] = None
+    if thinking:
+        text = [{"type": "text", "text": message["content"]}] if message["content"] else []
+        message["content"] = [*thinking, *text]
     return message
 
 
@@ -214,7 +237,7 @@ def _user(where: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 parts.append(part)
     out = results
     if parts:
-        only_text = all(p["type"] == "text" for p in parts)
+        only_text = all(p["type"] == "text" and "cache_control" not in p for p in parts)
         content: Any = "".join(p["text"] for p in parts) if only_text else parts
         out.append({"role": "user", "content": content})
     return out
@@ -238,7 +261,7 @@ def _usage(usage: TokenUsage | None) -> dict[str, int]:
 
 def message(response: LLMResponse, request: ChatRequest, request_id: str) -> dict[str, Any]:
     """Anthropic's message object for a finished response."""
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = list(response.metadata.get("thinking") or ())
     if response.content:
         content.append({"type": "text", "text": response.content})
     for call in response.tool_calls:

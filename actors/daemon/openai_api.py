@@ -64,7 +64,7 @@ def parse(body: dict[str, Any]) -> ChatRequest:
     options = check_type(body, "stream_options", dict) or {}
     n = check_int(body, "n")
     if n not in (None, 1):
-        raise bad_field("n", "only n=1 is supported")
+        raise bad_field("n", "only n=1 is supported: each request gets one choice; send n requests instead")
     check_number(body, "temperature", 0, 2)
     check_number(body, "top_p", 0, 1)
     check_int(body, "max_tokens")
@@ -110,7 +110,7 @@ def completion(response: LLMResponse, request: ChatRequest, request_id: str) -> 
                 "index": 0,
                 "message": message,
                 "finish_reason": response.finish_reason or "stop",
-                "logprobs": None,
+                "logprobs": response.metadata.get("logprobs"),
             }
         ],
         "usage": _usage(response.token_usage),
@@ -143,12 +143,11 @@ class ChunkStream:
         self.started = False
         self.usage: TokenUsage | None = None
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        obj = {
-            **self.base,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        if logprobs is not None:
+            choice["logprobs"] = logprobs
+        obj = {**self.base, "model": self.model, "choices": [choice]}
         if self.request.include_usage:
             obj["usage"] = None
         return _event(obj)
@@ -163,7 +162,7 @@ class ChunkStream:
             delta["role"] = "assistant"
         if chunk.delta or delta:
             delta["content"] = chunk.delta
-            out.append(self._chunk(delta))
+            out.append(self._chunk(delta, logprobs=chunk.logprobs))
         if chunk.tool_calls:
             calls = [{"index": i, **call.to_openai()} for i, call in enumerate(chunk.tool_calls)]
             out.append(self._chunk({"tool_calls": calls}))

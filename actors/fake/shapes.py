@@ -12,7 +12,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GARBAGE_BODY", "GARBAGE_EVENT", "SHAPES", "AnthropicShape", "OpenAIShape", "Reply", "Shape"]
+__all__ = [
+    "GARBAGE_BODY",
+    "GARBAGE_EVENT",
+    "SHAPES",
+    "AnthropicShape",
+    "OpenAIShape",
+    "Reply",
+    "Shape",
+    "logprobs_of",
+]
 
 GARBAGE_BODY = b"<html><body>upstream said: this is not JSON {"
 GARBAGE_EVENT = b"data: {this is not json\n\n"
@@ -88,6 +97,32 @@ def _answers_a_tool(messages: list[Any]) -> bool:
     return answered
 
 
+def _example(schema: Any, text: str) -> Any:
+    """A value that fits a JSON schema: ``text`` for strings, zero, false, empty arrays."""
+    if not isinstance(schema, dict):
+        return text
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object" or "properties" in schema:
+        return {name: _example(sub, text) for name, sub in (schema.get("properties") or {}).items()}
+    return {"integer": 0, "number": 0, "boolean": False, "array": [], "null": None}.get(kind, text)
+
+
+def _json_answer(response_format: Any, text: str) -> str | None:
+    """The answer to a ``response_format`` asking for JSON (OpenAI's shape), or None."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_object":
+        return json.dumps({"echo": text}, ensure_ascii=False)
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return json.dumps(_example(schema, text), ensure_ascii=False)
+    return None
+
+
 def _pieces(text: str, size: int = 0) -> list[str]:
     """Split text for streaming: one word (with its leading space) each, or ``size`` characters."""
     if size:
@@ -107,6 +142,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     include_usage: bool = False
+    logprobs: bool = False
 
     @classmethod
     def build(cls, body: dict[str, Any], seq: int, reply: str | None = None) -> Reply:
@@ -125,7 +161,9 @@ class Reply:
             arguments = json.dumps({"input": last_user}, ensure_ascii=False)
             completion = len(arguments.split())
         else:
-            text = reply if reply is not None else "echo: " + last_user
+            text = _json_answer(body.get("response_format"), last_user)
+            if text is None:
+                text = reply if reply is not None else "echo: " + last_user
             arguments = ""
             completion = len(text.split())
         options = body.get("stream_options")
@@ -138,7 +176,14 @@ class Reply:
             prompt_tokens=max(words, 1),
             completion_tokens=completion,
             include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
+            logprobs=bool(body.get("logprobs")),
         )
+
+
+def logprobs_of(pieces: list[str]) -> dict[str, Any]:
+    """OpenAI's logprobs object for these tokens (a made-up, fixed probability each)."""
+    tokens = [{"token": p, "logprob": -0.25, "bytes": list(p.encode()), "top_logprobs": []} for p in pieces]
+    return {"content": tokens, "refusal": None}
 
 
 class Shape:
@@ -252,7 +297,8 @@ class OpenAIShape(Shape):
         else:
             message = {"role": "assistant", "content": reply.text}
         finish = "tool_calls" if reply.tool else "stop"
-        out["choices"] = [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]
+        logprobs = logprobs_of(_pieces(reply.text)) if reply.logprobs and not reply.tool else None
+        out["choices"] = [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}]
         out["usage"] = self._usage(reply)
         return _dumps(out)
 
@@ -262,7 +308,9 @@ class OpenAIShape(Shape):
             base["usage"] = None  # OpenAI sends a null usage on every chunk but the last
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            text = delta.get("content")
+            logprobs = logprobs_of([text]) if reply.logprobs and text else None
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             return b"data: " + _dumps({**base, "choices": [choice]}) + b"\n\n"
 
         if reply.tool:

@@ -1,12 +1,20 @@
 """Anthropic messages (``{base_url}/v1/messages``), translated from and to OpenAI's shapes.
 
-Requests: system messages become the top-level ``system``; assistant ``tool_calls`` become
-``tool_use`` blocks and ``tool`` messages ``tool_result`` blocks in a user turn; consecutive turns
-of one role are merged. Parameters with an Anthropic equivalent are mapped (``stop`` ->
-``stop_sequences``, OpenAI tools -> ``input_schema`` tools, ``tool_choice``, ``user`` ->
-``metadata.user_id``, ``parallel_tool_calls=False`` -> ``disable_parallel_tool_use``), Anthropic's
-own pass through, the rest (``frequency_penalty``, ``response_format``, ``seed``, ...) are dropped.
-``max_tokens`` is required by the API and defaults to 1024; ``temperature`` is capped at 1.
+Requests: system messages become the top-level ``system`` (as blocks when one carries
+``cache_control``); assistant ``tool_calls`` become ``tool_use`` blocks and ``tool`` messages
+``tool_result`` blocks in a user turn; consecutive turns of one role are merged. Parameters with
+an Anthropic equivalent are mapped (``stop`` -> ``stop_sequences``, OpenAI tools ->
+``input_schema`` tools, ``tool_choice``, ``user`` -> ``metadata.user_id``,
+``parallel_tool_calls=False`` -> ``disable_parallel_tool_use``), Anthropic's own (``thinking``,
+``top_k``, ``metadata``, ``cache_control`` on blocks and tools) pass through.
+
+``response_format`` (``json_object`` or ``json_schema``) becomes a forced tool whose input
+schema is the requested one; its input comes back as the reply's text content, so callers see
+what an OpenAI instance would have answered. Parameters no Anthropic model honours
+(``logprobs``, ``top_logprobs``) never reach this provider: ``actors.features`` routes them
+elsewhere. ``frequency_penalty``, ``presence_penalty`` and ``seed`` are sampling hints without an
+equivalent and are left out. ``max_tokens`` is required by the API and defaults to 1024;
+``temperature`` is capped at 1.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from actors.providers.base import HTTPProvider, HTTPRequest, Messages, StreamDecoder, text_of
+from actors.providers.base import HTTPProvider, HTTPRequest, Messages, StreamDecoder
 from actors.providers.errors import classify_payload
 from actors.providers.sse import SSEEvent
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
@@ -23,12 +31,14 @@ from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
 __all__ = [
     "ANTHROPIC_VERSION",
     "DEFAULT_MAX_TOKENS",
+    "STRUCTURED_OUTPUT_TOOL",
     "AnthropicProvider",
     "AnthropicStreamDecoder",
     "anthropic_usage",
     "build_messages_body",
     "normalize_stop_reason",
     "parse_message",
+    "structured_output_schema",
     "to_anthropic_messages",
     "to_anthropic_tool_choice",
     "to_anthropic_tools",
@@ -36,6 +46,8 @@ __all__ = [
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
+#: The tool a ``response_format`` becomes; its input is turned back into the reply's text.
+STRUCTURED_OUTPUT_TOOL = "structured_output"
 
 _PASSTHROUGH = ("top_p", "top_k", "metadata", "stop_sequences", "thinking", "service_tier")
 _STOP_REASONS = {
@@ -133,16 +145,17 @@ def _tool_result(message: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "tool_result", "tool_use_id": message.get("tool_call_id") or "", "content": result}
 
 
-def to_anthropic_messages(messages: Messages) -> tuple[str | None, list[dict[str, Any]]]:
-    """``(system, turns)`` for canonical messages; consecutive turns of one role are merged."""
-    system: list[str] = []
+def to_anthropic_messages(messages: Messages) -> tuple[Any, list[dict[str, Any]]]:
+    """``(system, turns)`` for canonical messages; consecutive turns of one role are merged.
+
+    ``system`` is a string, or a list of text blocks when one of them carries ``cache_control``.
+    """
+    system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
         role = message.get("role")
         if role == "system":
-            text = text_of(message.get("content"))
-            if text:
-                system.append(text)
+            system.extend(b for b in _blocks(message.get("content")) if b["type"] == "text")
             continue
         if role == "tool":
             role, blocks = "user", [_tool_result(message)]
@@ -161,7 +174,9 @@ def to_anthropic_messages(messages: Messages) -> tuple[str | None, list[dict[str
             turn["content"] = ""
         elif len(blocks) == 1 and blocks[0]["type"] == "text" and len(blocks[0]) == 2:
             turn["content"] = blocks[0]["text"]
-    return ("\n\n".join(system) or None), turns
+    if any("cache_control" in b for b in system):
+        return system, turns
+    return ("\n\n".join(b["text"] for b in system) or None), turns
 
 
 def to_anthropic_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
@@ -178,6 +193,8 @@ def to_anthropic_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
         }
         if function.get("description"):
             converted["description"] = function["description"]
+        if "cache_control" in tool:
+            converted["cache_control"] = tool["cache_control"]
         out.append(converted)
     return out
 
@@ -213,7 +230,10 @@ def build_messages_body(
     }
     extra_system = params.get("system")
     if extra_system:
-        system = f"{extra_system}\n\n{system}" if system else extra_system
+        if isinstance(system, list):
+            system = [{"type": "text", "text": extra_system}, *system]
+        else:
+            system = f"{extra_system}\n\n{system}" if system else extra_system
     if system:
         body["system"] = system
     if "temperature" in params:
@@ -232,9 +252,62 @@ def build_messages_body(
         choice = to_anthropic_tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"))
         if choice is not None:
             body["tool_choice"] = choice
+    schema = structured_output_schema(params.get("response_format"))
+    if schema is not None:
+        _force_structured_output(body, schema)
     if stream:
         body["stream"] = True
     return body
+
+
+def structured_output_schema(response_format: Any) -> dict[str, Any] | None:
+    """The JSON schema a ``response_format`` asks for (``{"type": "object"}`` for json_object), or None."""
+    if isinstance(response_format, str):
+        response_format = {"type": response_format}
+    if not isinstance(response_format, Mapping):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if not isinstance(schema, Mapping):
+            raise ValueError("response_format json_schema needs json_schema.schema, a JSON schema object")
+        return dict(schema)
+    if kind in (None, "text"):
+        return None
+    raise ValueError(f"response_format type {kind!r} is not one of text, json_object, json_schema")
+
+
+def _force_structured_output(body: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Ask for the answer as the input of a tool with ``schema``; the reply turns it back to text."""
+    if schema.get("type", "object") != "object":
+        raise ValueError("response_format json_schema: the schema's root must be an object")
+    tool = {
+        "name": STRUCTURED_OUTPUT_TOOL,
+        "description": "Give your final answer by calling this tool; its input is the answer.",
+        "input_schema": {"type": "object", **schema},
+    }
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") == "none":  # no other tool may be called: only the answer's
+        body.pop("tools", None)
+    tools = body.setdefault("tools", [])
+    tools.append(tool)
+    thinking = body.get("thinking")
+    if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
+        # Anthropic refuses a forced tool with extended thinking: ask in words instead.
+        body["tool_choice"] = {"type": "auto"}
+        note = f"Give your final answer by calling the {STRUCTURED_OUTPUT_TOOL} tool."
+        system = body.get("system")
+        if isinstance(system, list):
+            body["system"] = [*system, {"type": "text", "text": note}]
+        else:
+            body["system"] = f"{system}\n\n{note}" if system else note
+    elif len(tools) == 1:
+        body["tool_choice"] = {"type": "tool", "name": STRUCTURED_OUTPUT_TOOL}
+    else:  # the model may call the caller's tools, or answer through the structured one
+        body["tool_choice"] = {**choice, "type": "any"}
 
 
 # -- replies ----------------------------------------------------------------------------------
@@ -244,27 +317,49 @@ def parse_message(data: Any, *, instance: str, model: str) -> LLMResponse:
     """A messages reply body as an ``LLMResponse``; KeyError and the like on a bad shape."""
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thinking: list[dict[str, Any]] = []
+    structured = None
     for block in data["content"]:
         kind = block["type"]
         if kind == "text":
             texts.append(block["text"])
         elif kind == "tool_use":
-            calls.append(ToolCall(block["id"], block["name"], json.dumps(block.get("input") or {})))
+            if block["name"] == STRUCTURED_OUTPUT_TOOL:
+                structured = json.dumps(block.get("input") or {})
+            else:
+                calls.append(ToolCall(block["id"], block["name"], json.dumps(block.get("input") or {})))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)
+    finish = normalize_stop_reason(data.get("stop_reason"))
+    if structured is not None:  # the answer itself, as an OpenAI instance would give it
+        texts = [structured]
+        if not calls and finish == "tool_calls":
+            finish = "stop"
+    metadata: dict[str, Any] = {"provider_response_id": data.get("id")}
+    if thinking:
+        metadata["thinking"] = thinking
     return LLMResponse(
         content="".join(texts),
         model=data.get("model") or model,
         instance=instance,
         token_usage=anthropic_usage(data.get("usage")),
-        finish_reason=normalize_stop_reason(data.get("stop_reason")),
+        finish_reason=finish,
         tool_calls=calls,
-        metadata={"provider_response_id": data.get("id")},
+        metadata=metadata,
     )
 
 
 class AnthropicStreamDecoder(StreamDecoder):
-    """``message_start``, content block events, ``message_delta``, ``message_stop``; or ``error``."""
+    """``message_start``, content block events, ``message_delta``, ``message_stop``; or ``error``.
 
-    __slots__ = ()
+    The structured-output tool's input streams out as text, as it is the answer.
+    """
+
+    __slots__ = ("structured",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.structured: int | None = None  # the index of the structured-output block
 
     def decode(self, event: SSEEvent) -> Sequence[StreamChunk]:
         obj = self.load(event.data)
@@ -274,9 +369,14 @@ class AnthropicStreamDecoder(StreamDecoder):
             if delta.get("type") == "text_delta":
                 return self.text(delta.get("text") or "")
             if delta.get("type") == "input_json_delta":
+                if obj.get("index", 0) == self.structured:
+                    return self.text(delta.get("partial_json") or "")
                 self.tools.add(obj.get("index", 0), arguments=delta.get("partial_json"))
         elif kind == "content_block_start":
             block = obj["content_block"]
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_OUTPUT_TOOL:
+                self.structured = obj.get("index", 0)
+                return self.text(json.dumps(block["input"]) if block.get("input") else "")
             if block.get("type") == "tool_use":
                 initial = block.get("input")
                 self.tools.add(
@@ -293,6 +393,8 @@ class AnthropicStreamDecoder(StreamDecoder):
             self.usage = anthropic_usage(message.get("usage"))
         elif kind == "message_delta":
             self.finish_reason = normalize_stop_reason((obj.get("delta") or {}).get("stop_reason")) or "stop"
+            if self.structured is not None and self.finish_reason == "tool_calls" and not self.tools.result():
+                self.finish_reason = "stop"
             usage = obj.get("usage")
             if usage:
                 before = self.usage or TokenUsage()

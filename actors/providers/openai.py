@@ -1,6 +1,12 @@
 """OpenAI chat completions (``{base_url}/chat/completions``), also spoken by OpenAI-compatible servers.
 
-Messages are already in OpenAI's shape, and unknown parameters pass through untouched.
+Messages are already in OpenAI's shape, and unknown parameters pass through untouched, with
+three exceptions, all Anthropic-only hints OpenAI would refuse: ``cache_control`` markers on
+content parts and tools are removed (OpenAI caches long prompts by itself), ``thinking`` blocks
+in an assistant turn are removed (they are Anthropic's record of its own reasoning), and a
+tier's ``thinking`` default is left out. A request's own ``thinking`` or ``top_k`` never reaches
+this provider (``actors.features`` routes it to an instance that honours it). ``logprobs``
+come back in ``LLMResponse.metadata["logprobs"]`` and on stream chunks.
 """
 
 from __future__ import annotations
@@ -33,14 +39,45 @@ EMBEDDING_PARAMS = ("dimensions", "user")
 _DRIVER_KEYS = ("model", "messages", "stream", "thinking")
 
 
+_ANTHROPIC_ONLY_PARTS = frozenset({"thinking", "redacted_thinking"})
+
+
+def _openai_message(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``message`` without Anthropic-only content (returned as is when it has none, the usual case)."""
+    content = message.get("content")
+    if not isinstance(content, list) or not any(
+        isinstance(p, Mapping) and ("cache_control" in p or p.get("type") in _ANTHROPIC_ONLY_PARTS)
+        for p in content
+    ):
+        return message
+    parts = [
+        {k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, Mapping) else p
+        for p in content
+        if not (isinstance(p, Mapping) and p.get("type") in _ANTHROPIC_ONLY_PARTS)
+    ]
+    if message.get("role") != "user" and all(
+        isinstance(p, Mapping) and p.get("type") == "text" for p in parts
+    ):
+        return {**message, "content": "".join(p["text"] for p in parts) or None}
+    return {**message, "content": parts}
+
+
+def _openai_tool(tool: Any) -> Any:
+    return {k: v for k, v in tool.items() if k != "cache_control"} if isinstance(tool, Mapping) else tool
+
+
 def build_chat_body(
     model_name: str, messages: Messages, params: Mapping[str, Any], *, stream: bool
 ) -> dict[str, Any]:
     """The JSON body of a chat completion request."""
-    body: dict[str, Any] = {"model": model_name, "messages": messages}
+    body: dict[str, Any] = {"model": model_name, "messages": [_openai_message(m) for m in messages]}
     for key, value in params.items():
         if key not in _DRIVER_KEYS:
             body[key] = value
+    if body.get("tools"):
+        body["tools"] = [_openai_tool(t) for t in body["tools"]]
+    if isinstance(body.get("response_format"), str):  # a tier may say just "json_object"
+        body["response_format"] = {"type": body["response_format"]}
     if stream:
         body["stream"] = True
         options = body.get("stream_options")
@@ -84,6 +121,9 @@ def parse_chat_completion(data: Any, *, instance: str, model: str) -> LLMRespons
     """A chat completion body as an ``LLMResponse`` (first choice); KeyError and the like on a bad shape."""
     choice = data["choices"][0]
     message = choice["message"]
+    metadata: dict[str, Any] = {"provider_response_id": data.get("id")}
+    if choice.get("logprobs"):
+        metadata["logprobs"] = choice["logprobs"]
     return LLMResponse(
         content=text_of(message.get("content")),
         model=data.get("model") or model,
@@ -91,7 +131,7 @@ def parse_chat_completion(data: Any, *, instance: str, model: str) -> LLMRespons
         token_usage=openai_usage(data.get("usage")),
         finish_reason=normalize_finish_reason(choice.get("finish_reason")),
         tool_calls=_tool_calls(message),
-        metadata={"provider_response_id": data.get("id")},
+        metadata=metadata,
     )
 
 
@@ -136,11 +176,13 @@ class OpenAIStreamDecoder(StreamDecoder):
         if obj.get("usage"):
             self.usage = openai_usage(obj["usage"])
         text = ""
+        logprobs = None
         for choice in obj.get("choices") or ():
-            if choice.get("index", 0) != 0:  # n > 1 is not supported: keep the first choice
+            if choice.get("index", 0) != 0:  # n > 1 is refused before a request is sent
                 continue
             delta = choice.get("delta") or {}
             text = delta.get("content") or ""
+            logprobs = choice.get("logprobs")
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") or {}
                 self.tools.add(
@@ -151,7 +193,10 @@ class OpenAIStreamDecoder(StreamDecoder):
                 )
             if choice.get("finish_reason"):
                 self.finish_reason = normalize_finish_reason(choice["finish_reason"])
-        return self.text(text)
+        chunks = self.text(text)
+        if logprobs and chunks:
+            chunks[0].logprobs = logprobs
+        return chunks
 
 
 class OpenAIProvider(HTTPProvider):

@@ -31,7 +31,7 @@ import httpx
 from actors.config.models import ModelConfig, SimulationConfig
 from actors.errors import LLMCallError
 from actors.fake.embeddings import DEFAULT_DIMENSIONS, token_count, vector
-from actors.fake.shapes import Reply
+from actors.fake.shapes import Reply, logprobs_of
 from actors.providers.base import Messages, Provider, merge_params
 from actors.providers.clients import HTTPClients
 from actors.providers.errors import classify_status, classify_transport
@@ -144,6 +144,9 @@ class _Plan(NamedTuple):
             StreamChunk(delta="".join(pieces[i : i + size]), instance=instance, model=model)
             for i in range(0, len(pieces), size)
         ]
+        if "logprobs" in reply.metadata:
+            for chunk in out:
+                chunk.logprobs = logprobs_of([chunk.delta])
         out.append(
             StreamChunk(
                 tool_calls=reply.tool_calls,
@@ -285,6 +288,9 @@ class SimulatedProvider(Provider):
         seq = next(self._seq)
         reply = Reply.build({**params, "messages": messages}, seq, self.model.simulation.reply)
         calls = [ToolCall(f"call_sim{seq}", reply.tool, reply.arguments)] if reply.tool else []
+        metadata: dict[str, Any] = {"provider_response_id": f"sim-{self.name}-{seq}"}
+        if reply.logprobs and not calls:
+            metadata["logprobs"] = logprobs_of(_PIECE.findall(reply.text))
         return LLMResponse(
             content=reply.text,
             model=self.model.model_name,
@@ -294,5 +300,5 @@ class SimulatedProvider(Provider):
             ),
             finish_reason="tool_calls" if calls else "stop",
             tool_calls=calls,
-            metadata={"provider_response_id": f"sim-{self.name}-{seq}"},
+            metadata=metadata,
         )

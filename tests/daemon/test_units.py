@@ -160,6 +160,7 @@ def test_anthropic_request_maps_to_canonical_messages():
         "max_tokens": 10,
         "stop": ["X"],
         "user": "u1",
+        "top_k": 5,  # passed on: only an instance that honours it is chosen (actors.features)
         "tool_choice": "required",
         "parallel_tool_calls": False,
         "tools": [{"type": "function", "function": {"name": "t", "parameters": {"type": "object"}}}],

@@ -299,7 +299,6 @@ def test_anthropic_body_maps_keeps_and_drops_parameters():
         "tool_choice": "required",
         "frequency_penalty": 1,
         "presence_penalty": 1,
-        "response_format": {"type": "json_object"},
         "seed": 3,
         "stream": False,
     }

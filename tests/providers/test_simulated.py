@@ -186,3 +186,13 @@ async def test_an_agent_loop_ends_once_the_tool_result_is_in(mode):
         {"tools": TOOLS},
     )
     assert [c.args for c in third.tool_calls] == [{"input": "again"}]
+
+
+async def test_logprobs_and_json_answers_like_the_fake_server(mode):
+    reply = await complete(sim(), mode, USER, {"logprobs": True})
+    assert "".join(t["token"] for t in reply.metadata["logprobs"]["content"]) == reply.content
+    chunks, _ = await collect(sim(), mode, USER, {"logprobs": True})
+    assert all(c.logprobs for c in chunks if c.delta)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    assert (await complete(sim(), mode, USER, {"response_format": fmt})).content == '{"n": 0}'
