@@ -46,6 +46,10 @@ PASS_THROUGH = {
     "frequency_penalty": "frequency_penalty",
     "presence_penalty": "presence_penalty",
     "stop_sequences": "stop",
+    "tools": "tools",
+    "tool_choice": "tool_choice",
+    "parallel_tool_calls": "parallel_tool_calls",
+    "response_format": "response_format",
 }
 
 #: The original node sent a reply that asked for more to this node (set ``followup_node: null`` to stop it).
@@ -80,7 +84,9 @@ class LLMNode:
     ``{current_step}``, ``{tool_results_count}``, ``{messages_count}`` and any top-level state
     key); ``include_tool_results`` (default True: ``state["tool_results"]`` go into the system
     prompt); ``max_tokens``, ``temperature``, ``top_p``, ``frequency_penalty``,
-    ``presence_penalty``, ``stop_sequences`` (sent as ``stop``); ``next_node``;
+    ``presence_penalty``, ``stop_sequences`` (sent as ``stop``); ``tools`` (OpenAI dicts, or
+    LangChain tools, functions and pydantic classes when langchain-core is installed),
+    ``tool_choice``, ``parallel_tool_calls``, ``response_format``; ``next_node``;
     ``max_history_messages`` (default 10); ``followup_node`` / ``followup_markers`` (the
     original's routing of replies that ask for more, to ``analysis_node``; None turns it off).
     """
@@ -137,6 +143,10 @@ class LLMNode:
         ``add_messages`` (which keeps the existing messages by id and appends the reply).
         """
         return {"messages": self.execute(state).state["messages"]}
+
+    async def acall(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """The async LangGraph node form (``graph.add_node("llm", node.acall)``), off the loop's thread."""
+        return {"messages": (await self.aexecute(state)).state["messages"]}
 
     # -- choosing the client --------------------------------------------------------------------
 
@@ -209,6 +219,8 @@ class LLMNode:
         recent = _recent(history, int(cfg["max_history_messages"]))
         messages = [_system_message(prompt, _family(history)), *recent]
         params = {out: cfg[key] for key, out in PASS_THROUGH.items() if cfg.get(key) is not None}
+        if params.get("tools"):
+            params["tools"] = [_tool(t) for t in params["tools"]]
         return cfg, client, messages, prompt, params
 
     def _system_prompt(self, state: Mapping[str, Any], cfg: Mapping[str, Any], history: list[Any]) -> str:
@@ -319,6 +331,20 @@ def _reply_message(response: Any, family: str) -> Any:
         lc_calls = [{"id": c.id, "name": c.name, "args": c.args, "type": "tool_call"} for c in calls]
         return LCAIMessage(content=content, tool_calls=lc_calls)
     return AIMessage(content, tool_calls=[c.to_openai() for c in calls])
+
+
+def _tool(tool: Any) -> Any:
+    """An OpenAI tool dict for a dict (as is) or a LangChain tool, function or pydantic class."""
+    if isinstance(tool, Mapping):
+        return dict(tool)
+    try:
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+    except ImportError:
+        raise WrapperConfigError(
+            f"tools: {tool!r} is not an OpenAI tool dict; pass dicts, or install langchain-core to pass "
+            "LangChain tools, functions or pydantic classes"
+        ) from None
+    return convert_to_openai_tool(tool)
 
 
 def _fill(template: str, values: Mapping[str, Any]) -> str:
