@@ -23,9 +23,12 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from actors import __version__
+
     parser = argparse.ArgumentParser(
         prog="llm-actors", description="Many LLM endpoints as one reliable client."
     )
+    parser.add_argument("--version", action="version", version=f"llm-actors {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name, module_name in COMMANDS.items():

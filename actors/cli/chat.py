@@ -1,7 +1,9 @@
-"""Send one prompt to a running daemon (``--url``) or to an in-process runtime (``--config``).
+"""Chat with a running daemon (``--url``) or an in-process runtime (``--config``); no prompt: interactive.
 
 Prints the answer on stdout (as it arrives with ``--stream``), tool calls as JSON lines, and on
 stderr which instance answered after how many attempts. Exit status 1 when the request failed.
+Without a prompt it reads one message per line and keeps the conversation (``/reset`` forgets
+it, ``/exit`` or Ctrl-D ends it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["add_arguments", "run"]
@@ -20,7 +22,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("prompt", help="the user message")
+    add("prompt", nargs="?", default=None, help="the user message (none: an interactive session)")
     add("--model", required=True, metavar="NAME", help="a wrapper, polling pool or task-group reference")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -45,28 +47,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    messages: list[dict[str, Any]] = []
-    if args.system:
-        messages.append({"role": "system", "content": args.system})
-    messages.append({"role": "user", "content": args.prompt})
     params = {
         k: v for k, v in (("max_tokens", args.max_tokens), ("temperature", args.temperature)) if v is not None
     }
-    if args.config is not None:
-        return _in_process(args, messages, params)
-    if args.simulate:
+    if args.config is None and args.simulate:
         print(
             "error: --simulate applies to --config (a daemon chooses at start: llm-actors serve --simulate)",
             file=sys.stderr,
         )
         return 2
-    return _over_http(args, messages, params)
+    if args.config is not None:
+        return _in_process(args, params)
+    return _turns(args, lambda messages, reply: _over_http(args, messages, params, reply))
+
+
+Send = Callable[[list[dict[str, Any]], list[str]], int]
+
+
+def _start(args: argparse.Namespace) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": args.system}] if args.system else []
+
+
+def _turns(args: argparse.Namespace, send: Send) -> int:
+    """One prompt, or an interactive session: each line a user turn, the replies kept."""
+    messages = _start(args)
+    if args.prompt is not None:
+        return send([*messages, {"role": "user", "content": args.prompt}], [])
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(
+            f"Chatting with {args.model}; /reset forgets the conversation, /exit or Ctrl-D ends.",
+            file=sys.stderr,
+        )
+    code = 0
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            if interactive:
+                print(file=sys.stderr)
+            return code
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return code
+        if text == "/reset":
+            messages = _start(args)
+            continue
+        turn = [*messages, {"role": "user", "content": text}]
+        reply: list[str] = []
+        code = send(turn, reply)
+        if code == 0:  # a failed turn is not part of the conversation
+            messages = [*turn, {"role": "assistant", "content": "".join(reply)}]
+        elif code == 2:  # the request itself is wrong (an unknown model): every turn would be
+            return code
 
 
 # -- against a daemon ---------------------------------------------------------------------------
 
 
-def _over_http(args: argparse.Namespace, messages: list[dict[str, Any]], params: dict[str, Any]) -> int:
+def _over_http(
+    args: argparse.Namespace, messages: list[dict[str, Any]], params: dict[str, Any], reply: list[str]
+) -> int:
     import httpx
 
     url = (args.url or os.environ.get("LLM_ACTORS_URL") or DEFAULT_URL).rstrip("/")
@@ -82,7 +125,8 @@ def _over_http(args: argparse.Namespace, messages: list[dict[str, Any]], params:
                 data = response.json()
                 message = data["choices"][0]["message"]
                 if message.get("content"):
-                    print(message["content"])
+                    print(message["content"], flush=True)
+                    reply.append(message["content"])
                 for call in message.get("tool_calls") or ():
                     print(json.dumps({"tool_call": call}))
                 _trailer(response.headers, data.get("usage"))
@@ -92,7 +136,7 @@ def _over_http(args: argparse.Namespace, messages: list[dict[str, Any]], params:
             with client.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     return _http_error(response.status_code, response.read().decode(errors="replace"))
-                return _print_stream(response)
+                return _print_stream(response, reply)
     except httpx.HTTPError as exc:
         print(
             f"error: cannot reach the daemon at {url}: {exc}; is `llm-actors serve` running?", file=sys.stderr
@@ -110,7 +154,7 @@ def _events(response: Any) -> Iterator[dict[str, Any]]:
         yield json.loads(data)
 
 
-def _print_stream(response: Any) -> int:
+def _print_stream(response: Any, reply: list[str]) -> int:
     usage = None
     for event in _events(response):
         if "error" in event:
@@ -122,6 +166,7 @@ def _print_stream(response: Any) -> int:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 print(delta["content"], end="", flush=True)
+                reply.append(delta["content"])
             for call in delta.get("tool_calls") or ():
                 print(json.dumps({"tool_call": call}))
     print()
@@ -145,16 +190,16 @@ def _http_error(status: int, text: str) -> int:
     except (ValueError, KeyError, TypeError):
         message = text.strip() or "(no body)"
     print(f"error: HTTP {status}: {message}", file=sys.stderr)
-    return 1
+    return 2 if status == 404 else 1
 
 
 # -- in-process ---------------------------------------------------------------------------------
 
 
-def _in_process(args: argparse.Namespace, messages: list[dict[str, Any]], params: dict[str, Any]) -> int:
+def _in_process(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from actors.daemon.errors import APIError
     from actors.daemon.models import ModelDirectory
-    from actors.errors import ConfigError, LLMError
+    from actors.errors import ConfigError
     from actors.runtime import Runtime
 
     try:
@@ -168,24 +213,38 @@ def _in_process(args: argparse.Namespace, messages: list[dict[str, Any]], params
         except APIError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 2
-        try:
-            if args.stream:
-                instance, last = "?", None
-                for chunk in wrapper.stream_generate(messages, params):
-                    print(chunk.delta, end="", flush=True)
-                    instance, last = chunk.instance or instance, chunk
-                    for call in chunk.tool_calls:
-                        print(json.dumps({"tool_call": call.to_openai()}))
-                print()
-                tokens = f", {last.usage.total_tokens} tokens" if last is not None and last.usage else ""
-                print(f"[{instance}{tokens}]", file=sys.stderr)
-                return 0
-            response = wrapper.generate(messages, params)
-        except LLMError as exc:
-            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+        return _turns(args, lambda messages, reply: _local(args, wrapper, messages, params, reply))
+
+
+def _local(
+    args: argparse.Namespace,
+    wrapper: Any,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    reply: list[str],
+) -> int:
+    from actors.errors import LLMError
+
+    try:
+        if args.stream:
+            instance, last = "?", None
+            for chunk in wrapper.stream_generate(messages, params):
+                print(chunk.delta, end="", flush=True)
+                reply.append(chunk.delta)
+                instance, last = chunk.instance or instance, chunk
+                for call in chunk.tool_calls:
+                    print(json.dumps({"tool_call": call.to_openai()}))
+            print()
+            tokens = f", {last.usage.total_tokens} tokens" if last is not None and last.usage else ""
+            print(f"[{instance}{tokens}]", file=sys.stderr)
+            return 0
+        response = wrapper.generate(messages, params)
+    except LLMError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     if response.content:
-        print(response.content)
+        print(response.content, flush=True)
+        reply.append(response.content)
     for call in response.tool_calls:
         print(json.dumps({"tool_call": call.to_openai()}))
     print(

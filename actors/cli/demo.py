@@ -1,23 +1,36 @@
-"""Send simulated traffic, break an instance part-way through, and show the failover.
+"""Send simulated traffic, break an instance part-way through, heal it, and show the failover.
 
 Every provider is replaced by the in-process simulated one, so no API key or network is needed.
-After a third of the requests, ``--outage`` starts failing every call with HTTP 503; after two
-thirds it heals. Tables then show which breakers opened, where the requests went before, during
-and after the outage, and what the retries and fallbacks cost.
+The story is driven by what happens, not by timing, so it reads the same on every run:
+
+1. BEFORE: a third of the requests, every instance healthy.
+2. OUTAGE: ``--outage`` fails every call with HTTP 503; requests go on (at least another third)
+   until its circuit breakers have opened on every route the demo uses.
+3. AFTER: it answers again; requests go on (at least the last third, then slowly, so the tier's
+   rate limit is not spent) until a trial call has closed every one of those breakers: the
+   instance is back in rotation. Breakers recover after ``--recovery`` seconds here (instead of
+   the configured ``recovery_time``) so the healing shows within the run.
+
+Tables then show the breaker events, where the requests went in each phase, and why requests
+fell back: because of the outage, or because a tier was full (its ``rpm_limit`` or
+``concurrency_limit``). Ctrl-C stops the traffic and prints the summary so far; a closed output
+(``| head``) stops it quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TextIO
 
+from actors.config import LLMConfig, load_config
 from actors.errors import ConfigError, LLMError
 from actors.proxy import WrapperProxy
 from actors.runtime import Runtime
@@ -26,12 +39,20 @@ __all__ = ["add_arguments", "run", "table"]
 
 WRAPPERS = ("fast_group_wrapper", "fast_pool_wrapper")
 PHASES = ("before", "outage", "after")
+#: Seconds between requests once the after-phase quota is sent and a breaker is still recovering.
+_TRICKLE = 0.05
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--config", default="config", metavar="DIR", help="configuration directory (default: config)")
-    add("--requests", type=int, default=300, metavar="N", help="requests to send (default: 300)")
+    add(
+        "--requests",
+        type=int,
+        default=120,
+        metavar="N",
+        help="requests to send at least; more while breakers open or heal (default: 120)",
+    )
     add("--threads", type=int, default=8, metavar="T", help="caller threads (default: 8)")
     add(
         "--outage",
@@ -45,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.01,
         metavar="SECONDS",
         help="simulated latency of every instance (default: 0.01)",
+    )
+    add(
+        "--recovery",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="how long an open breaker waits before a trial call, in this demo (default: 0.5)",
     )
     add(
         "--queue-timeout",
@@ -63,11 +91,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if min(args.requests, args.threads) < 1 or min(args.latency, args.queue_timeout) < 0:
-        print("error: --requests and --threads must be at least 1, the times at least 0", file=sys.stderr)
+    if (
+        min(args.requests, args.threads) < 1
+        or min(args.latency, args.queue_timeout) < 0
+        or args.recovery <= 0
+    ):
+        print(
+            "error: --requests and --threads must be at least 1, --recovery above 0, the times at least 0",
+            file=sys.stderr,
+        )
         return 2
     try:
-        rt = Runtime.from_config(args.config, simulate=True)
+        rt = Runtime(_with_recovery(args.config, args.recovery), simulate=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -77,19 +112,64 @@ def run(args: argparse.Namespace) -> int:
             f"error: no instance {args.outage!r}; choose from: {', '.join(rt.config.models)}", file=sys.stderr
         )
         return 2
-    with rt:
-        found = {name: rt.factory.get_wrapper(name) for name in WRAPPERS}
-        wrappers = {name: w for name, w in found.items() if w is not None}
-        missing = [name for name in WRAPPERS if name not in wrappers]
-        if missing:
-            print(f"error: the configuration has no wrapper {', '.join(missing)}", file=sys.stderr)
-            return 2
-        for name in rt.handles:
-            rt.simulation_control(name).set_latency(args.latency)
-        demo = _Demo(rt, wrappers, args, outage)
-        demo.send()
-        demo.report()
-        return 1 if demo.tally["unexpected"] else 0
+    try:
+        with rt:
+            found = {name: rt.factory.get_wrapper(name) for name in WRAPPERS}
+            wrappers = {name: w for name, w in found.items() if w is not None}
+            missing = [name for name in WRAPPERS if name not in wrappers]
+            if missing:
+                print(f"error: the configuration has no wrapper {', '.join(missing)}", file=sys.stderr)
+                return 2
+            for name in rt.handles:
+                rt.simulation_control(name).set_latency(args.latency)
+            demo = _Demo(rt, wrappers, args, outage)
+            interrupted = demo.send()
+            if demo.out.closed:
+                return 0  # the reader went away (| head): nothing more to say
+            demo.report(interrupted)
+            if interrupted:
+                return 130
+            return 1 if demo.tally["unexpected"] else 0
+    except BrokenPipeError:
+        _Out.silence()
+        return 0
+
+
+def _with_recovery(path: str, seconds: float) -> LLMConfig:
+    """The configuration with every breaker's ``recovery_time`` set to ``seconds``."""
+
+    config = load_config(path)
+    groups = {}
+    for name, group in config.groups.items():
+        fb = group.effective_fallback
+        breaker = fb.circuit_breaker.model_copy(update={"recovery_time": seconds})
+        update = {"fallback_config": fb.model_copy(update={"circuit_breaker": breaker})}
+        groups[name] = group.model_copy(update={**update, "fallback_strategy": None, "circuit_breaker": None})
+    pools = {name: pool.model_copy(update={"recovery_time": seconds}) for name, pool in config.pools.items()}
+    return config.model_copy(update={"groups": groups, "pools": pools})
+
+
+class _Out:
+    """stdout that a closed pipe (``| head``) turns quiet instead of into a traceback."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def print(self, text: str = "") -> None:
+        if self.closed:
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            self.silence()
+
+    @staticmethod
+    def silence() -> None:
+        # Python flushes stdout again at exit; point it at /dev/null so that flush is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 class _Demo:
@@ -99,51 +179,115 @@ class _Demo:
         self, rt: Runtime, wrappers: dict[str, WrapperProxy], args: argparse.Namespace, outage: list[str]
     ) -> None:
         self.rt, self.args, self.outage, self.n = rt, args, outage, args.requests
-        self.start, self.end = self.n // 3, 2 * self.n // 3  # requests [start, end) go out during the outage
-        self.plan = [WRAPPERS[i % 2] for i in range(self.n)]
-        random.Random(args.seed).shuffle(self.plan)
+        self.quota = [self.n // 3, self.n // 3, self.n - 2 * (self.n // 3)]  # per phase, at least
+        self.rng = random.Random(args.seed)
         self.wrappers = wrappers
         self.lock = threading.Lock()
+        self.out = _Out()
+        self.stop = threading.Event()
+        self.sent = 0  # requests handed out so far
+        self.phase = 0
+        self.bounds: list[int] = []  # the request number each later phase started at
         self.tally: collections.Counter[str] = (
             collections.Counter()
-        )  # "answered", an LLMError's name, "unexpected"
+        )  # "answered", an error's name, "unexpected"
         self.answered: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         # (wrapper, kind) -> answered requests that were "retried" after a failed attempt, answered by a
-        # "lower" tier than the first, "skipped" the first without trying it, or "fell back" (any of these)
+        # "lower" tier than the first, or fell back because of the "outage" or because a tier was "full"
         self.count: collections.Counter[tuple[str, str]] = collections.Counter()
         routes = {step.target.route for w in self.wrappers.values() for step in w.route.steps}
         self.breakers = {(name, route): "closed" for name in outage for route in routes}  # as last said
+        self.opened: set[tuple[str, str]] = set()
+        self.events: collections.deque[tuple[str, str, str]] = collections.deque()
+        self.healed_at: int | None = None  # requests done when every watched breaker had closed again
         self.progress = _Progress(self.n, sys.stderr)
         self.t0, self.wall0 = time.monotonic(), time.time()
+        self.listen()
 
     def say(self, line: str) -> None:
         with self.lock:
             self.progress.clear()
-            print(f"[+{time.monotonic() - self.t0:5.2f}s] {line}", flush=True)
+            self.out.print(f"[+{time.monotonic() - self.t0:5.2f}s] {line}")
+            if self.out.closed:
+                self.stop.set()
 
-    def send(self) -> None:
-        self.say(f"sending {self.n} requests to {' and '.join(WRAPPERS)} from {self.args.threads} threads")
-        with ThreadPoolExecutor(self.args.threads, thread_name_prefix="demo") as pool:
-            list(pool.map(self.one, range(self.n)))
-        self.say(f"done: {self.n} requests in {time.monotonic() - self.t0:.2f}s")
+    # -- the story ------------------------------------------------------------------------
 
-    def one(self, i: int) -> None:
+    def send(self) -> bool:
+        """Run the three phases; True when Ctrl-C cut them short."""
         names, s = ", ".join(self.outage), "s" if len(self.outage) == 1 else ""
-        if i == self.start:
+        limit = max(10.0, 20 * self.args.recovery)  # no phase waits longer for a breaker
+        try:
             self.say(
-                f"OUTAGE STARTS at request {i + 1}/{self.n}: {names} now fail{s} every call with HTTP 503"
+                f"sending {self.n}+ requests to {' and '.join(WRAPPERS)} from {self.args.threads} threads "
+                f"(breakers recover after {self.args.recovery:g} s in this demo)"
             )
+            self.run_phase(0, lambda: True, limit)
+            self.say(f"OUTAGE STARTS after request {self.sent}: {names} now fail{s} every call with HTTP 503")
             for name in self.outage:
                 self.rt.simulation_control(name).fail(503)
-        if i == self.end:
+            self.run_phase(1, lambda: self.opened == set(self.breakers), limit)
             self.say(
-                f"OUTAGE ENDS at request {i + 1}/{self.n}: {names} answer{s} again (open breakers wait to recover)"
+                f"OUTAGE ENDS after request {self.sent}: {names} answer{s} again; each open breaker lets a "
+                "trial call through once it has waited its recovery time"
             )
             for name in self.outage:
                 self.rt.simulation_control(name).heal()
-        wrapper = self.wrappers[self.plan[i]]
+            self.run_phase(2, lambda: all(state == "closed" for state in self.breakers.values()), limit)
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.say(f"INTERRUPTED after {self.sent} requests: the summary so far")
+            return True
+        if not self.stop.is_set():
+            self.say(f"done: {self.sent} requests in {time.monotonic() - self.t0:.2f}s")
+        return False
+
+    def run_phase(self, phase: int, done: Callable[[], bool], limit: float) -> None:
+        """Send this phase's quota from the caller threads, then more until ``done()``."""
+        self.phase = phase
+        if phase:
+            self.bounds.append(self.sent)
+        last = self.sent + self.quota[phase]
+        with ThreadPoolExecutor(self.args.threads, thread_name_prefix="demo") as pool:
+            futures = [pool.submit(self.worker, last) for _ in range(self.args.threads)]
+            try:
+                while not wait(futures, timeout=0.1, return_when=FIRST_EXCEPTION).done >= set(futures):
+                    pass  # short waits keep Ctrl-C responsive
+            except KeyboardInterrupt:
+                self.stop.set()  # the workers finish the request they are on, and stop
+                raise
+            for future in futures:
+                future.result()
+        # The quota is sent; go on one request at a time until the phase's condition holds, so
+        # a recovering breaker gets its trial call without the tier's rate limit being spent.
+        deadline = time.monotonic() + limit
+        while not self.stop.is_set() and not done():
+            if time.monotonic() > deadline:
+                still = ", ".join(f"{n} on {r} ({s})" for (n, r), s in self.breakers.items() if s != "closed")
+                self.say(f"GIVING UP waiting after {limit:g} s: {still or 'no breaker change'}")
+                return
+            self.one(self.next_index())
+            self.stop.wait(_TRICKLE if phase == 2 else 0)
+
+    def worker(self, last: int) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                if self.sent >= last:
+                    return
+            self.one(self.next_index())
+
+    def next_index(self) -> int:
+        with self.lock:
+            self.sent += 1
+            return self.sent - 1
+
+    def one(self, i: int) -> None:
+        name = WRAPPERS[self.rng.random() < 0.5] if self.args.seed is not None else WRAPPERS[i % 2]
+        wrapper = self.wrappers[name]
+        phase = PHASES[self.phase]
+        request = wrapper.request(f"request {i + 1}", queue_timeout=self.args.queue_timeout)
         try:
-            response = wrapper.generate(f"request {i + 1}", queue_timeout=self.args.queue_timeout)
+            response = request.complete()
         except LLMError as exc:
             key = type(exc).__name__
         except Exception as exc:  # anything untyped is a bug the demo must not hide
@@ -153,16 +297,21 @@ class _Demo:
             key = "answered"
             first = wrapper.route.first_label
             lower = response.target != first
-            retried = len(response.attempts) > 1
+            failed_here = any(
+                a.instance in self.outage and a.outcome.value != "success" for a in response.attempts
+            )
             skipped = lower and all(a.target != first for a in response.attempts)
+            # A tier skipped without a try was full (its limits) or had no instance up (the outage).
+            full = skipped and getattr(request.run, "waited_full", False)
             with self.lock:
-                self.answered[response.instance][PHASES[(i >= self.start) + (i >= self.end)]] += 1
+                self.answered[response.instance][phase] += 1
                 self.count.update(
                     {
-                        (wrapper.name, "retried"): retried,
-                        (wrapper.name, "lower"): lower,
-                        (wrapper.name, "skipped"): skipped,
-                        (wrapper.name, "fell back"): lower or retried,
+                        (name, "retried"): len(response.attempts) > 1,
+                        (name, "lower"): lower,
+                        (name, "fell back"): lower or len(response.attempts) > 1,
+                        (name, "outage"): failed_here or (skipped and not full),
+                        (name, "full"): full and not failed_here,
                     }
                 )
         with self.lock:
@@ -171,21 +320,48 @@ class _Demo:
             self.progress.update(self.tally["answered"], done - self.tally["answered"])
         self.watch(done)
 
-    def watch(self, done: int) -> None:
-        """Say when a breaker of a broken instance changes state on a route this demo uses."""
-        state = self.rt.state
-        assert state is not None  # the demo runs inside ``with rt``
-        with self.lock:  # one reader at a time, so no stale state is said
-            snapshot = state.snapshot(time.monotonic())
-            states = {key: snapshot[key[0]]["breakers"][key[1]]["state"] for key in self.breakers}
-            changed = [(key, state) for key, state in states.items() if self.breakers[key] != state]
-            self.breakers.update(changed)
-        for (name, route), state in changed:
-            self.say(
-                f"BREAKER {state.upper()}: {name} on {route} (noticed with {done}/{self.n} requests done)"
-            )
+    def listen(self) -> None:
+        """Hear every breaker change of the broken instances as it happens (a listener chained to
+        the state owner's), so a breaker that opens and turns half-open between two requests is
+        still told."""
+        state: Any = self.rt.state
+        chained = state.on_change
 
-    def report(self) -> None:
+        def heard(name: str, route: str, event: str, until: float | None) -> None:
+            if (name, route) in self.breakers and event in ("open", "half_open", "closed"):
+                self.events.append((name, route, event))  # deque.append: safe from any thread
+            if chained is not None:
+                chained(name, route, event, until)
+
+        state.on_change = heard
+
+    def watch(self, done: int) -> None:
+        """Say each breaker change of a broken instance on a route this demo uses, in order."""
+        changed = []
+        with self.lock:  # one reader at a time, so the lines come out in the order heard
+            while self.events:
+                name, route, state = self.events.popleft()
+                self.breakers[name, route] = state
+                changed.append((name, route, state))
+                if state == "open":
+                    self.opened.add((name, route))
+            if (
+                self.healed_at is None
+                and self.phase == 2
+                and all(v == "closed" for v in self.breakers.values())
+            ):
+                self.healed_at = done
+            for name, route, state in changed:
+                back = ": back in rotation" if state == "closed" else ""
+                self.progress.clear()
+                self.out.print(
+                    f"[+{time.monotonic() - self.t0:5.2f}s] BREAKER {state.upper()}: {name} on {route}{back} "
+                    f"(noticed with {done} requests done)"
+                )
+            if self.out.closed:
+                self.stop.set()
+
+    def report(self, interrupted: bool = False) -> None:
         stats = self.rt.stats()
         history = stats["supervisor"]["history"]
         now = time.monotonic()
@@ -195,12 +371,14 @@ class _Demo:
                 h["instance"],
                 h["event"],
                 h["route"],
-                f"{h['until'] - now:.0f}s from now" if h.get("until") else "-",
+                f"{h['until'] - now:.1f}s from now" if h.get("until") and h["until"] > now else "-",
             )
             for h in history
         ]
-        print("\nBreaker events, from the rotation supervisor (every route through an instance judges it)")
-        print(table(("WHEN", "INSTANCE", "EVENT", "ROUTE", "UNTIL"), rows) if rows else "(none)")
+        self.out.print(
+            "\nBreaker events, from the rotation supervisor (every route through an instance judges it)"
+        )
+        self.out.print(table(("WHEN", "INSTANCE", "EVENT", "ROUTE", "UNTIL"), rows) if rows else "(none)")
 
         opens = collections.Counter(h["instance"] for h in history if h["event"] == "open")
         tier_of: dict[str, str] = {}
@@ -225,8 +403,8 @@ class _Demo:
                     *(self.answered[name][p] for p in PHASES),
                 )
             )
-        print("\nInstances (BEFORE / OUTAGE / AFTER: requests each one answered in that phase)")
-        print(
+        self.out.print("\nInstances (BEFORE / OUTAGE / AFTER: requests each one answered in that phase)")
+        self.out.print(
             table(
                 (
                     "INSTANCE",
@@ -260,10 +438,10 @@ class _Demo:
                     *(_ms(s[f"latency_p{q}"]) for q in (50, 95, 99)),
                 )
             )
-        print(
+        self.out.print(
             "\nWrappers (RETRIED: answered by another instance after a failed attempt; FALLBACKS: to a lower tier)"
         )
-        print(
+        self.out.print(
             table(
                 (
                     "WRAPPER",
@@ -280,30 +458,43 @@ class _Demo:
                 rows,
             )
         )
-        self.summary()
+        self.summary(interrupted)
 
-    def summary(self) -> None:
+    def summary(self, interrupted: bool) -> None:
         t, count = self.tally, self.count
-        fell_back, retried = (sum(count[w, kind] for w in WRAPPERS) for kind in ("fell back", "retried"))
+        total = {
+            kind: sum(count[w, kind] for w in WRAPPERS) for kind in ("fell back", "retried", "outage", "full")
+        }
         errors = {k: v for k, v in t.items() if k not in ("answered", "unexpected")}
-        was = "was" if len(self.outage) == 1 else "were"
-        print(
-            f"\n{self.n} requests, {t['answered']} succeeded, {fell_back} fell back;"
-            f" {', '.join(self.outage)} {was} out from request {self.start + 1} to {self.end}."
+        names, was = ", ".join(self.outage), "was" if len(self.outage) == 1 else "were"
+        say = self.out.print
+        say(
+            f"\n{self.sent} requests{' (interrupted)' if interrupted else ''}, {t['answered']} succeeded, "
+            f"{total['fell back']} fell back: {total['outage']} because of the outage, {total['full']} because "
+            "a tier was full."
         )
+        if len(self.bounds) == 2:
+            back = [key for key, state in self.breakers.items() if state != "closed"]
+            healed = (
+                f"back in rotation on every route by request {self.healed_at}"
+                if not back and self.healed_at is not None
+                else "not back yet on " + ", ".join(route for _, route in back)
+            )
+            say(f"  {names} {was} out from request {self.bounds[0] + 1} to {self.bounds[1]}; {healed}.")
         detail = f" ({', '.join(f'{v} {k}' for k, v in errors.items())})" if errors else ""
-        print(
+        say(
             f"  {sum(errors.values())} ended in a typed LLMError{detail}, {t['unexpected']} in anything else."
         )
-        print(f"  {retried} were answered by another instance after a failed attempt.")
+        say(f"  {total['retried']} were answered by another instance after a failed attempt.")
         for name in (name for name in WRAPPERS if count[name, "lower"]):
             first = self.wrappers[name].route.first_label
             group, _, tier_name = first.partition(".")  # only a task-group wrapper has lower tiers
             tier = self.rt.config.groups[group].tiers[tier_name]
-            print(
-                f"  {name}: {count[name, 'lower']} answered by a tier below {first}, {count[name, 'skipped']} of them"
-                f" without trying it: it was full (rpm_limit {tier.rpm_limit}/min, concurrency_limit"
-                f" {tier.concurrency_limit}) or none of its instances was available."
+            say(
+                f"  {name}: {count[name, 'lower']} answered by a tier below {first}: {count[name, 'outage']} because "
+                f"of the outage (a failed attempt on {names}, or no instance of the tier up), {count[name, 'full']} "
+                f"because the tier was full (rpm_limit {tier.rpm_limit}/min, concurrency_limit "
+                f"{tier.concurrency_limit})."
             )
 
 
@@ -348,7 +539,7 @@ class _Progress:
     def update(self, ok: int, errors: int) -> None:
         self.done = done = ok + errors
         if self.tty:
-            bar = "#" * (self.WIDTH * done // self.total)
+            bar = "#" * min(self.WIDTH, self.WIDTH * done // self.total)
             self.out.write(f"\r[{bar:.<{self.WIDTH}}] {done}/{self.total}  ok {ok}  errors {errors}")
             self.out.flush()
         elif done in self.milestones:

@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("debug", "info", "warning", "error"),
         help="log level; access logs are info (default: %(default)s)",
     )
+    add(
+        "--log-format",
+        default=None,
+        choices=("console", "json"),
+        help="logs on stderr as readable lines or JSON lines (default: console on a terminal, else json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from actors.daemon.server import ServeOptions, serve
+    from actors.daemon.accesslog import default_format
+    from actors.daemon.server import PortInUse, ServeOptions, serve
     from actors.errors import ConfigError
 
     options = ServeOptions(
@@ -99,9 +106,13 @@ def run(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         log_level=args.log_level,
         cors_origins=tuple(args.cors_origin),
+        log_format=args.log_format or default_format(),
     )
     try:
         return serve(options)
     except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except PortInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

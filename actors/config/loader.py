@@ -57,7 +57,13 @@ def find_llms_dir(path: str | os.PathLike[str]) -> Path:
     """The ``llms`` directory for ``path``, which may be the config dir or ``llms`` itself."""
     base = Path(path)
     if not base.exists():
-        raise ConfigError(f"configuration directory {str(base)!r} does not exist", file=str(base))
+        where = "" if base.is_absolute() else f" (looked in {Path.cwd()})"
+        raise ConfigError(
+            f"configuration directory {str(base)!r} does not exist{where}; pass the directory that "
+            "holds llms/: llm-actors COMMAND --config DIR (check takes DIR as its argument), or "
+            "Runtime.from_config(DIR) in code",
+            file=str(base),
+        )
     if (base / "llms").is_dir():
         return base / "llms"
     if base.is_dir() and any((base / d).is_dir() for d in ("provider", "groups", "polling_pools")):

@@ -1,30 +1,45 @@
-"""Logging for the daemon: JSON lines on stderr through structlog, the stdlib's records too.
+"""Logging for the daemon on stderr through structlog, the stdlib's records too: JSON lines
+(``json``, for log shippers) or aligned, readable lines (``console``, for a person at a terminal).
 
 The library itself never configures logging; the ``serve`` command calls ``configure`` once.
-uvicorn's own records (start-up, errors) go through the same JSON renderer.
+uvicorn's own records (start-up, errors) go through the same renderer.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
-__all__ = ["LEVELS", "configure"]
+__all__ = ["FORMATS", "LEVELS", "configure", "default_format"]
 
 LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("console", "json")
 
 
-def configure(level: str = "info") -> None:
-    """JSON logs at ``level`` and above on stderr, for structlog and the stdlib alike."""
+def default_format() -> str:
+    """``console`` when stderr is a terminal, else ``json``."""
+    return "console" if sys.stderr.isatty() else "json"
+
+
+def configure(level: str = "info", fmt: str = "json") -> None:
+    """Logs at ``level`` and above on stderr in ``fmt``, for structlog and the stdlib alike."""
     number = getattr(logging, level.upper())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    # The console renderer prints tracebacks itself; JSON needs them turned into a field first.
+    exc_info = [] if fmt == "console" else [structlog.processors.format_exc_info]
     shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+        processors=[*shared, *exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -34,12 +49,12 @@ def configure(level: str = "info") -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.JSONRenderer(),
+                renderer,
             ],
             foreign_pre_chain=[
                 *shared,
                 structlog.stdlib.add_logger_name,
-                structlog.processors.format_exc_info,
+                *exc_info,
             ],
         )
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from actors.config.diagnostics import did_you_mean
 from actors.daemon.errors import APIError
 
 if TYPE_CHECKING:
@@ -57,11 +58,12 @@ class ModelDirectory:
         """The 404 for a ``model`` that names nothing here, listing what it may name."""
         names = self.names()
         shown = ", ".join(names[:SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
+        hint = (did_you_mean(name, names) if isinstance(name, str) else "") or "."
         return APIError(
             404,
             "not_found",
-            f"model {repr(name)[:120]} does not exist here; use a wrapper, a polling pool or a task-group reference: {shown} "
-            "(GET /v1/models lists them)",
+            f"model {repr(name)[:120]} does not exist here{hint} Use a wrapper, a polling pool or a task-group "
+            f"reference: {shown} (GET /v1/models lists them)",
             param="model",
         )
 

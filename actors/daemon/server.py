@@ -6,15 +6,20 @@
 - SIGHUP reloads the configuration from the config directory, as ``POST /admin/reload`` does;
   an invalid one is logged with its errors and the old one keeps serving.
 - Once listening, the URL (``http://host:port``, with the real port when ``--port 0``) goes
-  alone on stdout, so scripts and tests can read it; logs go to stderr.
+  alone on the first line of stdout, so scripts and tests can read it; a short banner for a
+  person follows it (what is served, which instances are disabled and why, how to stop).
+  Logs go to stderr.
+- The port is bound before anything starts: a port in use is one line, not a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 import signal
+import socket
 import sys
 import threading
 import time
@@ -28,11 +33,12 @@ import uvicorn
 
 from actors.daemon import accesslog
 from actors.daemon.app import create_app
+from actors.daemon.banner import banner, disabled_instances, unserved_wrappers
 from actors.daemon.errors import APIError
 from actors.daemon.state import DaemonState, ReloadRejected
 from actors.runtime import Runtime
 
-__all__ = ["DaemonServer", "ServeOptions", "serve"]
+__all__ = ["DaemonServer", "PortInUse", "ServeOptions", "bind", "serve"]
 
 _log = structlog.get_logger("llm_actors.daemon")
 
@@ -54,17 +60,28 @@ class ServeOptions:
     max_body: int = 4 * 1024 * 1024
     log_level: str = "info"
     cors_origins: tuple[str, ...] = ()
+    log_format: str = "json"
+
+
+class PortInUse(Exception):
+    """The address to listen on is taken (or not ours to take); the message says what to do."""
 
 
 class DaemonServer(uvicorn.Server):
     """uvicorn's server with a drain on SIGTERM/SIGINT and a reload on SIGHUP."""
 
     def __init__(
-        self, config: uvicorn.Config, state: DaemonState, grace: float, early: list[int] | None = None
+        self,
+        config: uvicorn.Config,
+        state: DaemonState,
+        grace: float,
+        early: list[int] | None = None,
+        config_dir: str = "config",
     ) -> None:
         super().__init__(config)
         self.state = state
         self.grace = grace
+        self.config_dir = config_dir
         self.early = early if early is not None else []  # signals that came during start-up
         self.drain_started: float | None = None
         self._announced = False
@@ -107,6 +124,18 @@ class DaemonServer(uvicorn.Server):
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         print(url, flush=True)
+        from actors import __version__
+
+        runtime = self.state.runtime
+        text = banner(
+            url,
+            runtime,
+            config_dir=self.config_dir,
+            version=__version__,
+            grace=self.grace,
+            auth=self.state.keys.enabled,
+        )
+        print(text, flush=True)
         _log.info(
             "listening",
             url=url,
@@ -114,6 +143,13 @@ class DaemonServer(uvicorn.Server):
             simulate=self.state.info()["simulate"],
             auth=self.state.keys.enabled,
         )
+        disabled = disabled_instances(runtime)
+        if disabled:
+            _log.warning(
+                "instances disabled",
+                disabled=disabled,
+                wrappers_without_instances=unserved_wrappers(runtime, disabled),
+            )
 
     async def shutdown(self, sockets: Any = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -143,12 +179,35 @@ class DaemonServer(uvicorn.Server):
             _log.info("reloaded", trigger="SIGHUP", summary=summary)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn listens on it); ``PortInUse`` saying what to do."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise PortInUse(f"cannot listen on {host!r}: {exc.strerror or exc}; pass --host ADDRESS") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(
+                f"port {port} on {host} is already in use (another llm-actors serve?); stop it, or pass "
+                "--port N (--port 0 picks a free one)"
+            ) from None
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def serve(options: ServeOptions) -> int:
-    """Serve until drained; returns the exit status. ``ConfigError`` if the configuration is invalid."""
-    accesslog.configure(options.log_level)
+    """Serve until drained; returns the exit status. ``ConfigError`` if the configuration is
+    invalid, ``PortInUse`` if the address cannot be listened on."""
+    accesslog.configure(options.log_level, options.log_format)
+    sock = bind(options.host, options.port)
     # Until uvicorn installs its handlers (and after it restores them), a SIGTERM is recorded
     # rather than fatal: one asked for while the runtime starts becomes a drain once serving.
-    with _early_signals() as early:
+    with contextlib.closing(sock), _early_signals() as early:
         runtime = Runtime.from_config(options.config, simulate=options.simulate)
         runtime.start()
         state = DaemonState(
@@ -171,8 +230,8 @@ def serve(options: ServeOptions) -> int:
                 timeout_keep_alive=30,
                 timeout_graceful_shutdown=math.ceil(max(options.grace, _CLOSE_WAIT)),  # uvicorn takes int
             )
-            server = DaemonServer(config, state, options.grace, early)
-            server.run()
+            server = DaemonServer(config, state, options.grace, early, options.config)
+            server.run(sockets=[sock])
         finally:
             state.draining = True
             runtime.stop()

@@ -75,10 +75,11 @@ class DaemonState:
         }
 
     def info(self) -> dict[str, Any]:
+        """The daemon's figures, as a request asks for them: ``in_flight`` leaves that request out."""
         return {
             "config_dir": self.config_dir,
             "simulate": bool(getattr(self.runtime, "simulate", False)),
-            "in_flight": self.in_flight,
+            "in_flight": max(0, self.in_flight - 1),
             "draining": self.draining,
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "auth": self.keys.enabled,
