@@ -642,3 +642,18 @@ def test_langgraph_example_runs_or_says_why_not() -> None:
         assert done.stdout.startswith("skipped: LangGraph is not installed")
     else:
         assert "ainvoke:" in done.stdout and done.stdout.count("AIMessage") == 4
+
+
+def test_langgraph_agent_example_runs_or_says_why_not() -> None:
+    done = _run_example("langgraph_agent.py")
+    assert done.returncode == 0, done.stderr
+    try:
+        import langchain_core  # noqa: F401
+        import langgraph  # noqa: F401
+    except ImportError:
+        assert done.stdout.startswith("skipped:")
+    else:
+        lines = done.stdout.splitlines()
+        assert [line.split(":")[0].strip() for line in lines[:4]] == ["human", "ai", "tool", "ai"]
+        assert lines[2] == " tool: the weather in Oslo is sunny"
+        assert lines[4].startswith("streamed: [") and lines[4].count("[") > 1  # token by token

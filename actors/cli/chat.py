@@ -100,8 +100,6 @@ def _turns(args: argparse.Namespace, send: Send) -> int:
         code = send(turn, reply)
         if code == 0:  # a failed turn is not part of the conversation
             messages = [*turn, {"role": "assistant", "content": "".join(reply)}]
-        elif code == 2:  # the request itself is wrong (an unknown model): every turn would be
-            return code
 
 
 # -- against a daemon ---------------------------------------------------------------------------
@@ -190,7 +188,7 @@ def _http_error(status: int, text: str) -> int:
     except (ValueError, KeyError, TypeError):
         message = text.strip() or "(no body)"
     print(f"error: HTTP {status}: {message}", file=sys.stderr)
-    return 2 if status == 404 else 1
+    return 1
 
 
 # -- in-process ---------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def test_chat_without_a_prompt_is_a_conversation(fake, daemon):
 
 def test_an_unknown_model_gets_a_did_you_mean(daemon):
     proc = _cli("chat", "--url", daemon.url, "--model", "asistant", "hi")
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert "did you mean 'assistant'?" in proc.stderr
 
 
