@@ -26,6 +26,7 @@ NATIVE: dict[str, frozenset[str]] = {
     "top_k": _ANTHROPIC,
     "logprobs": _OPENAI,
     "top_logprobs": _OPENAI,
+    "reasoning_effort": _OPENAI,
 }
 
 
@@ -42,6 +43,8 @@ def requested(params: Mapping[str, Any]) -> list[str]:
         out.append("logprobs")
     if params.get("top_logprobs") is not None:
         out.append("top_logprobs")
+    if params.get("reasoning_effort") is not None:
+        out.append("reasoning_effort")
     return out
 
 

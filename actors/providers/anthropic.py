@@ -241,6 +241,11 @@ def build_messages_body(
     for key in _PASSTHROUGH:
         if key in params:
             body[key] = params[key]
+    metadata = body.get("metadata")
+    if isinstance(metadata, Mapping):  # Anthropic's metadata has user_id only; OpenAI's is free-form
+        body["metadata"] = {"user_id": metadata["user_id"]} if metadata.get("user_id") else {}
+        if not body["metadata"]:
+            del body["metadata"]
     stop = params.get("stop")
     if stop:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
@@ -306,7 +311,7 @@ def _force_structured_output(body: dict[str, Any], schema: dict[str, Any]) -> No
             body["system"] = f"{system}\n\n{note}" if system else note
     elif len(tools) == 1:
         body["tool_choice"] = {"type": "tool", "name": STRUCTURED_OUTPUT_TOOL}
-    else:  # the model may call the caller's tools, or answer through the structured one
+    elif choice.get("type") != "tool":  # the caller's tools, or the answer through the structured one
         body["tool_choice"] = {**choice, "type": "any"}
 
 

@@ -57,6 +57,15 @@ def test_structured_output_with_the_callers_tools_lets_the_model_choose_either()
     params["tool_choice"] = "none"
     body = build_messages_body("claude", USER, params, stream=False)
     assert [t["name"] for t in body["tools"]] == [STRUCTURED_OUTPUT_TOOL]
+    params["tool_choice"] = {"type": "function", "function": {"name": "lookup"}}  # the caller forces one
+    body = build_messages_body("claude", USER, params, stream=False)
+    assert body["tool_choice"] == {"type": "tool", "name": "lookup"}
+
+
+def test_only_user_id_of_metadata_reaches_anthropic():
+    body = build_messages_body("claude", USER, {"metadata": {"user_id": "u", "trace": "t"}}, stream=False)
+    assert body["metadata"] == {"user_id": "u"}
+    assert "metadata" not in build_messages_body("claude", USER, {"metadata": {"trace": "t"}}, stream=False)
 
 
 def test_structured_output_with_thinking_is_asked_for_in_words():
@@ -174,6 +183,7 @@ def test_requested_features():
     assert requested({"thinking": {"type": "disabled"}, "top_k": None, "logprobs": False}) == []
     params = {"thinking": {"type": "enabled", "budget_tokens": 1024}, "top_k": 3, "logprobs": True}
     assert requested({**params, "top_logprobs": 0}) == ["thinking", "top_k", "logprobs", "top_logprobs"]
+    assert requested({"reasoning_effort": "low"}) == ["reasoning_effort"]
 
 
 def test_incapable_members_and_the_refusal_naming_the_feature():
