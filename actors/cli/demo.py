@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, TextIO
+from typing import Any
 
+from actors.cli.output import Out, Progress, table
 from actors.config import LLMConfig, load_config
 from actors.errors import ConfigError, LLMError
 from actors.proxy import WrapperProxy
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 return 130
             return 1 if demo.tally["unexpected"] else 0
     except BrokenPipeError:
-        _Out.silence()
+        Out.silence()
         return 0
 
 
@@ -149,29 +149,6 @@ def _with_recovery(path: str, seconds: float) -> LLMConfig:
     return config.model_copy(update={"groups": groups, "pools": pools})
 
 
-class _Out:
-    """stdout that a closed pipe (``| head``) turns quiet instead of into a traceback."""
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def print(self, text: str = "") -> None:
-        if self.closed:
-            return
-        try:
-            print(text, flush=True)
-        except BrokenPipeError:
-            self.closed = True
-            self.silence()
-
-    @staticmethod
-    def silence() -> None:
-        # Python flushes stdout again at exit; point it at /dev/null so that flush is quiet too.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
 class _Demo:
     """One run: the traffic, the outage schedule, and what each request ended in."""
 
@@ -183,7 +160,7 @@ class _Demo:
         self.rng = random.Random(args.seed)
         self.wrappers = wrappers
         self.lock = threading.Lock()
-        self.out = _Out()
+        self.out = Out()
         self.stop = threading.Event()
         self.sent = 0  # requests handed out so far
         self.phase = 0
@@ -200,7 +177,7 @@ class _Demo:
         self.opened: set[tuple[str, str]] = set()
         self.events: collections.deque[tuple[str, str, str]] = collections.deque()
         self.healed_at: int | None = None  # requests done when every watched breaker had closed again
-        self.progress = _Progress(self.n, sys.stderr)
+        self.progress = Progress(self.n, sys.stderr)
         self.t0, self.wall0 = time.monotonic(), time.time()
         self.listen()
 
@@ -508,44 +485,3 @@ def _state(s: dict[str, Any]) -> str:
 
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Rows as aligned plain text: numeric columns to the right, the rest to the left."""
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    numeric = [
-        all(r[i] == "-" or r[i].replace(".", "", 1).isdigit() for r in cells) for i in range(len(headers))
-    ]
-
-    def line(row: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=False)
-        ).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
-
-
-class _Progress:
-    """A carriage-return bar on a terminal; a few milestone lines anywhere else."""
-
-    WIDTH = 30
-
-    def __init__(self, total: int, out: TextIO) -> None:
-        self.total, self.out, self.done = total, out, 0
-        self.tty = out.isatty()
-        self.milestones = {total * q // 4 for q in (1, 2, 3, 4)} - {0}
-
-    def update(self, ok: int, errors: int) -> None:
-        self.done = done = ok + errors
-        if self.tty:
-            bar = "#" * min(self.WIDTH, self.WIDTH * done // self.total)
-            self.out.write(f"\r[{bar:.<{self.WIDTH}}] {done}/{self.total}  ok {ok}  errors {errors}")
-            self.out.flush()
-        elif done in self.milestones:
-            self.out.write(f"progress: {done}/{self.total} requests done ({ok} ok, {errors} errors)\n")
-
-    def clear(self) -> None:
-        if self.tty and self.done:
-            self.out.write("\r" + " " * (self.WIDTH + 40) + "\r")
-            self.out.flush()

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from actors.cli.demo import table
+from actors.cli.output import table
 
 __all__ = ["add_arguments", "render", "run"]
 

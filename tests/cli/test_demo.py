@@ -98,23 +98,28 @@ def test_demo_survives_a_closed_output() -> None:
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
 
 
-def test_demo_prints_the_summary_so_far_on_ctrl_c() -> None:
-    proc = subprocess.Popen(
-        _demo("--requests", "1000000", "--threads", "2"),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert "sending" in read_line(proc, 30)  # under way
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130
-    assert "INTERRUPTED after" in out
-    assert re.search(r"^\d+ requests \(interrupted\), \d+ succeeded", out, re.MULTILINE), out
+def test_demo_prints_the_summary_so_far_on_ctrl_c(tmp_path: Path) -> None:
+    with open(tmp_path / "err", "w+") as err:
+        proc = subprocess.Popen(
+            _demo("--requests", "1000000", "--threads", "2"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+        try:
+            first = read_line(proc, 60)
+            assert "sending" in first, first  # under way
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+        err.seek(0)
+        errors = err.read()
+    assert proc.returncode == 130, out + errors
+    assert "INTERRUPTED after" in out, out + errors
+    assert re.search(r"^\d+ requests \(interrupted\), \d+ succeeded", out, re.MULTILINE), out + errors
 
 
 def test_demo_rejects_an_unknown_instance(capsys: pytest.CaptureFixture[str]) -> None:
