@@ -50,6 +50,8 @@ def ref_problem(
 ) -> str | None:
     """What is wrong with a reference, or None when it resolves (or points at a file already reported)."""
     sources = sources or Sources()
+    if isinstance(ref, str) and any(ref == g or ref.startswith(g + ".") for g in groups if "." in g):
+        return None  # a group whose own name has a dot: reported there (rename it), not guessed at here
     if not isinstance(ref, str) or not ref or ref.count(".") > 1 or ref.startswith(".") or ref.endswith("."):
         return f"{ref!r} is not a reference; write a group name or group.tier, e.g. fast_group.echelon1"
     name, tier = parse_ref(ref)
@@ -58,7 +60,7 @@ def ref_problem(
             return None
         if ("group", name) in sources.disabled:
             return f"group {name!r} is {sources.disabled['group', name]}; enable it or remove this reference"
-        return unknown(f"unknown group {name!r}", name, groups, "groups")
+        return unknown(f"unknown group {name!r}", name, [g for g in groups if "." not in g], "groups")
     if tier is not None and tier not in groups[name].tiers:
         if ("tier", ref) in sources.broken:
             return None

@@ -96,3 +96,21 @@ def test_check_as_a_subprocess() -> None:
     assert result.returncode == 0, result.stderr
     assert "OK: 7 models (6 disabled)" in result.stdout
     assert "API key variable ANTHROPIC_API_KEY is not set: anthropic-claude-3-haiku" in result.stdout
+
+
+def test_check_suggests_no_other_name_when_the_intended_one_is_invalid(
+    llms: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A group named with a dot is invalid; a reference to it must not send the user elsewhere."""
+    (llms / "groups" / "fast.v2.yaml").write_text(
+        (llms / "groups" / "fast_group.yaml").read_text().replace("name: fast_group", "")
+    )
+    edit_yaml(
+        llms / "wrappers.yaml", lambda d: d.update(v2_wrapper={"type": "task_group", "target": "fast.v2"})
+    )
+    edit_yaml(llms / "polling_pools" / "fast_pool.yaml", lambda d: d.update(task_groups=["fast.v2.echelon1"]))
+    assert actors.cli.main(["check", str(llms.parent)]) == 1
+    err = capsys.readouterr().err
+    assert "error: the configuration is invalid (1 problem):" in err, err
+    assert "fast.v2.yaml: name: a group name cannot contain '.'" in err
+    assert "did you mean" not in err and "unknown group" not in err
