@@ -155,7 +155,7 @@ class ChatLLMActors(BaseChatModel):
 
     def with_structured_output(
         self,
-        schema: Mapping[str, Any] | type,
+        schema: dict[str, Any] | type,
         *,
         method: str = "function_calling",
         include_raw: bool = False,
@@ -182,7 +182,7 @@ class ChatLLMActors(BaseChatModel):
             raise ValueError(f"method must be function_calling, json_schema or json_mode, not {method!r}")
         llm = self.bind(response_format=fmt)
         parser: Runnable[Any, Any] = (
-            PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()  # type: ignore[arg-type]
+            PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
         )
         if not include_raw:
             return llm | parser
@@ -239,7 +239,7 @@ def _result(reply: LLMResponse) -> ChatResult:
         content=reply.content,
         tool_calls=calls,
         invalid_tool_calls=invalid,
-        usage_metadata=_usage(reply.token_usage),  # type: ignore[arg-type]
+        usage_metadata=_usage(reply.token_usage),
         response_metadata=_metadata(reply),
     )
     info = {"finish_reason": reply.finish_reason}

@@ -15,7 +15,10 @@ SHOWN = 8
 
 def disabled_instances(runtime: Runtime) -> dict[str, str]:
     """``{instance: why}`` for every instance that cannot answer for a reason of configuration."""
-    return {name: gate.disabled_reason for name, gate in runtime.table.gates.items() if gate.disabled_reason}
+    table = runtime.table
+    if table is None:  # not started
+        return {}
+    return {name: gate.disabled_reason for name, gate in table.gates.items() if gate.disabled_reason}
 
 
 def unserved_wrappers(runtime: Runtime, disabled: dict[str, str]) -> list[str]:
@@ -49,7 +52,7 @@ def banner(url: str, runtime: Runtime, *, config_dir: str, version: str, grace: 
     ]
     disabled = disabled_instances(runtime)
     if disabled:
-        total = len(runtime.table.gates)
+        total = len(runtime.config.models)
         lines.append(f"WARNING: {len(disabled)} of {total} instances are disabled and will answer nothing:")
         lines += [f"  {name}: {why}" for name, why in disabled.items()]
         dead = unserved_wrappers(runtime, disabled)

@@ -108,7 +108,8 @@ def _example(schema: Any, text: str) -> Any:
         kind = next((k for k in kind if k != "null"), "string")
     if kind == "object" or "properties" in schema:
         return {name: _example(sub, text) for name, sub in (schema.get("properties") or {}).items()}
-    return {"integer": 0, "number": 0, "boolean": False, "array": [], "null": None}.get(kind, text)
+    defaults: dict[Any, Any] = {"integer": 0, "number": 0, "boolean": False, "array": [], "null": None}
+    return defaults.get(kind, text)
 
 
 def _json_answer(response_format: Any, text: str) -> str | None:
@@ -161,8 +162,10 @@ class Reply:
             arguments = json.dumps({"input": last_user}, ensure_ascii=False)
             completion = len(arguments.split())
         else:
-            text = _json_answer(body.get("response_format"), last_user)
-            if text is None:
+            as_json = _json_answer(body.get("response_format"), last_user)
+            if as_json is not None:
+                text = as_json
+            else:
                 text = reply if reply is not None else "echo: " + last_user
             arguments = ""
             completion = len(text.split())
