@@ -5,6 +5,7 @@ seed-compatible managers, ``LLMNode`` and ``ConfigMigrator`` (``actors.compat``,
 ``actors.migration``) serve code written for the original design. Every error is an ``LLMError`` (see ``actors.errors``).
 """
 
+from actors._version import __version__ as __version__
 from actors.compat import (
     EnhancedFallbackManager,
     LLMNode,
@@ -22,8 +23,6 @@ from actors.outcome import Outcome
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
 from actors.response import Attempt, EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
 from actors.runtime import Runtime
-
-__version__ = "0.1.0"
 
 __all__ = [
     # Running

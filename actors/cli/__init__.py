@@ -23,7 +23,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from actors import __version__
+    from actors._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="llm-actors", description="Many LLM endpoints as one reliable client."

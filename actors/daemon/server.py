@@ -124,7 +124,7 @@ class DaemonServer(uvicorn.Server):
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         print(url, flush=True)
-        from actors import __version__
+        from actors._version import __version__
 
         runtime = self.state.runtime
         text = banner(
