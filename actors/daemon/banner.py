@@ -43,8 +43,8 @@ def banner(url: str, runtime: Runtime, *, config_dir: str, version: str, grace: 
     how = "simulated providers" if getattr(runtime, "simulate", False) else "real providers"
     lines = [
         f"llm-actors {version} serving {config_dir} ({how}{', API key required' if auth else ''})",
-        f"  OpenAI API     {url}/v1   (POST /chat/completions, GET /models)",
-        f"  Anthropic API  {url}      (POST /v1/messages)",
+        f"  OpenAI API     {url}/v1   (POST /chat/completions, /responses, /embeddings; GET /models)",
+        f"  Anthropic API  {url}      (POST /v1/messages, /v1/messages/count_tokens)",
         f"  wrappers       {_names(list(config.wrappers))}",
         f"  pools          {_names(list(config.pools))}",
         f"  groups         {_names(list(config.groups))} (and group.tier)",
