@@ -83,7 +83,7 @@ class ChatLLMActors(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return _result(self.wrapper.generate(messages, self._params(stop, kwargs)))
+        return _result(self.wrapper.generate(messages, self._params(stop, kwargs), **self._controls()))
 
     async def _agenerate(
         self,
@@ -92,7 +92,9 @@ class ChatLLMActors(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return _result(await self.wrapper.generate_async(messages, self._params(stop, kwargs)))
+        return _result(
+            await self.wrapper.generate_async(messages, self._params(stop, kwargs), **self._controls())
+        )
 
     def _stream(
         self,
@@ -101,7 +103,7 @@ class ChatLLMActors(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for piece in self.wrapper.stream_generate(messages, self._params(stop, kwargs)):
+        for piece in self.wrapper.stream_generate(messages, self._params(stop, kwargs), **self._controls()):
             chunk = _chunk(piece)
             if run_manager is not None and piece.delta:
                 run_manager.on_llm_new_token(piece.delta, chunk=chunk)
@@ -114,7 +116,9 @@ class ChatLLMActors(BaseChatModel):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for piece in self.wrapper.stream_generate_async(messages, self._params(stop, kwargs)):
+        async for piece in self.wrapper.stream_generate_async(
+            messages, self._params(stop, kwargs), **self._controls()
+        ):
             chunk = _chunk(piece)
             if run_manager is not None and piece.delta:
                 await run_manager.on_llm_new_token(piece.delta, chunk=chunk)
@@ -128,12 +132,14 @@ class ChatLLMActors(BaseChatModel):
             out["max_tokens"] = self.max_tokens
         return out
 
+    def _controls(self) -> dict[str, Any]:
+        """Request controls, which the wrapper takes as keywords rather than model parameters."""
+        return {"timeout": self.timeout} if self.timeout is not None else {}
+
     def _params(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         params = self._defaults()
         if stop:
             params["stop"] = list(stop)
-        if self.timeout is not None:
-            params["timeout"] = self.timeout
         params.update(kwargs)
         params.pop("ls_structured_output_format", None)  # LangChain's tracing hint, not a parameter
         return params

@@ -39,7 +39,7 @@ def topology(kind: str = "openai") -> dict:
 @pytest.fixture(params=["openai", "anthropic"])
 def llm(request, fake, runtime_for) -> ChatLLMActors:
     rt = runtime_for(**topology(request.param))
-    return ChatLLMActors.from_runtime(rt, "w", temperature=0.2, max_tokens=64)
+    return ChatLLMActors.from_runtime(rt, "w", temperature=0.2, max_tokens=64, timeout=20)
 
 
 def test_invoke_answers_with_usage_and_metadata(fake, llm):
@@ -51,6 +51,7 @@ def test_invoke_answers_with_usage_and_metadata(fake, llm):
     assert [a["outcome"] for a in reply.response_metadata["attempts"]] == ["success"]
     sent = fake.requests("m")[-1]["body"]
     assert sent["temperature"] == 0.2 and sent["max_tokens"] == 64
+    assert "timeout" not in sent  # a request control, not a model parameter
     assert sent.get("stop", sent.get("stop_sequences")) == ["\n\n"]
 
 
