@@ -124,6 +124,10 @@ class StreamChunk:
     #: On the final chunk: what the answer's rate-limit headers said, for pacing.
     rate_limits: Any = field(default=None, repr=False, compare=False)
     logprobs: Any = None  # the provider's logprobs of this piece, when they were asked for
+    #: A piece of Anthropic extended thinking, in its delta shape: ``{"type": "thinking_delta",
+    #: "thinking": ...}``, ``{"type": "signature_delta", "signature": ...}``, or a whole
+    #: ``{"type": "redacted_thinking", "data": ...}`` block.
+    thinking: dict[str, Any] | None = None
 
     @property
     def content(self) -> str:

@@ -10,7 +10,8 @@ as they are (only Anthropic instances are chosen for them: ``actors.features``),
 ``cache_control`` markers on system, text and tool definitions and the ``thinking`` blocks of
 assistant turns (an OpenAI instance gets neither). Replies and streams follow Anthropic's
 message object and event sequence (``message_start``, content blocks, ``message_delta``,
-``message_stop``); a reply's thinking blocks come first in its content.
+``message_stop``); a reply's thinking blocks come first in its content, streamed as thinking
+and signature deltas.
 """
 
 from __future__ import annotations
@@ -303,6 +304,7 @@ class EventStream:
         self.id = f"msg_{request_id}"
         self.started = False
         self.text_open = False
+        self.thinking_open = False
         self.blocks = 0  # content blocks started so far
         self.finish_reason: str | None = None
         self.usage: TokenUsage | None = None
@@ -325,6 +327,10 @@ class EventStream:
 
     def chunk(self, chunk: StreamChunk) -> bytes:
         out = [] if self.started else [self._start(chunk.model)]
+        if chunk.thinking is not None:
+            out.append(self._thinking(chunk.thinking))
+        if chunk.delta or chunk.tool_calls or chunk.finish_reason:
+            out.append(self._close_thinking())
         if chunk.delta:
             if not self.text_open:
                 self.text_open = True
@@ -353,6 +359,30 @@ class EventStream:
             self.usage = chunk.usage
         return b"".join(out)
 
+    def _thinking(self, piece: dict[str, Any]) -> bytes:
+        """A thinking delta into the open thinking block (opened first), or a redacted block whole."""
+        out = [self._close_text()]
+        if piece.get("type") == "redacted_thinking":
+            out.append(self._close_thinking())
+            index = self.blocks
+            self.blocks += 1
+            out.append(_event("content_block_start", {"index": index, "content_block": piece}))
+            out.append(_event("content_block_stop", {"index": index}))
+            return b"".join(out)
+        if not self.thinking_open:
+            self.thinking_open = True
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            out.append(_event("content_block_start", {"index": self.blocks, "content_block": block}))
+            self.blocks += 1
+        out.append(_event("content_block_delta", {"index": self.blocks - 1, "delta": piece}))
+        return b"".join(out)
+
+    def _close_thinking(self) -> bytes:
+        if not self.thinking_open:
+            return b""
+        self.thinking_open = False
+        return _event("content_block_stop", {"index": self.blocks - 1})
+
     def _close_text(self) -> bytes:
         if not self.text_open:
             return b""
@@ -361,6 +391,7 @@ class EventStream:
 
     def end(self) -> bytes:
         out = [] if self.started else [self._start("")]
+        out.append(self._close_thinking())
         out.append(self._close_text())
         delta = {
             "stop_reason": _STOP_REASONS.get(self.finish_reason or "stop", "end_turn"),

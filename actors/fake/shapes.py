@@ -144,6 +144,7 @@ class Reply:
     completion_tokens: int
     include_usage: bool = False
     logprobs: bool = False
+    thinking: bool = False  # Anthropic's extended thinking was asked for: a thinking block comes first
 
     @classmethod
     def build(cls, body: dict[str, Any], seq: int, reply: str | None = None) -> Reply:
@@ -180,6 +181,7 @@ class Reply:
             completion_tokens=completion,
             include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
             logprobs=bool(body.get("logprobs")),
+            thinking=isinstance(body.get("thinking"), dict) and body["thinking"].get("type") == "enabled",
         )
 
 
@@ -424,9 +426,18 @@ class AnthropicShape(Shape):
             "usage": usage,
         }
 
+    @staticmethod
+    def _thought(reply: Reply) -> tuple[str, str]:
+        """The fake's thinking and its signature (which a later turn must send back unchanged)."""
+        return f"thinking about request {reply.seq}", f"sig-fake{reply.seq}"
+
     def completion(self, reply: Reply) -> bytes:
         stop = "tool_use" if reply.tool else "end_turn"
-        return _dumps(self._message(reply, [self._block(reply)], stop, self._usage(reply)))
+        content = [self._block(reply)]
+        if reply.thinking:
+            thought, signature = self._thought(reply)
+            content.insert(0, {"type": "thinking", "thinking": thought, "signature": signature})
+        return _dumps(self._message(reply, content, stop, self._usage(reply)))
 
     @staticmethod
     def _event(name: str, data: dict[str, Any]) -> bytes:
@@ -435,30 +446,44 @@ class AnthropicShape(Shape):
     def stream(self, reply: Reply) -> tuple[list[bytes], list[bytes], list[bytes]]:
         ev = self._event
         start = self._message(reply, [], None, {"input_tokens": reply.prompt_tokens, "output_tokens": 1})
+        opening = [ev("message_start", {"message": start})]
+        at = 0  # the answer's block index: 1 after a thinking block
+        if reply.thinking:
+            at = 1
+            thought, signature = self._thought(reply)
+            empty = {"type": "thinking", "thinking": "", "signature": ""}
+            opening += [
+                ev("content_block_start", {"index": 0, "content_block": empty}),
+                ev(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "thinking_delta", "thinking": thought}},
+                ),
+                ev(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "signature_delta", "signature": signature}},
+                ),
+                ev("content_block_stop", {"index": 0}),
+            ]
         block = self._block(reply)
         if reply.tool:
             block["input"] = {}
             content = [
                 ev(
                     "content_block_delta",
-                    {"index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}},
+                    {"index": at, "delta": {"type": "input_json_delta", "partial_json": piece}},
                 )
                 for piece in _pieces(reply.arguments, 8)
             ]
         else:
             block["text"] = ""
             content = [
-                ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+                ev("content_block_delta", {"index": at, "delta": {"type": "text_delta", "text": piece}})
                 for piece in _pieces(reply.text)
             ]
-        opening = [
-            ev("message_start", {"message": start}),
-            ev("content_block_start", {"index": 0, "content_block": block}),
-            ev("ping", {}),
-        ]
+        opening += [ev("content_block_start", {"index": at, "content_block": block}), ev("ping", {})]
         stop = "tool_use" if reply.tool else "end_turn"
         closing = [
-            ev("content_block_stop", {"index": 0}),
+            ev("content_block_stop", {"index": at}),
             ev(
                 "message_delta",
                 {

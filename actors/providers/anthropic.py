@@ -357,7 +357,8 @@ def parse_message(data: Any, *, instance: str, model: str) -> LLMResponse:
 class AnthropicStreamDecoder(StreamDecoder):
     """``message_start``, content block events, ``message_delta``, ``message_stop``; or ``error``.
 
-    The structured-output tool's input streams out as text, as it is the answer.
+    The structured-output tool's input streams out as text, as it is the answer; thinking streams
+    out as ``StreamChunk.thinking`` pieces, so an Anthropic client gets its thinking blocks back.
     """
 
     __slots__ = ("structured",)
@@ -373,6 +374,8 @@ class AnthropicStreamDecoder(StreamDecoder):
             delta = obj["delta"]
             if delta.get("type") == "text_delta":
                 return self.text(delta.get("text") or "")
+            if delta.get("type") in ("thinking_delta", "signature_delta"):
+                return (StreamChunk(thinking=dict(delta), instance=self.instance, model=self.model),)
             if delta.get("type") == "input_json_delta":
                 if obj.get("index", 0) == self.structured:
                     return self.text(delta.get("partial_json") or "")
@@ -392,6 +395,8 @@ class AnthropicStreamDecoder(StreamDecoder):
                 )
             elif block.get("type") == "text":
                 return self.text(block.get("text") or "")
+            elif block.get("type") == "redacted_thinking":
+                return (StreamChunk(thinking=dict(block), instance=self.instance, model=self.model),)
         elif kind == "message_start":
             message = obj.get("message") or {}
             self.model = message.get("model") or self.model

@@ -156,3 +156,29 @@ def test_an_anthropic_reply_gives_its_thinking_blocks_back_first():
     turns = [*MSG, {"role": "assistant", "content": [thought, {"type": "text", "text": "42"}]}]
     canonical = anthropic_api.parse({"model": "m", "max_tokens": 5, "messages": turns}).messages
     assert canonical[1] == {"role": "assistant", "content": [thought, {"type": "text", "text": "42"}]}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_thinking_blocks_come_back_and_go_back_with_a_tool_result(fake, anth, streamed):
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    tool = {"name": "lookup", "input_schema": {"type": "object", "properties": {"input": {"type": "string"}}}}
+    ask = dict(model="claude.echelon1", max_tokens=2000, thinking=thinking, tools=[tool], messages=MSG)
+    if streamed:
+        with anth.messages.stream(**ask) as stream:
+            first = stream.get_final_message()
+    else:
+        first = anth.messages.create(**ask)
+    thought, use = first.content[0], first.content[-1]
+    assert thought.type == "thinking" and thought.signature.startswith("sig-fake") and thought.thinking
+    assert use.type == "tool_use" and first.stop_reason == "tool_use"
+
+    turns = [
+        *MSG,
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]},
+    ]
+    second = anth.messages.create(**{**ask, "messages": turns})
+    assert second.stop_reason == "end_turn"  # the fake answers in text once the result is in
+    sent = fake.requests("sa")[-1]["body"]["messages"][1]["content"]
+    assert sent[0] == {"type": "thinking", "thinking": thought.thinking, "signature": thought.signature}
+    assert sent[1]["type"] == "tool_use" and sent[1]["id"] == use.id

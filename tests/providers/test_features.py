@@ -203,3 +203,16 @@ def test_n_above_one_is_refused_clearly():
     check_request({"n": 1})
     with pytest.raises(BadRequestError, match="n=3: one request answers with one choice"):
         check_request({"n": 3})
+
+
+async def test_thinking_streams_as_thinking_pieces_before_the_text(make, mode):
+    params = {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2000}
+    chunks, error = await collect(make("anthropic"), mode, USER, params)
+    assert error is None
+    pieces = [c.thinking for c in chunks if c.thinking is not None]
+    assert [p["type"] for p in pieces] == ["thinking_delta", "signature_delta"]
+    first_text = next(i for i, c in enumerate(chunks) if c.delta)
+    assert all(c.thinking is None for c in chunks[first_text:])
+    assert "".join(c.delta for c in chunks) == "echo: hello there"
+    reply = await complete(make("anthropic"), mode, USER, params)
+    assert reply.metadata["thinking"][0]["signature"].startswith("sig-fake")
