@@ -65,7 +65,8 @@ def create_app(state: DaemonState, cors_origins: Sequence[str] = ()) -> Any:
         Route("/metrics", h.metrics, methods=["GET"]),
         Route("/admin/reload", h.reload, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: h.http_error})
+    # Exception: a bug still answers in the client's shape (Starlette's own answer is text/plain).
+    app = Starlette(routes=routes, exception_handlers={HTTPException: h.http_error, Exception: h.crashed})
     gateway = Gateway(app, state)
     if not cors_origins:
         return gateway
@@ -201,7 +202,7 @@ class _Handlers:
             error = from_llm_error(exc)
             state.metrics.observe(wire.API, label, error.status, _perf() - started)
             return _error(request, error)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a body of an unexpected shape
+        except (TypeError, ValueError, LookupError, AttributeError, RecursionError) as exc:  # an odd shape
             state.metrics.observe(wire.API, label, 400, _perf() - started)
             why = f"the request body has an unexpected shape ({type(exc).__name__}: {exc}); check it against the API"
             return _error(request, APIError(400, "invalid_request", why))
@@ -403,6 +404,11 @@ class _Handlers:
             return _error(request, err)
         _log.info("reloaded", summary=summary)
         return _json({"reloaded": True, "summary": summary})
+
+    async def crashed(self, request: Request, exc: Exception) -> Response:
+        """Whatever escaped a handler: a 500 in the client's shape; the traceback goes to the log."""
+        error = APIError(500, "internal", f"internal error: {type(exc).__name__}; see the daemon's log")
+        return _error(request, error)
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
