@@ -30,10 +30,12 @@ from actors.config.models import (
     RegistryConfig,
     TaskGroupConfig,
     WrapperConfig,
+    control_char_problem,
 )
 from actors.config.refs import Sources, check_references
 from actors.config.topology import LLMConfig
 from actors.errors import ConfigError, ConfigIssue
+from actors.secrets import Masker
 
 __all__ = ["find_llms_dir", "load_config"]
 
@@ -136,7 +138,9 @@ class _Loader:
             self.models, self.groups, self.pools, self.wrappers, self.sources, wrappers_file
         )
         if self.issues:
-            raise ConfigError([self._scrub(issue) for issue in self.issues])
+            # A last guard: no key reaches a message in any form, even through a path we missed.
+            masker = Masker(self.secrets)
+            raise ConfigError([ConfigIssue(i.file, i.path, masker.mask(i.message)) for i in self.issues])
         config = LLMConfig.model_construct(
             root=self.root,
             models=self.models,
@@ -157,14 +161,6 @@ class _Loader:
 
     def _show(self, path: Path) -> str:
         return str(path)
-
-    def _scrub(self, issue: ConfigIssue) -> ConfigIssue:
-        """A last guard: no key value ever reaches a message, even through a path we missed."""
-        message = issue.message
-        for secret in self.secrets:
-            if len(secret) >= 4:
-                message = message.replace(secret, "**********")
-        return ConfigIssue(issue.file, issue.path, message)
 
     # ----------------------------------------------------------------------------- files
 
@@ -361,9 +357,15 @@ class _Loader:
         if exp.missing or (variable and not exp.value.strip() and model_type in KEYED_TYPES):
             return {"api_key_env": variable, "disabled_reason": f"API key variable {variable} is not set"}
         fields: dict[str, Any] = {"api_key_env": variable} if variable else {}
-        if exp.value.strip():
-            self.secrets.add(exp.value)
-            fields["api_key"] = exp.value
+        key = exp.value.strip()  # `export KEY=$(cat keyfile)` keeps the file's line break
+        if key:
+            self.secrets.add(key)
+            problem = control_char_problem(key)
+            if problem:
+                where = f" (from {variable})" if variable else ""
+                self._issue(path, "api_key", f"the key{where} {problem}")
+                return {}
+            fields["api_key"] = key
         return fields
 
     def _load_named(

@@ -73,6 +73,23 @@ DEFAULT_BASE_URLS = {
 #: Model types that cannot work without a key: missing one disables the model.
 KEYED_TYPES = ("openai", "anthropic")
 
+# Header names whose values are credentials.
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|credential|password", re.IGNORECASE)
+
+#: Characters no HTTP header value may hold (C0 controls other than tab, and DEL).
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def control_char_problem(value: str) -> str | None:
+    """Why ``value`` (a key or header value, already stripped) cannot be sent, without quoting it."""
+    found = CONTROL_CHARS.search(value)
+    if found is None:
+        return None
+    return (
+        f"contains a control character ({found.group()!r} at position {found.start()}), which no HTTP "
+        "header may carry; check how the value was set (e.g. a key file read with its line break)"
+    )
+
 
 class SimulationConfig(Strict):
     """How the in-process ``simulated`` provider behaves (also used by ``simulate=True``)."""
@@ -130,12 +147,32 @@ class ModelConfig(Strict):
         if data.get("base_url") in (None, "") and model_type in DEFAULT_BASE_URLS:
             data["base_url"] = DEFAULT_BASE_URLS[model_type]
         key = data.get("api_key")
-        if isinstance(key, str) and not key.strip():
-            data.pop("api_key")
-            key = None
+        if isinstance(key, str):
+            key = data["api_key"] = key.strip()  # `$(cat keyfile)` brings the file's line break
+            if not key:
+                data.pop("api_key")
+                key = None
         if key is None and model_type in KEYED_TYPES and not data.get("disabled_reason"):
             data["disabled_reason"] = "no api_key configured (add api_key: ${VARIABLE} to the model file)"
         return data
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = control_char_problem(value.get_secret_value()) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        value = {name: text.strip() for name, text in value.items()}
+        for name, text in value.items():
+            problem = control_char_problem(name) or control_char_problem(text)
+            if problem:
+                raise ValueError(f"header {name.strip()[:40]!r} {problem}")
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -179,6 +216,21 @@ class ModelConfig(Strict):
     def key(self) -> str | None:
         """The API key in clear, for building request headers only."""
         return self.api_key.get_secret_value() if self.api_key is not None else None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this model holds (key, credential headers, a password in base_url), to mask."""
+        found = [v for k, v in self.headers.items() if _SECRET_HEADER.search(k)]
+        key = self.key()
+        if key:
+            found.append(key)
+        if self.base_url and "@" in self.base_url:
+            try:
+                password = httpx.URL(self.base_url).password
+            except (httpx.InvalidURL, ValueError):
+                password = None
+            if password:
+                found.append(password)
+        return tuple(found)
 
 
 # --------------------------------------------------------------------------- task groups

@@ -3,20 +3,55 @@
 
 The library itself never configures logging; the ``serve`` command calls ``configure`` once.
 uvicorn's own records (start-up, errors) go through the same renderer.
+
+Every line is redacted as the last step before it is written, whoever logged it (httpx's request
+lines, a traceback's chained cause): the configured keys in every form (``add_secrets``) and
+the ``user:password@`` of any URL become ``***``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 
-__all__ = ["FORMATS", "LEVELS", "configure", "default_format"]
+from actors.secrets import Masker, hide_userinfo
+
+__all__ = ["FORMATS", "LEVELS", "add_secrets", "configure", "default_format", "redact"]
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("console", "json")
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_masker = Masker()
+
+
+def add_secrets(secrets: Iterable[str | None]) -> None:
+    """Mask these in every line from now on (keys of a reload are added; old ones stay masked)."""
+    global _masker
+    with _lock:
+        _secrets.update(s for s in secrets if s)
+        _masker = Masker(_secrets)
+
+
+def redact(line: str) -> str:
+    """``line`` with every known secret and every URL's credentials masked."""
+    return hide_userinfo(_masker.mask(line))
+
+
+class _Redacted:
+    """A renderer whose output is redacted."""
+
+    def __init__(self, renderer: Any) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, name: str, event_dict: Any) -> str:
+        return redact(self.renderer(logger, name, event_dict))
 
 
 def default_format() -> str:
@@ -39,7 +74,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, *exc_info, renderer],
+        processors=[*shared, *exc_info, _Redacted(renderer)],
         wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -49,7 +84,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                renderer,
+                _Redacted(renderer),
             ],
             foreign_pre_chain=[
                 *shared,

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from actors.daemon import accesslog
 from actors.daemon.auth import KeyCheck
 from actors.daemon.errors import APIError
 from actors.daemon.metrics import Metrics
@@ -65,6 +66,7 @@ class DaemonState:
         self.last_reload: dict[str, Any] | None = None
         self.metrics = Metrics(runtime, self.gauges)
         self._reload_lock: asyncio.Lock | None = None
+        accesslog.add_secrets([api_key, *_secrets(runtime)])
 
     def gauges(self) -> dict[str, float]:
         """The daemon's own gauges, read at scrape time."""
@@ -114,6 +116,7 @@ class DaemonState:
                 self.metrics.reloads.labels("failed").inc()
                 self.last_reload = {"ok": False, "at": started, "error": str(exc)}
                 raise ReloadRejected(exc) from None
+            accesslog.add_secrets(_secrets(rt))
             self.reloads["ok"] += 1
             self.metrics.reloads.labels("ok").inc()
             self.last_reload = {"ok": True, "at": started, "summary": summary}
@@ -121,3 +124,10 @@ class DaemonState:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _secrets(runtime: Any) -> list[str]:
+    """The credentials of every configured model, for the log's redaction."""
+    config = getattr(runtime, "config", None)
+    models = getattr(config, "models", None) or {}
+    return [secret for model in models.values() for secret in model.secrets()]

@@ -8,19 +8,27 @@ decoder) and fail with the same errors, built in ``actors.providers.errors``.
 
 A provider holds no per-call state, so one object serves any number of threads and event loops
 at once; its HTTP clients come from the shared ``HTTPClients``.
+
+Every provider's ``call``/``acall``/``stream``/``astream``/``probe``/``aprobe`` (subclasses' and
+registered ones' alike) passes one boundary: whatever it raises that is not an ``LLMError``
+becomes a typed ``LLMCallError`` (``errors.unexpected``), so no bare exception reaches a caller.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import unquote_to_bytes
 
 import httpx
 
 from actors.config.models import ModelConfig
-from actors.errors import BadRequestError, ConfigError, LLMCallError
+from actors.errors import BadRequestError, ConfigError, LLMCallError, LLMError
 from actors.providers.clients import HTTPClients, default_clients, origin_of
 from actors.providers.errors import (
     ErrorContext,
@@ -29,6 +37,8 @@ from actors.providers.errors import (
     disabled,
     interrupted,
     malformed,
+    unencodable,
+    unexpected,
 )
 from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
 from actors.resilience.pacing import rate_limits_from_raw
@@ -50,6 +60,13 @@ _MIN_TIMEOUT = 0.001
 _SHAPE_ERRORS = (LookupError, TypeError, ValueError, AttributeError)
 
 Messages = Sequence[Mapping[str, Any]]
+
+_JSON_TYPE = {"content-type": "application/json"}
+
+
+def encode_json(body: Any) -> bytes:
+    """A request body as JSON bytes, as strict as a provider will parse it (no NaN, valid UTF-8)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,6 +215,70 @@ class StreamDecoder:
         return interrupted(error, "".join(self.parts)) if self.parts else error
 
 
+def _guard(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a provider's public call) raising only ``LLMError``s: anything else is ``unexpected``."""
+
+    def error(self: Provider, exc: Exception) -> LLMError:
+        return unexpected(self.errors, exc)
+
+    if name == "astream":
+
+        @functools.wraps(fn)
+        async def astream(self: Provider, *args: Any, **kwargs: Any) -> AsyncIterator[StreamChunk]:
+            chunks = fn(self, *args, **kwargs)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            except LLMError:
+                raise
+            except Exception as exc:
+                raise error(self, exc) from exc
+            finally:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+        wrapped: Any = astream
+    elif name == "stream":
+
+        @functools.wraps(fn)
+        def stream(self: Provider, *args: Any, **kwargs: Any) -> Iterator[StreamChunk]:
+            try:
+                yield from fn(self, *args, **kwargs)
+            except LLMError:
+                raise
+            except Exception as exc:
+                raise error(self, exc) from exc
+
+        wrapped = stream
+    elif inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def acall(self: Provider, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(self, *args, **kwargs)
+            except LLMError:
+                raise
+            except Exception as exc:
+                raise error(self, exc) from exc
+
+        wrapped = acall
+    else:
+
+        @functools.wraps(fn)
+        def call(self: Provider, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except LLMError:
+                raise
+            except Exception as exc:
+                raise error(self, exc) from exc
+
+        wrapped = call
+    wrapped.provider_boundary = True
+    return wrapped
+
+
 class Provider:
     """Speaks one model instance's API; stateless apart from its configuration.
 
@@ -211,6 +292,18 @@ class Provider:
     #: What to tell a user to check when the key is refused.
     key_env: ClassVar[str] = "the model's api_key"
 
+    #: The calls that pass the boundary (see the module docstring).
+    _GUARDED: ClassVar[tuple[str, ...]] = ("call", "acall", "stream", "astream", "probe", "aprobe")
+
+    errors: ErrorContext
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls._GUARDED:
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "provider_boundary", False):
+                setattr(cls, name, _guard(name, fn))
+
     def __init__(self, model: ModelConfig, clients: HTTPClients | None = None) -> None:
         self.model = model
         self.name = model.name or model.model_name
@@ -221,14 +314,16 @@ class Provider:
         self.base_url = ""
         self.errors = self._error_context(model, self.base_url)
 
-    def _error_context(self, model: ModelConfig, base_url: str) -> ErrorContext:
+    def _error_context(
+        self, model: ModelConfig, base_url: str, secrets: tuple[str, ...] = ()
+    ) -> ErrorContext:
         return ErrorContext(
             instance=self.name,
             provider=self.provider,
             model_name=model.model_name,
             base_url=_without_userinfo(base_url) or "(none)",
             key_hint=model.api_key_env or self.key_env,
-            secret=model.key(),
+            secrets=(*model.secrets(), *secrets),
         )
 
     def check_enabled(self) -> None:
@@ -341,20 +436,31 @@ class HTTPProvider(Provider):
         base_url = (model.base_url or self.default_base_url or "").rstrip("/")
         if not base_url:
             raise ConfigError(f"model {self.name!r} ({model.model_type}) needs a base_url", path="base_url")
+        shown = _without_userinfo(base_url)
         try:
             self._origin = origin_of(base_url)
+            url = httpx.URL(base_url)
         except (httpx.InvalidURL, TypeError) as exc:
             raise ConfigError(
-                f"model {self.name!r}: base_url {base_url!r} is not a URL ({exc})", path="base_url"
+                f"model {self.name!r}: base_url {shown!r} is not a URL ({exc})", path="base_url"
             ) from None
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(
-                f"model {self.name!r}: base_url {base_url!r} must start with http:// or https://",
+                f"model {self.name!r}: base_url {shown!r} must start with http:// or https://",
                 path="base_url",
             )
-        self.base_url = base_url
-        self.errors = self._error_context(model, base_url)
         self._headers = {**self.auth_headers(model.key()), **model.headers}
+        secrets: tuple[str, ...] = ()
+        if url.userinfo:
+            # Credentials in the URL go in a header instead (httpx would send them so), so no
+            # URL this provider requests, and httpx logs, carries them.
+            basic = base64.b64encode(unquote_to_bytes(url.userinfo)).decode()
+            self._headers["authorization"] = f"Basic {basic}"
+            secrets = (basic,)
+            base_url = shown
+        self.base_url = base_url
+        self.errors = self._error_context(model, base_url, secrets)
+        self._json_headers = {**self._headers, **_JSON_TYPE}
         self._timeout = httpx.Timeout(model.timeout)
 
     # -- the codec: pure functions of configuration and data -------------------------------
@@ -516,9 +622,18 @@ class HTTPProvider(Provider):
             ) from None
 
     def _send_args(self, request: HTTPRequest, timeout: float | None) -> dict[str, Any]:
+        if request.json is None:
+            headers, content = self._headers, None
+        else:
+            # Encoded here rather than by httpx, so a body that cannot be JSON (NaN, a lone
+            # surrogate) is the caller's fault, told as such, and not an unexpected failure.
+            try:
+                headers, content = self._json_headers, encode_json(request.json)
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise unencodable(self.errors, exc) from None
         return {
-            "headers": self._headers,
-            "json": request.json,
+            "headers": headers,
+            "content": content,
             "timeout": self._timeout if timeout is None else httpx.Timeout(max(timeout, _MIN_TIMEOUT)),
         }
 

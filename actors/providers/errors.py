@@ -48,6 +48,7 @@ from actors.errors import (
     StreamInterruptedError,
 )
 from actors.parking import parse_retry_after
+from actors.secrets import Masker, hide_userinfo
 
 __all__ = [
     "ErrorContext",
@@ -57,6 +58,8 @@ __all__ = [
     "disabled",
     "interrupted",
     "malformed",
+    "unencodable",
+    "unexpected",
 ]
 
 _MAX_TEXT = 300
@@ -118,10 +121,11 @@ _SERVER_RETRY_HEADERS = ("retry-after", "retry-after-ms")
 class ErrorContext:
     """Who is failing, for error messages: instance, provider, model, URL, and which key to check.
 
-    It holds the key only to mask it in text the provider echoes back; ``repr`` never shows it.
+    It holds the key only to mask it (in every form: escaped, quoted) in text the provider or a
+    library echoes back; ``repr`` never shows it. Credentials in URLs are hidden too.
     """
 
-    __slots__ = ("_secret", "base_url", "instance", "key_hint", "model_name", "provider")
+    __slots__ = ("_masker", "base_url", "instance", "key_hint", "model_name", "provider")
 
     def __init__(
         self,
@@ -132,21 +136,21 @@ class ErrorContext:
         base_url: str,
         key_hint: str,
         secret: str | None = None,
+        secrets: tuple[str | None, ...] = (),
     ) -> None:
         self.instance = instance
         self.provider = provider
         self.model_name = model_name
         self.base_url = base_url
         self.key_hint = key_hint
-        self._secret = secret or None
+        self._masker = Masker(s for s in (secret, *secrets) if s)
 
     def clean(self, text: str) -> str:
-        """``text`` on one line, markup stripped, the key masked, trimmed for a message."""
+        """``text`` on one line, markup stripped, secrets masked, trimmed for a message."""
+        text = hide_userinfo(self._masker.mask(text))
         if "<" in text:
             text = _TAG.sub(" ", text)
         text = _SPACE.sub(" ", text).strip()
-        if self._secret and self._secret in text:
-            text = text.replace(self._secret, "***")
         if len(text) > _MAX_TEXT:
             text = text[: _MAX_TEXT - 1] + "…"
         return text
@@ -221,6 +225,27 @@ def malformed(
         "instance will be tried",
         status_code=status_code,
         error_code="malformed_response",
+    )
+
+
+def unencodable(ctx: ErrorContext, exc: BaseException) -> LLMCallError:
+    """The error for a request whose body cannot be sent as JSON (NaN, lone surrogates, objects)."""
+    return ctx.error(
+        BadRequestError,
+        f"the request cannot be sent to {ctx.provider} as JSON ({type(exc).__name__}: {ctx.clean(str(exc))}); "
+        "send finite numbers, valid Unicode text and plain JSON values",
+        error_code="unencodable_request",
+    )
+
+
+def unexpected(ctx: ErrorContext, exc: BaseException) -> LLMCallError:
+    """The error for anything else a provider call raised: never a bare exception to the caller."""
+    detail = ctx.clean(str(exc))
+    return ctx.error(
+        ServiceUnavailableError,
+        f"{ctx.provider} call failed unexpectedly ({type(exc).__name__}{': ' + detail if detail else ''}); "
+        "another instance may take the request; report it if it persists",
+        error_code="unexpected_error",
     )
 
 
