@@ -33,6 +33,7 @@ from actors.config.models import (
     control_char_problem,
 )
 from actors.config.refs import Sources, check_references
+from actors.config.shape import MAX_DEPTH, shape_problem
 from actors.config.topology import LLMConfig
 from actors.errors import ConfigError, ConfigIssue
 from actors.secrets import Masker
@@ -181,6 +182,13 @@ class _Loader:
             return _NOT_READ
         except yaml.YAMLError as exc:
             self._issue(path, "", f"invalid YAML: {exc.__class__.__name__}")
+            return _NOT_READ
+        except RecursionError:  # the parser recurses once per level
+            self._issue(path, "", f"nested more than {MAX_DEPTH} levels deep; flatten it")
+            return _NOT_READ
+        problem = shape_problem(data)
+        if problem is not None:
+            self._issue(path, "", problem)
             return _NOT_READ
         if data is None:
             if empty_ok:
