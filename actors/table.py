@@ -180,7 +180,7 @@ class LeaseTable:
                         route, breaker.failure_threshold, breaker.recovery_time, breaker.half_open_requests
                     )
                     routes.setdefault(model_name, set()).add(route)
-                    members.append(Member(gate, budget, label))
+                    members.append(Member(gate, budget, label, tier.timeout))
                 table.targets[label] = Target(
                     label,
                     route,
@@ -202,7 +202,9 @@ class LeaseTable:
                 gate = table.gates[model_name]
                 gate.add_route(route, pool.failure_threshold, pool.recovery_time, 1)
                 routes.setdefault(model_name, set()).add(route)
-                members.append(Member(gate, table.budgets[f"{gname}.{tname}"], f"{gname}.{tname}"))
+                label = f"{gname}.{tname}"
+                timeout = config.groups[gname].tiers[tname].timeout
+                members.append(Member(gate, table.budgets[label], label, timeout))
             weights = {m.name: (pool.weights or {}).get(m.name, m.gate.weight) for m in members}
             rotation = make_strategy(
                 pool.rotation_strategy,

@@ -13,17 +13,20 @@ __all__ = ["Blocked", "Lease", "Member", "Target"]
 
 
 class Member:
-    """An instance as reached through one echelon: its gate and the echelon's budget."""
+    """An instance as reached through one echelon: its gate, the echelon's budget and timeout."""
 
-    __slots__ = ("budget", "context_window", "gate", "name", "provider", "tier")
+    __slots__ = ("budget", "context_window", "gate", "name", "provider", "tier", "timeout")
 
-    def __init__(self, gate: InstanceGate, budget: EchelonBudget | None, tier: str) -> None:
+    def __init__(
+        self, gate: InstanceGate, budget: EchelonBudget | None, tier: str, timeout: float | None = None
+    ) -> None:
         self.gate = gate
         self.budget = budget
         self.name = gate.name
         self.provider = gate.provider
         self.context_window = gate.context_window
         self.tier = tier  # "group.tier" this member's permits are counted against
+        self.timeout = timeout  # that tier's per-attempt ``timeout``, wherever the member is reached
 
 
 class Lease:
@@ -95,7 +98,7 @@ class Target:
         self.outliers = outliers  # an OutlierDetector: slow members sit out a while
         self.tool_choice = tool_choice  # the tier's ``function_calling`` when it names a tool_choice
         self.defaults = defaults or {}  # the tier's parameter defaults (temperature, max_tokens...)
-        self.timeout = timeout  # the tier's per-attempt ``timeout``; pools have none
+        self.timeout = timeout  # the tier's per-attempt ``timeout``; a pool's members carry their own
         self.route = route  # whose breaker judges the members: "pool:<name>" or "group:<name>"
         self.members = tuple(members)
         self.names = tuple(m.name for m in self.members)
@@ -154,10 +157,11 @@ class Target:
         return merged
 
     def attempt_timeout(self, member: Member) -> float:
-        """Seconds one attempt on ``member`` may take: the tier's timeout or the model's."""
-        if self.timeout is None:
+        """Seconds one attempt on ``member`` may take: its tier's timeout or the model's, the shorter."""
+        limit = member.timeout if member.timeout is not None else self.timeout
+        if limit is None:
             return member.gate.timeout
-        return min(self.timeout, member.gate.timeout)
+        return min(limit, member.gate.timeout)
 
     def has_room(self, now: float) -> bool:
         """Whether some member could take one more request now, whoever asks."""
