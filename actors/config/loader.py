@@ -33,7 +33,7 @@ from actors.config.models import (
     control_char_problem,
 )
 from actors.config.refs import Sources, check_references
-from actors.config.shape import MAX_DEPTH, shape_problem
+from actors.config.shape import MAX_DEPTH, nests_too_deep, shape_problem
 from actors.config.topology import LLMConfig
 from actors.errors import ConfigError, ConfigIssue
 from actors.secrets import Masker
@@ -174,6 +174,9 @@ class _Loader:
             return _NOT_READ
         except OSError as exc:
             self._issue(path, "", f"cannot read the file: {exc.strerror or exc}")
+            return _NOT_READ
+        if nests_too_deep(text):
+            self._issue(path, "", f"nested more than {MAX_DEPTH} levels deep; flatten it")
             return _NOT_READ
         try:
             data = yaml.load(text, Loader=_UniqueKeyLoader)

@@ -8,15 +8,35 @@ measured once, each shared object counted once, before anything walks it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "MAX_VALUES", "shape_problem"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "nests_too_deep", "shape_problem"]
 
 #: Deeper than any configuration needs (a JSON schema in ``parameters`` included).
 MAX_DEPTH = 64
 
 #: Values a document may expand to, aliases expanded; the shipped files have a few hundred.
 MAX_VALUES = 100_000
+
+_BRACKET = re.compile(r"[][{}]")
+
+
+def nests_too_deep(text: str) -> bool:
+    """Whether YAML ``text`` opens more than ``MAX_DEPTH`` flow collections (``[``, ``{``) at once.
+
+    Checked before parsing: PyYAML takes seconds on flow collections a few thousand deep before
+    it gives up. Brackets inside strings count too; a configuration would need dozens of
+    unclosed ones for that to matter.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(text):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 def shape_problem(data: Any) -> str | None:
