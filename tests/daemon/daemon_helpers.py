@@ -141,6 +141,8 @@ def main_topology() -> dict[str, Any]:
             "emb2": {"mode": "embedding"},
             "hdr1": {},
             "hdr2": {},
+            "fz1": {},
+            "fz2": {"model_type": "anthropic"},
         },
         groups={
             "basic": {"echelon1": tier("ok1", "ok2", max_retries=1), "fallback_config": STEADY},
@@ -167,6 +169,7 @@ def main_topology() -> dict[str, Any]:
                 "echelon2": {**tier("hdr2"), "priority": 2},
                 "fallback_config": STEADY,
             },
+            "fuzz": {"echelon1": tier("fz1", "fz2"), "fallback_config": STEADY},
         },
         pools={"basic_pool": {"task_groups": ["basic.echelon1"], "rotation_strategy": "round_robin"}},
         wrappers={
