@@ -143,6 +143,8 @@ def main_topology() -> dict[str, Any]:
             "hdr2": {},
             "fz1": {},
             "fz2": {"model_type": "anthropic"},
+            "fl1": {},
+            "fl2": {},
         },
         groups={
             "basic": {"echelon1": tier("ok1", "ok2", max_retries=1), "fallback_config": STEADY},
@@ -170,6 +172,7 @@ def main_topology() -> dict[str, Any]:
                 "fallback_config": STEADY,
             },
             "fuzz": {"echelon1": tier("fz1", "fz2"), "fallback_config": STEADY},
+            "flaky": {"echelon1": tier("fl1", "fl2", max_retries=1), "fallback_config": STEADY},
         },
         pools={"basic_pool": {"task_groups": ["basic.echelon1"], "rotation_strategy": "round_robin"}},
         wrappers={
