@@ -172,6 +172,15 @@ class Target:
                 return True
         return False
 
+    def watch(self) -> None:
+        """Be woken when a member's permit frees: a target a reload replaced is watched no longer,
+        but a request that started before the reload may still queue on it."""
+        for m in self.members:
+            if self not in m.gate.watchers:
+                m.gate.watchers.append(self)
+            if m.budget is not None and self not in m.budget.watchers:
+                m.budget.watchers.append(self)
+
     def wake_after(self, waiter: Any) -> None:
         """Give the turn to the first live waiter queued behind ``waiter``."""
         seen = False

@@ -165,6 +165,7 @@ class LocalState:
             waiter.plan = ticket.plan
             ticket.waiter, ticket.waiting_at = waiter, target
             target.waiters.append(waiter)
+            target.watch()  # it may be a target a reload replaced since this request started
         else:
             ticket.waiter.rearm()
 

@@ -7,9 +7,11 @@ back (in-flight counts at zero) and the instance serves again.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
-from waiting import async_wait_until
+import yaml
+from waiting import async_wait_until, wait_until
 
 import actors
 
@@ -95,3 +97,55 @@ async def test_a_silent_upstream_ends_each_request_kind_at_its_deadline(fake, ru
             info.value,
         )
     _idle(rt)
+
+
+@pytest.mark.timeout(120)
+def test_reloads_under_load_with_changed_limits_fail_no_request(fake, runtime_for):
+    """32 clients; 14 reloads that lower and raise the tier's and a model's limits meanwhile."""
+    rt = runtime_for(
+        models={"a": {}, "b": {}},
+        groups={"g": {"echelon1": {"models": ["a", "b"], "concurrency_limit": 8, "max_retries": 1}}},
+        pools={"p": {"task_groups": ["g.echelon1"]}},
+        wrappers={
+            "gw": {"type": "task_group", "target": "g.echelon1"},
+            "pw": {"type": "polling_pool", "pool": "p"},
+        },
+    )
+    fake.configure("a", latency=0.02)
+    fake.configure("b", latency=0.02)
+    root = rt.config.root
+    stop = threading.Event()
+    done, failures = [], []
+
+    def client(i: int) -> None:
+        w = rt.factory.get_wrapper("gw" if i % 2 else "pw")
+        while not stop.is_set():
+            try:
+                w.generate(MSG, timeout=30)
+                done.append(i)
+            except actors.LLMError as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(14):
+            wait_until(lambda n=n: len(done) >= 40 * (n + 1), timeout=30, what="requests between reloads")
+            limit, model_limit = (1, 1) if n % 2 == 0 else (8, None)
+            _edit(root / "groups/g.yaml", lambda d, v=limit: d["echelon1"].update(concurrency_limit=v))
+            _edit(root / "provider/openai/a.yaml", lambda d, v=model_limit: d.update(concurrency_limit=v))
+            rt.reload(root)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not failures, f"{len(failures)} of {len(done) + len(failures)} failed: {failures[:3]}"
+    assert len(done) >= 14 * 40
+    _idle(rt)
+
+
+def _edit(path, change):
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
