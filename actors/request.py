@@ -161,6 +161,7 @@ class RequestRun:
         "delay",
         "disabled",
         "down_until",
+        "full_until",
         "label",
         "last_error",
         "paid",
@@ -211,6 +212,7 @@ class RequestRun:
         self.queue_deadline: float | None = None
         self.queue_step = -1  # the plan step ``queue_deadline`` belongs to
         self.waited_full = False  # some target stayed full for a whole queue wait
+        self.full_until = NEVER  # the earliest a full target seen has room again
         self.down_until = NEVER
         self.all_parked = True  # every down candidate seen so far was parked by a 429
         self.disabled: dict[str, str] = {}  # disabled candidates and why
@@ -289,11 +291,18 @@ class RequestRun:
         if result.full:
             until = self.queue_deadline = self._queue_until(now)
             self.queue_step = plan.index
-            if now < until:
-                # ``result.until == now`` means "when a permit is released"; later means an rpm
-                # window frees a slot then, and no release will wake us for it.
-                wake_by = until if result.until <= now else min(result.until, until)
+            # ``result.until == now`` means "when a permit is released"; NEVER, "when the requests
+            # queued first are served"; a time between, that a rate window frees a slot then
+            # (no release will wake us for it).
+            window = now < result.until < NEVER
+            if window and result.until > until:
+                # The earliest slot comes after the wait: waiting would only fail later.
+                self.full_until = min(self.full_until, result.until)
+            elif now < until:
+                wake_by = min(result.until, until) if window else until
                 return Wait(self.waiter, wake_by - now)
+            else:
+                self.full_until = min(self.full_until, result.until if window else now)
             self.state.leave(self, now)
             self.waited_full = True
         else:
@@ -389,11 +398,15 @@ class RequestRun:
                 last_error=last,
             )
         if self.waited_full:
+            # The true earliest time: a rate window's next slot, or an instance back from its
+            # parking or open breaker, whichever comes first.
+            wait = max(0.0, min(self.full_until, self.down_until) - self.clock())
+            queue = "the deadline" if self.queue_timeout is None else f"{self.queue_timeout:g} s"
             return NoCapacityError(
-                f"{self.label or 'request'}: every candidate stayed at its concurrency or rate limit "
-                f"for the whole queue wait ({self.queue_timeout} s); retry later, or raise the limits "
-                "or queue_timeout",
-                retry_after=self.queue_timeout,
+                f"{self.label or 'request'}: every candidate is at its concurrency or rate limit "
+                f"for longer than the queue wait ({queue}); the earliest is free in "
+                f"{wait:.3g} s; retry then, or raise the limits or queue_timeout",
+                retry_after=wait,
                 rate_limited=True,
             )
         reasons = "; ".join(f"{name}: {why}" for name, why in self.disabled.items())

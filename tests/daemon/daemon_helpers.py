@@ -145,6 +145,7 @@ def main_topology() -> dict[str, Any]:
             "fz2": {"model_type": "anthropic"},
             "fl1": {},
             "fl2": {},
+            "rpm1": {},
         },
         groups={
             "basic": {"echelon1": tier("ok1", "ok2", max_retries=1), "fallback_config": STEADY},
@@ -173,6 +174,7 @@ def main_topology() -> dict[str, Any]:
             },
             "fuzz": {"echelon1": tier("fz1", "fz2"), "fallback_config": STEADY},
             "flaky": {"echelon1": tier("fl1", "fl2", max_retries=1), "fallback_config": STEADY},
+            "rpm": {"echelon1": tier("rpm1", rpm_limit=1), "fallback_config": STEADY},
         },
         pools={"basic_pool": {"task_groups": ["basic.echelon1"], "rotation_strategy": "round_robin"}},
         wrappers={

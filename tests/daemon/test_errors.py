@@ -141,3 +141,11 @@ def test_a_body_of_an_unexpected_shape_is_400_in_the_clients_shape(daemon, path,
     r = httpx.post(daemon.url + path, json=body, timeout=10)
     assert r.status_code == 400
     assert r.json()["error"]["message"]
+
+
+def test_a_slot_a_minute_away_is_429_at_once_with_the_true_retry_after(openai_client):
+    openai_client.chat.completions.create(model="rpm", messages=MSG)  # takes the minute's one slot
+    with pytest.raises(openai.RateLimitError) as info:
+        openai_client.chat.completions.create(model="rpm", messages=MSG)
+    # Not the 5 s queue wait: the rolling window frees the next slot about a minute after the first.
+    assert 50 <= int(info.value.response.headers["retry-after"]) <= 60

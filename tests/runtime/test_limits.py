@@ -249,3 +249,35 @@ def test_a_newcomer_is_not_held_behind_a_waiter_that_cannot_use_the_free_instanc
     r1.join(10)
     assert queued and queued[0].instance == "b"
     assert_no_leases(rt)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_slot_beyond_the_queue_wait_fails_at_once_saying_when_it_frees(fake, runtime_for, mode):
+    rt = runtime_for(models={"a": {}}, groups={"g": tier(["a"], rpm_limit=1)})
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "queue_timeout": 20})
+    assert w.generate(MSG).instance == "a"
+    with pytest.raises(actors.NoCapacityError) as info:
+        if mode == "sync":
+            w.generate(MSG, timeout=30)
+        else:
+            await w.generate_async(MSG, timeout=30)
+    # The window frees its slot a minute after the first request: past the 20 s queue wait, so
+    # the request did not wait (else the slot would be 40 s away) and says when to come back.
+    assert 45 < info.value.retry_after <= 60 and info.value.rate_limited
+    assert fake.stats("a")["requests"] == 1
+    assert_no_leases(rt)
+
+
+def test_the_earliest_of_a_window_and_a_parked_instance_is_the_retry_time(fake, runtime_for):
+    rt = runtime_for(
+        models={"a": {}, "b": {}},
+        groups={"g": {"echelon1": {"models": ["a"], "rpm_limit": 1}, "echelon2": {"models": ["b"]}}},
+    )
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "queue_timeout": 1})
+    assert w.generate(MSG).instance == "a"
+    fake.configure("b", status=429, retry_after=7)
+    with pytest.raises(actors.LLMError):
+        w.generate(MSG)  # a's slot is a minute away; b answers 429 and is parked for 7 s
+    with pytest.raises(actors.NoCapacityError) as info:
+        w.generate(MSG)
+    assert 3 < info.value.retry_after <= 7  # b's parking ends before a's window frees
