@@ -455,6 +455,7 @@ class HTTPProvider(Provider):
             # Credentials in the URL go in a header instead (httpx would send them so), so no
             # URL this provider requests, and httpx logs, carries them.
             basic = base64.b64encode(unquote_to_bytes(url.userinfo)).decode()
+            self._headers = {k: v for k, v in self._headers.items() if k.lower() != "authorization"}
             self._headers["authorization"] = f"Basic {basic}"
             secrets = (basic,)
             base_url = shown

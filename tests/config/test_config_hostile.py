@@ -7,6 +7,7 @@ files: never a traceback, never a hang (the pytest timeout bounds each case).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -202,8 +203,14 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.timeout(60)
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+#: Edits per run; raise it for a longer hunt (``LLM_ACTORS_FUZZ_EXAMPLES=2000``).
+EXAMPLES = int(os.environ.get("LLM_ACTORS_FUZZ_EXAMPLES", "60"))
+
+
+@pytest.mark.timeout(60 + EXAMPLES)
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(change=mutations())
 def test_fuzzed_configurations_load_or_fail_with_every_issue_naming_a_file(
     scratch: Path, change: tuple[str, str, Any]

@@ -9,6 +9,7 @@ Never a 5xx, and the daemon is healthy afterwards.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from typing import Any
 
@@ -61,6 +62,9 @@ MESSAGE = st.fixed_dictionaries(
 VALUE = JSON | st.lists(MESSAGE, max_size=3) | st.sampled_from(["fuzz", "chat", "no-such-model"])
 
 # Raw changes to the encoded body: what a JSON encoder would never write.
+#: Bodies per API; raise it for a longer hunt (``LLM_ACTORS_FUZZ_EXAMPLES=2000``).
+EXAMPLES = int(os.environ.get("LLM_ACTORS_FUZZ_EXAMPLES", "150"))
+
 RAW = st.sampled_from(
     ["none", "none", "nan", "infinity", "surrogate", "bad utf-8", "truncate", "deep", "near limit", "bytes"]
 )
@@ -119,11 +123,11 @@ def _healthy(daemon: Any, http: httpx.Client) -> None:
     wait_until(lambda: http.get("/v1/stats").json()["daemon"]["in_flight"] == 1, what="no request in flight")
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120 + EXAMPLES)
 @pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
 def test_fuzzed_bodies_get_a_4xx_in_the_clients_shape_never_a_5xx(daemon, http, path):
     @settings(
-        max_examples=150,
+        max_examples=EXAMPLES,
         deadline=None,
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -163,6 +163,8 @@ async def test_credentials_in_a_base_url_go_in_a_header_never_in_a_url(fake, mak
     [request] = fake.requests("inst")
     expected = base64.b64encode(b"proxy-user:pa@ss-w0rd").decode()
     assert request["headers"]["authorization"] == f"Basic {expected}"  # as httpx itself would send
+    # ... in place of the key's header, not beside it (the fake's record keeps one of each name)
+    assert [k for k in provider._headers if k.lower() == "authorization"] == ["authorization"]
     assert "pa%40ss-w0rd" not in repr(provider) and "pa%40ss-w0rd" not in caplog.text
     assert any("HTTP Request" in r.getMessage() for r in caplog.records)  # httpx did log the URL
     fake.configure("inst", status=500)
