@@ -229,7 +229,8 @@ def test_fuzzed_configurations_load_or_fail_with_every_issue_naming_a_file(
         if kind == "raw" and what != "duplicate keys":
             _assert_names(exc, llms / file)
     else:
-        assert kind in ("delete", "replace", "remove file"), f"{kind} {what} loaded"
+        empty_wrappers = (file, what) == ("wrappers.yaml", "empty")  # no wrappers declared: fine
+        assert kind in ("delete", "replace", "remove file") or empty_wrappers, f"{kind} {what} loaded"
     finally:
         for name in touched:
             shutil.copyfile(SHIPPED / "llms" / name, llms / name)
