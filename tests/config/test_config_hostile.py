@@ -204,7 +204,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: Edits per run; raise it for a longer hunt (``LLM_ACTORS_FUZZ_EXAMPLES=2000``).
-EXAMPLES = int(os.environ.get("LLM_ACTORS_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("LLM_ACTORS_FUZZ_EXAMPLES", "50"))
 
 
 @pytest.mark.timeout(60 + EXAMPLES)

@@ -63,7 +63,7 @@ VALUE = JSON | st.lists(MESSAGE, max_size=3) | st.sampled_from(["fuzz", "chat", 
 
 # Raw changes to the encoded body: what a JSON encoder would never write.
 #: Bodies per API; raise it for a longer hunt (``LLM_ACTORS_FUZZ_EXAMPLES=2000``).
-EXAMPLES = int(os.environ.get("LLM_ACTORS_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("LLM_ACTORS_FUZZ_EXAMPLES", "100"))
 
 RAW = st.sampled_from(
     ["none", "none", "nan", "infinity", "surrogate", "bad utf-8", "truncate", "deep", "near limit", "bytes"]
