@@ -402,10 +402,11 @@ class RequestRun:
             # parking or open breaker, whichever comes first.
             wait = max(0.0, min(self.full_until, self.down_until) - self.clock())
             queue = "the deadline" if self.queue_timeout is None else f"{self.queue_timeout:g} s"
+            when = f"in {wait:.3g} s" if wait > 0 else "when a request in flight ends"
             return NoCapacityError(
                 f"{self.label or 'request'}: every candidate is at its concurrency or rate limit "
-                f"for longer than the queue wait ({queue}); the earliest is free in "
-                f"{wait:.3g} s; retry then, or raise the limits or queue_timeout",
+                f"for longer than the queue wait ({queue}); the earliest slot frees {when}; retry "
+                "then, or raise the limits or queue_timeout",
                 retry_after=wait,
                 rate_limited=True,
             )
