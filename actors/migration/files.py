@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from actors.config.diagnostics import format_path, issues_from_validation
 from actors.config.env import substitute
 from actors.config.models import PollingPoolConfig, TaskGroupConfig
+from actors.config.shape import MAX_DEPTH, nests_too_deep, shape_problem
 
 Kind = Literal["group", "pool"]
 
@@ -64,8 +65,12 @@ def _write_text(path: Path, text: str, newline: str) -> None:
 
 def _parse(text: str) -> dict[str, Any]:
     """The document as the project's loader sees it (PyYAML, YAML 1.1); it must be a mapping."""
+    if nests_too_deep(text):
+        raise _Failed(f"nested more than {MAX_DEPTH} levels deep; flatten it")
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise _Failed(f"nested more than {MAX_DEPTH} levels deep; flatten it") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -78,6 +83,9 @@ def _parse(text: str) -> dict[str, Any]:
         raise _Failed("the file is empty")
     if not isinstance(data, dict):
         raise _Failed(f"the top level must be a mapping of keys to values, not a {type(data).__name__}")
+    problem = shape_problem(data)  # before anything walks it: an alias bomb would take forever
+    if problem is not None:
+        raise _Failed(problem)
     return data
 
 

@@ -71,6 +71,19 @@ def test_check_reports_a_bomb_without_a_traceback(llms: Path, capsys: pytest.Cap
     assert "Traceback" not in out + err
 
 
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", ["alias bomb", "nested 5,000 deep"])
+def test_migrate_refuses_a_bomb_or_deep_nesting_at_once(
+    llms: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    (llms / GROUP).write_text(HOSTILE_TEXTS[name], encoding="utf-8")
+    assert actors.cli.main(["migrate", "--config-path", str(llms), "--dry-run"]) == 1
+    out, err = capsys.readouterr()
+    [line] = [x for x in (out + err).splitlines() if "fast_group" in x]
+    assert "failed" in line and ("aliases" in line or "nested" in line)
+    assert "Traceback" not in out + err
+
+
 def test_a_key_with_a_trailing_line_break_is_stripped(llms: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", f"  {FAKE_KEY}\r\n")  # as `export KEY=$(cat keyfile)` can give
     model = load_config(llms).models["openai-gpt4"]
