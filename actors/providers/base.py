@@ -461,7 +461,8 @@ class HTTPProvider(Provider):
             base_url = shown
         self.base_url = base_url
         self.errors = self._error_context(model, base_url, secrets)
-        self._json_headers = {**self._headers, **_JSON_TYPE}
+        typed = any(k.lower() == "content-type" for k in self._headers)  # a model's own wins
+        self._json_headers = self._headers if typed else {**self._headers, **_JSON_TYPE}
         self._timeout = httpx.Timeout(model.timeout)
 
     # -- the codec: pure functions of configuration and data -------------------------------
