@@ -101,7 +101,7 @@ def _check_answer(path: str, r: httpx.Response) -> None:
         return
     assert r.headers["content-type"].startswith("application/json"), r.headers
     body = r.json()
-    if path == OPENAI:
+    if not path.startswith(ANTHROPIC):  # the OpenAI-shaped routes
         error = body["error"]
         assert isinstance(error["message"], str) and error["type"].endswith("_error"), body
     else:
@@ -180,6 +180,30 @@ def test_what_fuzzing_found_is_a_4xx(http, path, name, stream):
     _check_answer(path, r)
     if name != "nested 900 deep in a passed field":  # valid JSON: an answer, or a 400 from upstream
         assert r.status_code in (400, 413), r.text
+
+
+# Raw hostilities (the body parser's part) against the other routes, on a valid body of each.
+OTHER_ROUTES = {
+    "/v1/responses": b'{"model":"fuzz","input":"hello"}',
+    "/v1/embeddings": b'{"model":"emb","input":["hello"]}',
+    "/v1/messages/count_tokens": b'{"model":"fuzz","messages":[{"role":"user","content":"hi"}]}',
+}
+HOSTILE_MEMBERS = {
+    "deep": b',"metadata":' + b"[" * 100_000 + b"]" * 100_000,
+    "NaN": b',"temperature":NaN',
+    "lone surrogate": b',"user":"\\udc80"',
+    "bad UTF-8": b',"user":"\xff"',
+    "too large": b',"user":"' + b"a" * MAX_BODY + b'"',
+}
+
+
+@pytest.mark.parametrize("path", sorted(OTHER_ROUTES))
+@pytest.mark.parametrize("name", sorted(HOSTILE_MEMBERS))
+def test_the_other_routes_answer_hostile_bodies_with_a_4xx(http, path, name):
+    raw = OTHER_ROUTES[path][:-1] + HOSTILE_MEMBERS[name] + b"}"
+    r = http.post(path, content=raw, headers={"content-type": "application/json"})
+    _check_answer(path, r)
+    assert r.status_code in (400, 413), r.text
 
 
 def test_slowloris_clients_do_not_stop_the_daemon_serving(daemon, http):
