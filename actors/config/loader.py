@@ -30,7 +30,7 @@ from actors.config.models import (
     RegistryConfig,
     TaskGroupConfig,
     WrapperConfig,
-    control_char_problem,
+    header_value_problem,
 )
 from actors.config.refs import Sources, check_references
 from actors.config.shape import MAX_DEPTH, nests_too_deep, shape_problem
@@ -371,7 +371,7 @@ class _Loader:
         key = exp.value.strip()  # `export KEY=$(cat keyfile)` keeps the file's line break
         if key:
             self.secrets.add(key)
-            problem = control_char_problem(key)
+            problem = header_value_problem(key)
             if problem:
                 where = f" (from {variable})" if variable else ""
                 self._issue(path, "api_key", f"the key{where} {problem}")

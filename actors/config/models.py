@@ -80,15 +80,21 @@ _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|credential|password",
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def control_char_problem(value: str) -> str | None:
+def header_value_problem(value: str) -> str | None:
     """Why ``value`` (a key or header value, already stripped) cannot be sent, without quoting it."""
     found = CONTROL_CHARS.search(value)
-    if found is None:
-        return None
-    return (
-        f"contains a control character ({found.group()!r} at position {found.start()}), which no HTTP "
-        "header may carry; check how the value was set (e.g. a key file read with its line break)"
-    )
+    if found is not None:
+        return (
+            f"contains a control character ({found.group()!r} at position {found.start()}), which no "
+            "HTTP header may carry; check how the value was set (e.g. a key file read with its line break)"
+        )
+    if not value.isascii():
+        at = next(i for i, c in enumerate(value) if not c.isascii())
+        return (
+            f"contains a non-ASCII character (at position {at}), which httpx does not send in a header; "
+            "check that the value was pasted whole and unchanged"
+        )
+    return None
 
 
 class SimulationConfig(Strict):
@@ -159,7 +165,7 @@ class ModelConfig(Strict):
     @field_validator("api_key")
     @classmethod
     def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
-        problem = control_char_problem(value.get_secret_value()) if value is not None else None
+        problem = header_value_problem(value.get_secret_value()) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value
@@ -169,7 +175,7 @@ class ModelConfig(Strict):
     def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
         value = {name: text.strip() for name, text in value.items()}
         for name, text in value.items():
-            problem = control_char_problem(name) or control_char_problem(text)
+            problem = header_value_problem(name) or header_value_problem(text)
             if problem:
                 raise ValueError(f"header {name.strip()[:40]!r} {problem}")
         return value

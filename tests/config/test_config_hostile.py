@@ -90,16 +90,23 @@ def test_a_key_with_a_trailing_line_break_is_stripped(llms: Path, monkeypatch: p
     assert model.key() == FAKE_KEY and model.enabled
 
 
-@pytest.mark.parametrize("key", [f"sk-a\n{FAKE_KEY}", f"{FAKE_KEY}\x1b[0m", f"sk\x7f{FAKE_KEY}"])
-def test_a_key_with_a_control_character_inside_is_a_config_error(
-    llms: Path, monkeypatch: pytest.MonkeyPatch, key: str
+@pytest.mark.parametrize(
+    "key, why",
+    [
+        (f"sk-a\n{FAKE_KEY}", "control character"),
+        (f"{FAKE_KEY}\x1b[0m", "control character"),
+        (f"sk\x7f{FAKE_KEY}", "control character"),
+        (f"{FAKE_KEY}\u2013x", "non-ASCII character"),  # an en dash a word processor put in
+    ],
+)
+def test_a_key_no_header_can_carry_is_a_config_error_naming_the_field(
+    llms: Path, monkeypatch: pytest.MonkeyPatch, key: str, why: str
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", key)
     with pytest.raises(ConfigError) as info:
         load_config(llms)
     [issue] = [i for i in info.value.issues if i.path == "api_key" and i.file == str(llms / GPT4)]
-    assert "control character" in issue.message
-    assert "OPENAI_API_KEY" in issue.message
+    assert why in issue.message and "OPENAI_API_KEY" in issue.message
     assert FAKE_KEY not in str(info.value) and FAKE_KEY not in repr(info.value.issues)
 
 
