@@ -62,6 +62,18 @@ def test_a_bomb_or_deep_nesting_is_a_config_error_naming_the_file(llms: Path, na
         _assert_names(info.value, llms / GROUP)
 
 
+def test_anchors_and_aliases_in_ordinary_use_still_load(llms: Path) -> None:
+    (llms / GROUP).write_text(
+        "name: fast_group\n"
+        "echelon1: {models: &top [openai-gpt4, anthropic-claude-3-opus], priority: 1, timeout: &t 30}\n"
+        "echelon2: {models: *top, priority: 2, timeout: *t, max_retries: 1}\n"
+        "echelon3: {models: *top, priority: 3, timeout: *t}\n",  # others name this tier
+        encoding="utf-8",
+    )
+    tiers = load_config(llms).groups["fast_group"].tiers
+    assert tiers["echelon2"].models == tiers["echelon1"].models and tiers["echelon2"].timeout == 30
+
+
 @pytest.mark.timeout(20)
 def test_check_reports_a_bomb_without_a_traceback(llms: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (llms / GROUP).write_text(_alias_bomb(), encoding="utf-8")
