@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from actors.fake.faults import Fault, FaultBook
@@ -120,6 +121,36 @@ class FakeProvider:
         """Clear every fault, the stats, the log and the recorded requests."""
         self._hub.reset()
 
+    # -- holding requests -----------------------------------------------------------------------
+
+    def hold(self, *instances: str) -> None:
+        """From now on, chat requests of ``instances`` arrive (and count as in flight) but wait
+        before their fault plan until ``release``: a test can act while they are surely running."""
+        hub = self._hub
+
+        def hold_all() -> None:
+            for instance in instances:
+                hub.hold(instance)
+
+        self._call(self._on_loop(hold_all))
+
+    def release(self, *instances: str) -> int:
+        """Let the held requests of ``instances`` (of every instance if none is named) go on, and
+        stop holding new ones; returns how many requests were waiting."""
+        hub = self._hub
+        names: list[str | None] = list(instances) or [None]
+        return self._call(self._on_loop(lambda: sum(hub.release(n) for n in names)))
+
+    @contextlib.contextmanager
+    def holding(self, *instances: str) -> Iterator[FakeProvider]:
+        """``hold`` for a block; releases on the way out even if the block fails."""
+        self.hold(*instances)
+        try:
+            yield self
+        finally:
+            if self._loop is not None:
+                self.release(*instances)
+
     # -- recording ----------------------------------------------------------------------------
 
     def stats(self, instance: str | None = None) -> dict[str, Any]:
@@ -153,6 +184,10 @@ class FakeProvider:
             coro.close()
             raise RuntimeError("the fake provider is not running; call start() first")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_CALL_TIMEOUT)
+
+    @staticmethod
+    async def _on_loop(fn: Callable[[], T]) -> T:
+        return fn()
 
     async def _listen(self) -> None:
         if self._server is not None:

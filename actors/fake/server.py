@@ -48,6 +48,8 @@ class Hub:
         self.recorder = recorder
         self.connections: set[Connection] = set()
         self.seq = itertools.count(1)
+        # Instances whose chat requests wait (counted in flight) until released; see ``hold``.
+        self.holds: dict[str, asyncio.Event] = {}
 
     def protocol(self) -> Connection:
         return Connection(self)
@@ -62,7 +64,23 @@ class Hub:
             conn.transport.abort()
         return tasks
 
+    def hold(self, instance: str) -> None:
+        """Make new chat requests of ``instance`` wait before their plan until ``release``."""
+        self.holds.setdefault(instance, asyncio.Event())
+
+    def release(self, instance: str | None = None) -> int:
+        """Let the held requests of ``instance`` (or of all) go on; returns how many were waiting."""
+        names = list(self.holds) if instance is None else [instance]
+        waiting = 0
+        for name in names:
+            event = self.holds.pop(name, None)
+            if event is not None:
+                waiting += sum(1 for c in self.connections if c.held is event)
+                event.set()
+        return waiting
+
     def reset(self) -> None:
+        self.release()  # a test that failed while holding must not leave requests stuck
         self.faults.clear()
         self.recorder.reset()
 
@@ -85,6 +103,7 @@ class Connection(asyncio.Protocol):
         self._exchange: InstanceStats | None = None  # the request in flight, until settled
         self._status: int | None = None
         self._head_sent = False
+        self.held: asyncio.Event | None = None  # the hold this connection's request waits on
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -198,7 +217,12 @@ class Connection(asyncio.Protocol):
         fault = self.hub.faults.draw(instance)
         shape = SHAPES[api]
         seq = next(self.hub.seq)
-        return self._play(self._steps(plan_chat(shape, body, fault, seq), shape, seq))
+        steps = self._steps(plan_chat(shape, body, fault, seq), shape, seq)
+        hold = self.hub.holds.get(instance)
+        if hold is not None:
+            self.held = hold
+            steps.insert(0, hold)
+        return self._play(steps)
 
     def _other(self, instance: str, endpoint: str, request: h11.Request, raw: bytes) -> bool:
         api, shape_name, planner = _OTHER_APIS[endpoint]
@@ -252,7 +276,18 @@ class Connection(asyncio.Protocol):
                 return self._answer(400, {"error": str(exc)})
             hub.faults.set(instance, fault)
             return self._answer(200, {"instance": instance, "fault": _fault_json(fault)})
-        usage = "control endpoints: GET /_stats, POST /_reset, POST|GET|DELETE /_control/{instance}"
+        if name == "_hold" and len(parts) == 2 and parts[1]:
+            instance = unquote(parts[1])
+            if method == b"POST":
+                hub.hold(instance)
+                return self._answer(200, {"instance": instance, "held": True})
+            if method == b"DELETE":
+                return self._answer(200, {"instance": instance, "released": hub.release(instance)})
+            return self._answer(405, {"error": "use POST or DELETE"}, [("allow", "POST, DELETE")])
+        usage = (
+            "control endpoints: GET /_stats, POST /_reset, POST|GET|DELETE /_control/{instance},"
+            " POST|DELETE /_hold/{instance}"
+        )
         return self._answer(404, {"error": usage})
 
     # -- responses ----------------------------------------------------------------------------
@@ -268,7 +303,8 @@ class Connection(asyncio.Protocol):
         return self._next_cycle()
 
     def _steps(self, plan: Plan, shape: Shape, seq: int) -> list[Any]:
-        """Compile a plan into steps: bytes to write, seconds to wait, or _HANG / _CLOSE."""
+        """Compile a plan into steps: bytes to write, seconds to wait, an event to wait on
+        (a hold, inserted by the caller), or _HANG / _CLOSE."""
         self._status = plan.status
         steps: list[Any] = []
         if plan.latency:
@@ -329,6 +365,11 @@ class Connection(asyncio.Protocol):
         step = steps[i]
         if step is _HANG:
             await asyncio.get_running_loop().create_future()  # released by cancellation only
+        elif isinstance(step, asyncio.Event):
+            try:
+                await step.wait()
+            finally:
+                self.held = None
         else:
             await asyncio.sleep(step)
         self.task = None

@@ -45,8 +45,9 @@ def topology(root: Path, fake: Any, member: str) -> Path:
 def test_sigterm_drains_in_flight_requests_then_exits_0(fake, tmp_path):
     d = start_daemon(topology(tmp_path, fake, "r1"))
     try:
-        fake.configure("r1", latency=1.5, chunk_delay=0.1)
-        with ThreadPoolExecutor(8) as pool:
+        fake.configure("r1", chunk_delay=0.1)
+        # Held at the provider, the eight are surely still in flight when the late one arrives.
+        with ThreadPoolExecutor(8) as pool, fake.holding("r1"):
             plain = [pool.submit(ask, d.url, text=f"n{i}") for i in range(6)]
             streams = [pool.submit(ask_stream, d.url) for _ in range(2)]
             assert fake.wait_for_in_flight("r1", 8, timeout=10)
@@ -55,6 +56,8 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(fake, tmp_path):
             late = ask(d.url)  # a new request while draining
             assert late.status_code == 503 and "shutting down" in late.json()["error"]["message"]
             assert d.get("/healthz").status_code == 200  # still alive while it drains
+            assert fake.stats("r1")["requests"] == 8 and not any(f.done() for f in plain + streams)
+            assert fake.release("r1") == 8
             answers = [f.result() for f in plain]
             streamed = [f.result() for f in streams]
         assert [r.status_code for r in answers] == [200] * 6
@@ -74,14 +77,15 @@ def test_sighup_reloads_with_requests_in_flight(fake, tmp_path):
     d = start_daemon(root)
     try:
         assert ask(d.url).headers["x-llm-actors-instance"] == "r1"
-        fake.configure("r1", latency=1.0)
-        with ThreadPoolExecutor(6) as pool:
+        with ThreadPoolExecutor(6) as pool, fake.holding("r1"):
             flying = [pool.submit(ask, d.url, text=f"n{i}") for i in range(6)]
             assert fake.wait_for_in_flight("r1", 6, timeout=10)
             topology(root, fake, "r2")  # the tier now has r2 instead of r1
             d.signal(signal.SIGHUP)
             wait_until(lambda: d.get("/v1/stats").json()["daemon"]["reloads"]["ok"] == 1, what="the reload")
             after = ask(d.url, text="after")
+            assert not any(f.done() for f in flying)  # the reload went through with all six in flight
+            fake.release("r1")
             answers = [f.result() for f in flying]
         assert [r.status_code for r in answers] == [200] * 6  # none failed
         assert {r.headers["x-llm-actors-instance"] for r in answers} == {"r1"}  # finished on what they leased
