@@ -157,13 +157,13 @@ async def test_many_threads_share_one_sync_client(make, fake, clients):
     from concurrent.futures import ThreadPoolExecutor
 
     provider = make("openai")
-    fake.configure("inst", latency=0.02)
     with ThreadPoolExecutor(8) as pool:
-        replies = list(
-            pool.map(
-                lambda i: provider.call([{"role": "user", "content": f"n{i}"}], {}, timeout=5), range(32)
+        with fake.holding("inst"):  # all eight threads call at once before any answer comes
+            answers = pool.map(
+                lambda i: provider.call([{"role": "user", "content": f"n{i}"}], {}, timeout=20), range(32)
             )
-        )
+            assert fake.wait_for_in_flight("inst", 8)
+        replies = list(answers)
     assert sorted(r.content for r in replies) == sorted(f"echo: n{i}" for i in range(32))
     assert len(clients._sync) == 1
     assert fake.stats("inst")["peak_in_flight"] > 1

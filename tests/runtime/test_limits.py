@@ -73,9 +73,9 @@ def test_model_concurrency_limit_is_enforced_too(fake, runtime_for):
 
 def test_waiters_are_served_in_fifo_order(fake, runtime_for):
     rt = runtime_for(models={"a": {}}, groups={"g": tier(["a"], concurrency_limit=1)})
-    fake.configure("a", hang=True, times=1)
     w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "timeout": 20})
-    holder = threading.Thread(target=lambda: pytest.raises(actors.LLMError, w.generate, MSG, timeout=1.0))
+    fake.hold("a")  # the holder keeps the only permit until every waiter has queued
+    holder = threading.Thread(target=w.generate, args=(MSG,))
     holder.start()
     assert fake.wait_for_in_flight("a", 1, timeout=5)
     order = []
@@ -89,6 +89,7 @@ def test_waiters_are_served_in_fifo_order(fake, runtime_for):
         threads.append(t)
         # Each waiter is queued before the next one starts, so the arrival order is known.
         wait_until(lambda: len(target.waiters) == i + 1)
+    assert fake.release("a") == 1
     holder.join(10)
     for t in threads:
         t.join(20)
@@ -232,8 +233,8 @@ def test_a_newcomer_is_not_held_behind_a_waiter_that_cannot_use_the_free_instanc
     )
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
     assert w.generate(MSG).instance == "a"  # the round robin's next turn is b
-    fake.configure("b", hang=True, times=1)
-    holder = threading.Thread(target=lambda: pytest.raises(actors.LLMError, w.generate, MSG, timeout=3))
+    fake.hold("b")  # the holder keeps b busy until the test releases it
+    holder = threading.Thread(target=w.generate, args=(MSG,), kwargs={"timeout": 20})
     holder.start()
     assert fake.wait_for_in_flight("b", 1, timeout=5)
     fake.configure("a", status=503, times=1)
@@ -245,6 +246,7 @@ def test_a_newcomer_is_not_held_behind_a_waiter_that_cannot_use_the_free_instanc
     r2 = w.generate(MSG)  # a is idle and the waiter cannot use it: no need to queue
     assert r2.instance == "a"
     assert fake.stats("b")["in_flight"] == 1  # b still held: r2 did not wait for it
+    fake.release("b")
     holder.join(10)
     r1.join(10)
     assert queued and queued[0].instance == "b"

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import yaml
+from waiting import wait_until
 
 import actors
 
@@ -71,8 +72,7 @@ def test_an_invalid_reload_is_rejected_and_the_old_config_keeps_serving(fake, ru
 
 def test_requests_in_flight_during_a_reload_all_complete(fake, runtime_for):
     rt = runtime_for(**topology("ab"))
-    fake.configure("a", latency=0.3)
-    fake.configure("b", latency=0.3)
+    fake.hold("a", "b")  # all six stay in flight through the reload
     w = rt.factory.get_wrapper("pw")
     results, errors = [], []
 
@@ -89,6 +89,7 @@ def test_requests_in_flight_during_a_reload_all_complete(fake, runtime_for):
     root = config_dir(rt)
     edit(root / "llms/polling_pools/p.yaml", lambda d: d.update(rotation_strategy="least_busy"))
     rt.reload(root)
+    assert fake.release("a", "b") == 6
     for t in threads:
         t.join(10)
     assert not errors and len(results) == 6
@@ -122,7 +123,7 @@ def test_every_factory_over_the_runtime_is_rebound(fake, runtime_for):
 
 def test_a_reload_that_lowers_a_limit_counts_the_requests_already_in_flight(fake, runtime_for):
     rt = runtime_for(**topology("a"))
-    fake.configure("a", latency=0.4)
+    fake.hold("a")  # the two old requests stay in flight until the late one has queued behind them
     w = rt.factory.get_wrapper("pw")
     threads = [threading.Thread(target=w.generate, args=(MSG,)) for _ in range(2)]
     for t in threads:
@@ -134,6 +135,8 @@ def test_a_reload_that_lowers_a_limit_counts_the_requests_already_in_flight(fake
     rt.reload(root)
     late = threading.Thread(target=w.generate, args=(MSG,), kwargs={"timeout": 10})
     late.start()
+    wait_until(lambda: len(rt.table.targets["pool:p"].waiters) == 1, what="the late request to queue")
+    assert fake.release("a") == 2
     for t in [*threads, late]:
         t.join(10)
     # The late request waited for both old ones: never more than the old two in flight at once.

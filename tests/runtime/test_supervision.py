@@ -71,11 +71,13 @@ def test_half_open_admits_exactly_half_open_requests_trials_at_once(fake, runtim
         w.generate(MSG)
     breaker = rt.table.gates["a"].breakers["group:g"]
     wait_until(lambda: breaker.state(time.monotonic()).value == "half_open")
-    fake.configure("a", latency=0.5)
     results = []
     threads = [threading.Thread(target=lambda: results.append(_outcome(w))) for _ in range(6)]
-    for t in threads:
-        t.start()
+    with fake.holding("a"):  # the trials stay in flight until the other four have been turned away
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(results) == 4, what="four requests turned away")
+        assert fake.wait_for_in_flight("a", 2)
     for t in threads:
         t.join(10)
     assert fake.stats("a")["peak_in_flight"] == 2
