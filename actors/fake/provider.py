@@ -118,8 +118,11 @@ class FakeProvider:
         self._faults.clear(instance)
 
     def reset(self) -> None:
-        """Clear every fault, the stats, the log and the recorded requests."""
-        self._hub.reset()
+        """Clear every fault, the stats, the log and the recorded requests; release every hold."""
+        if self._loop is None:
+            self._hub.reset()
+        else:  # releasing sets asyncio events, which only the server's loop may do
+            self._call(self._on_loop(self._hub.reset))
 
     # -- holding requests -----------------------------------------------------------------------
 
