@@ -415,16 +415,18 @@ class Runtime:
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """Everything: instances, groups, pools, wrappers and the supervisor."""
-        assert self.state is not None
-        gates = self.state.snapshot(time.monotonic())
-        out = {
-            "instances": {n: {**self.instance_stats(n, timeout), **gates[n]} for n in self.handles},
-            "groups": {g: self.group_stats(g, timeout) for g in self.group_refs},
-            "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
-            "supervisor": self.supervisor_stats(timeout),
-            "resilience": self.resilience_stats(),
-        }
-        out["wrappers"] = self.factory.get_wrapper_stats()
+        # A reload swaps the state, the actors and the topology: wait for it rather than read half.
+        with self._reload_lock:
+            assert self.state is not None
+            gates = self.state.snapshot(time.monotonic())
+            out = {
+                "instances": {n: {**self.instance_stats(n, timeout), **gates[n]} for n in self.handles},
+                "groups": {g: self.group_stats(g, timeout) for g in self.group_refs},
+                "pools": {p: self.pool_status(p, timeout) for p in self.pool_refs},
+                "supervisor": self.supervisor_stats(timeout),
+                "resilience": self.resilience_stats(),
+            }
+            out["wrappers"] = self.factory.get_wrapper_stats()
         return out
 
     def simulation_control(self, name: str) -> SimulationControl:

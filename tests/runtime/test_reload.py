@@ -158,3 +158,32 @@ def test_reload_applies_wrappers_yaml_and_re_enables_instances_disabled_by_error
     assert rt.table.gates["a"].disabled_reason is None
     assert rt.factory.get_wrapper("pw") is None  # no longer declared
     assert rt.factory.get_wrapper("gw").timeout == 9
+
+
+def test_stats_read_while_reloading_never_fail(fake, runtime_for):
+    rt = runtime_for(**topology("ab"))
+    root = config_dir(rt)
+    stop = threading.Event()
+    errors, reads = [], [0]
+
+    def poll():
+        while not stop.is_set():
+            try:
+                rt.stats()
+                reads[0] += 1
+            except Exception as exc:  # pragma: no cover - asserted empty
+                errors.append(exc)
+
+    pollers = [threading.Thread(target=poll) for _ in range(2)]
+    for t in pollers:
+        t.start()
+    try:
+        for members in ["a", "ab"] * 5:  # each reload rebuilds the group and pool actors
+            edit(root / "llms/groups/g.yaml", lambda d, m=members: d["echelon1"].update(models=list(m)))
+            rt.reload(root)
+            wait_until(lambda n=reads[0]: reads[0] > n, what="a stats read after the reload")
+    finally:
+        stop.set()
+        for t in pollers:
+            t.join(10)
+    assert not errors, errors[:3]
