@@ -127,8 +127,9 @@ class FakeProvider:
     # -- holding requests -----------------------------------------------------------------------
 
     def hold(self, *instances: str) -> None:
-        """From now on, chat requests of ``instances`` arrive (and count as in flight) but wait
-        before their fault plan until ``release``: a test can act while they are surely running."""
+        """From now on, requests of ``instances`` arrive (and count as in flight) but wait before
+        their fault plan until ``release``: a test can act while they are surely running. Model
+        listings, which health probes use, are not held."""
         hub = self._hub
 
         def hold_all() -> None:

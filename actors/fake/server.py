@@ -48,7 +48,7 @@ class Hub:
         self.recorder = recorder
         self.connections: set[Connection] = set()
         self.seq = itertools.count(1)
-        # Instances whose chat requests wait (counted in flight) until released; see ``hold``.
+        # Instances whose requests wait (counted in flight) until released; see ``hold``.
         self.holds: dict[str, asyncio.Event] = {}
 
     def protocol(self) -> Connection:
@@ -65,7 +65,8 @@ class Hub:
         return tasks
 
     def hold(self, instance: str) -> None:
-        """Make new chat requests of ``instance`` wait before their plan until ``release``."""
+        """Make new requests of ``instance`` (not model listings) wait before their plan until
+        ``release``."""
         self.holds.setdefault(instance, asyncio.Event())
 
     def release(self, instance: str | None = None) -> int:
@@ -217,12 +218,7 @@ class Connection(asyncio.Protocol):
         fault = self.hub.faults.draw(instance)
         shape = SHAPES[api]
         seq = next(self.hub.seq)
-        steps = self._steps(plan_chat(shape, body, fault, seq), shape, seq)
-        hold = self.hub.holds.get(instance)
-        if hold is not None:
-            self.held = hold
-            steps.insert(0, hold)
-        return self._play(steps)
+        return self._play(self._held(instance, self._steps(plan_chat(shape, body, fault, seq), shape, seq)))
 
     def _other(self, instance: str, endpoint: str, request: h11.Request, raw: bytes) -> bool:
         api, shape_name, planner = _OTHER_APIS[endpoint]
@@ -233,7 +229,16 @@ class Connection(asyncio.Protocol):
         self._exchange = self.hub.recorder.begin(instance, api, body, _headers(request))
         shape = SHAPES[shape_name]
         plan = planner(shape, body, self.hub.faults.draw(instance))
-        return self._play(self._steps(plan, shape, next(self.hub.seq)))
+        return self._play(self._held(instance, self._steps(plan, shape, next(self.hub.seq))))
+
+    def _held(self, instance: str, steps: list[Any]) -> list[Any]:
+        """``steps`` behind the instance's hold, if it has one (model listings are never held:
+        health probes use them)."""
+        hold = self.hub.holds.get(instance)
+        if hold is not None:
+            self.held = hold
+            steps.insert(0, hold)
+        return steps
 
     def _models(self, instance: str, request: h11.Request) -> bool:
         headers = _headers(request)

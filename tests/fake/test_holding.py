@@ -71,3 +71,14 @@ def test_hold_over_http(fake):
         assert r.status_code == 200 and r.json() == {"instance": "a", "released": 1}
         assert held.result().status_code == 200
         assert client.get(f"{fake.url}/_hold/a").status_code == 405
+
+
+def test_embeddings_are_held_but_model_listings_are_not(fake):
+    with fake.holding("a"), ThreadPoolExecutor(1) as pool:
+        url = f"{fake.openai_base_url('a')}/embeddings"
+        held = pool.submit(httpx.post, url, json={"model": "e", "input": "x"}, timeout=20)
+        assert fake.wait_for_in_flight("a", 1)
+        assert httpx.get(f"{fake.openai_base_url('a')}/models", timeout=5).status_code == 200  # probes pass
+        assert not held.done()
+        fake.release("a")
+        assert held.result().status_code == 200
