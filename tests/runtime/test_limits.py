@@ -100,7 +100,7 @@ def test_waiters_are_served_in_fifo_order(fake, runtime_for):
 
 def test_rpm_limit_is_never_exceeded_and_late_requests_fail_within_their_queue_time(fake, runtime_for):
     rt = runtime_for(models={"a": {}}, groups={"g": tier(["a"], rpm_limit=5)})
-    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "queue_timeout": 0.2})
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "queue_timeout": 0.05})
     results = []
     for _ in range(8):
         try:
