@@ -4,6 +4,7 @@ the first answer wins and the others are cancelled, with their leases returned."
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from waiting import wait_until
@@ -71,10 +72,13 @@ def test_a_prompt_answer_is_not_hedged(fake, runtime_for):
 
 def test_when_the_original_answers_first_the_hedge_is_cancelled(fake, runtime_for):
     rt = runtime_for(**hedged_pool({"after": 0.05}))
-    fake.configure("a", latency=0.3)
     fake.configure("b", latency=5)
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "timeout": 10})
-    r = w.generate(MSG)
+    with ThreadPoolExecutor(1) as pool, fake.holding("a"):
+        answer = pool.submit(w.generate, MSG)
+        assert fake.wait_for_in_flight("b", 1)  # the hedge went out while a was held
+        fake.release("a")
+        r = answer.result()
     assert r.instance == "a"
     assert [i for i, _ in fake.log] == ["a", "b"]
     assert hedges(rt)["lost"] == 1
@@ -100,9 +104,12 @@ async def test_streams_hedge_on_the_first_chunk(fake, runtime_for, kind):
 
 def test_hedges_count_against_the_retry_budget(fake, runtime_for):
     rt = runtime_for(**hedged_pool({"after": 0.05}, budget={"ratio": 0, "min_per_second": 0}))
-    fake.configure("a", latency=0.4)
     w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p", "timeout": 10})
-    r = w.generate(MSG)
+    with ThreadPoolExecutor(1) as pool, fake.holding("a"):
+        answer = pool.submit(w.generate, MSG)
+        wait_until(lambda: hedges(rt)["refused"] == 1, what="the hedge to be refused while a is held")
+        fake.release("a")
+        r = answer.result()
     assert r.instance == "a"  # no budget for a hedge: the original is waited for
     assert [i for i, _ in fake.log] == ["a"]
     assert hedges(rt)["refused"] == 1
