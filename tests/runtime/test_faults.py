@@ -111,8 +111,10 @@ def test_reloads_under_load_with_changed_limits_fail_no_request(fake, runtime_fo
             "pw": {"type": "polling_pool", "pool": "p"},
         },
     )
-    fake.configure("a", latency=0.02)
-    fake.configure("b", latency=0.02)
+    # 32 clients keep every permit busy and a queue waiting at each reload; a longer answer would
+    # only stretch the phases where the limit is 1 (40 requests one at a time).
+    fake.configure("a", latency=0.005)
+    fake.configure("b", latency=0.005)
     root = rt.config.root
     stop = threading.Event()
     done, failures = [], []
