@@ -20,15 +20,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "config_dir",
         nargs="?",
-        default="config",
+        default=None,
         metavar="CONFIG_DIR",
         help="the config directory (containing llms/) or the llms directory itself (default: config)",
     )
+    # Every other command names its configuration with --config: check takes it too.
+    parser.add_argument("--config", default=None, metavar="DIR", help="the same as CONFIG_DIR")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config is not None and args.config_dir is not None and args.config != args.config_dir:
+        sys.stderr.write(
+            f"error: two configurations given ({args.config_dir} and --config {args.config}); give one\n"
+        )
+        return 2
     try:
-        config = load_config(args.config_dir)
+        config = load_config(args.config or args.config_dir or "config")
     except ConfigError as exc:
         _print_errors(exc, sys.stderr)
         return 1

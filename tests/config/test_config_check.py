@@ -78,6 +78,17 @@ def test_check_invalid_config_lists_every_error(llms: Path, capsys: pytest.Captu
     )
 
 
+def test_check_takes_the_directory_as_config_too(llms: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Like every other command: ``--config DIR`` (the positional form still works)."""
+    assert actors.cli.main(["check", "--config", str(REPO / "config")]) == 0
+    assert "MODEL " in capsys.readouterr().out
+    edit_yaml(llms / "groups" / "fast_group.yaml", lambda d: d["echelon1"].update(rpm_limit=-1))
+    assert actors.cli.main(["check", "--config", str(llms.parent)]) == 1  # that directory, not ./config
+    assert "echelon1.rpm_limit" in capsys.readouterr().err
+    assert actors.cli.main(["check", str(REPO / "config"), "--config", str(llms.parent)]) == 2
+    assert "two configurations given" in capsys.readouterr().err
+
+
 def test_check_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert actors.cli.main(["check", str(tmp_path / "absent")]) == 1
     assert "does not exist" in capsys.readouterr().err
