@@ -169,12 +169,34 @@ def _summary(config: LLMConfig) -> str:
         lines.append(
             "Warning: no model is enabled; every request will fail. Set the API key variables above."
         )
+    lines += _replaced_credentials(config)
     if config.global_fallback is not None:
         lines.append(
             "Note: global_fallback.yaml is migration input only and is not applied; "
             "run `llm-actors migrate` to move it into each group's fallback_config."
         )
     return "\n".join(lines) + "\n"
+
+
+def _replaced_credentials(config: LLMConfig) -> list[str]:
+    """A warning per model whose base_url credentials replace its key (or Authorization header)."""
+    from actors.errors import LLMError
+    from actors.providers import make_provider
+
+    warnings = []
+    for name, model in config.models.items():
+        if not model.base_url or "@" not in model.base_url:
+            continue
+        try:  # the provider knows which header carries its key: build it (no connection is made)
+            replaced = getattr(make_provider(model), "replaced_by_url", ())
+        except LLMError:
+            continue
+        if replaced:
+            warnings.append(
+                f"Warning: model {name} has credentials in its base_url (user:password@), sent as Basic "
+                f"auth in place of its {' and '.join(replaced)}, which is never sent; keep one of them."
+            )
+    return warnings
 
 
 # ------------------------------------------------------------------------------- formatting

@@ -442,10 +442,17 @@ class HTTPProvider(Provider):
             )
         self._headers = {**self.auth_headers(model.key()), **model.headers}
         secrets: tuple[str, ...] = ()
+        #: The configured credentials that base_url's ``user:password@`` replaces (``check`` warns).
+        self.replaced_by_url: tuple[str, ...] = ()
         if url.userinfo:
             # Credentials in the URL go in a header instead (httpx would send them so), so no
             # URL this provider requests, and httpx logs, carries them.
             basic = base64.b64encode(unquote_to_bytes(url.userinfo)).decode()
+            self.replaced_by_url = tuple(
+                f"headers.{k}" if k in model.headers else "api_key"
+                for k in self._headers
+                if k.lower() == "authorization"
+            )
             self._headers = {k: v for k, v in self._headers.items() if k.lower() != "authorization"}
             self._headers["authorization"] = f"Basic {basic}"
             secrets = (basic,)
