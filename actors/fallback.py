@@ -17,7 +17,7 @@ strategy, in a registry, so each strategy's behaviour lives in one place:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,8 +100,14 @@ class FallbackPlan:
         self.at_step = 0
         self.sticky = None
 
-    def record(self, member: Member, outcome: Outcome) -> Verdict:
-        """Take one attempt's outcome and say what happens next."""
+    def record(
+        self, member: Member, outcome: Outcome, ready: Callable[[Member], bool] | None = None
+    ) -> Verdict:
+        """Take one attempt's outcome and say what happens next.
+
+        ``ready(m)`` says whether member ``m`` can be leased by the time a backoff here would end
+        (None: every member can). A backoff is only worth it when a member the step admits can.
+        """
         self.attempts += 1
         self.at_step += 1
         self.tried.add(member.name)
@@ -114,9 +120,16 @@ class FallbackPlan:
         if self.at_step < step.attempts:
             verdict = self._retry_here(member, outcome)
             members = getattr(step.target, "members", ())
-            if not members or any(self.admits(m) for m in members):
+            if verdict is not Verdict.RETRY:
+                ready = None  # an attempt now: a member still down is skipped by the lease itself
+            if not members or any(self.admits(m) and (ready is None or ready(m)) for m in members):
                 return verdict
-            # Every member of the step was tried: nothing to back off for, move on.
+            if self.sticky is not None:  # simple_retry's instance stays down: another one, now
+                self.sticky = None
+                if any(self.admits(m) for m in members):
+                    return Verdict.AGAIN
+            # Every member of the step was tried, or is down past the backoff (disabled, an open
+            # breaker, parked): nothing to wait for, move on.
         self.advance()
         return Verdict.NEXT if self.step is not None else Verdict.STOP
 
@@ -175,11 +188,13 @@ class ProviderFailover(FallbackPlan):
     def preference(self, member: Member) -> int:
         return 1 if member.provider in self.tried_providers else 0
 
-    def record(self, member: Member, outcome: Outcome) -> Verdict:
+    def record(
+        self, member: Member, outcome: Outcome, ready: Callable[[Member], bool] | None = None
+    ) -> Verdict:
         self.tried_providers.add(member.provider)
         if outcome is Outcome.UNHEALTHY or outcome is Outcome.FATAL:
             self.failed_providers.add(member.provider)
-        return super().record(member, outcome)
+        return super().record(member, outcome, ready)
 
 
 class InstanceRotation(FallbackPlan):

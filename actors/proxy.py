@@ -228,6 +228,7 @@ class WrapperProxy:
                 attempts=len(attempts),
                 fallbacks=1 if fell_back else 0,
                 usage=response.token_usage if response is not None else None,
+                outcomes=[a.outcome.value for a in attempts],
             )
             if entry is not None:
                 self._fallbacks.append(entry)

@@ -357,7 +357,16 @@ class RequestRun:
         if self.report is not None:
             self.report(lease, outcome, duration, error)
         self.last_error = error
-        verdict = self.plan.record(lease.member, outcome)
+        now = self.clock()
+        # A backoff here ends by ``back``: only a member up by then is worth backing off for.
+        back = now + self.backoff.ceiling(self.plan.at_step)
+        state, route = self.state, lease.route
+
+        def ready(member: Any) -> bool:
+            until = state.down_until(member.name, route, now)
+            return until is None or until <= back
+
+        verdict = self.plan.record(lease.member, outcome, ready)
         if outcome is Outcome.CALLER_FAULT:
             window = lease.member.context_window or 0
             if isinstance(error, ContextWindowExceededError) and self.plan.escalate(window):
@@ -365,7 +374,7 @@ class RequestRun:
             raise error
         if verdict is Verdict.RETRY:
             delay = self.backoff.delay(self.plan.at_step - 1)
-            if fits(self.clock(), delay, self.deadline):
+            if fits(now, delay, self.deadline):
                 self.delay = delay
             else:  # no time to back off here: fall back now rather than sleep out the deadline
                 self.plan.advance()

@@ -2,17 +2,23 @@
 
 A key reaches text in more forms than itself: ``repr`` and JSON escape it, a bytes ``repr``
 escapes it differently, a URL quotes it. ``Masker`` replaces each of those forms; ``hide_userinfo``
-removes the ``user:password@`` part of every URL in a text.
+removes the ``user:password@`` part of every URL in a text, ``shown_url`` what may hold a key from
+one URL; ``mask_in_httpx_log`` keeps keys that
+must travel in a URL's query out of httpx's request log lines.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import threading
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "Masker", "hide_userinfo", "secret_forms"]
+import httpx
+
+__all__ = ["MASK", "Masker", "hide_userinfo", "mask_in_httpx_log", "secret_forms", "shown_url"]
 
 MASK = "***"
 
@@ -70,3 +76,56 @@ def hide_userinfo(text: str) -> str:
     if "@" not in text:
         return text
     return _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit to show: without a ``user:password@`` part or a query (either may hold a key)."""
+    if "@" not in url and "?" not in url and "#" not in url:
+        return url
+    try:
+        return str(httpx.URL(url).copy_with(username=None, password=None, query=None, fragment=None))
+    except httpx.InvalidURL:  # not a URL we can parse: show nothing of it rather than a secret
+        return "(a URL with credentials)"
+
+
+class _LogMasker(logging.Filter):
+    """Masks known secrets in the records of the logger it is added to; secrets are only added."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self._masker = Masker()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            self._secrets.update(s for s in secrets if s)
+            self._masker = Masker(self._secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        masker = self._masker
+        if masker:
+            message = record.getMessage()
+            masked = masker.mask(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return True
+
+
+_httpx_masker: _LogMasker | None = None
+_httpx_lock = threading.Lock()
+
+
+def mask_in_httpx_log(secrets: Iterable[str]) -> None:
+    """Mask ``secrets`` in httpx's own log lines (``HTTP Request: POST <url>``) from now on.
+
+    Only for keys that must stay in a request URL's query: the library configures no logging, but
+    it must not hand a key to whatever handler the application configured. The filter is added on
+    first use, so a process without such keys keeps httpx's logger as it was.
+    """
+    global _httpx_masker
+    with _httpx_lock:
+        if _httpx_masker is None:
+            _httpx_masker = _LogMasker()
+            logging.getLogger("httpx").addFilter(_httpx_masker)
+        _httpx_masker.add(secrets)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["CallStats", "percentile"]
@@ -66,8 +67,12 @@ class CallStats:
         fallbacks: int = 0,
         usage: Any = None,
         outcome: str | None = None,
+        outcomes: Iterable[str] = (),
     ) -> None:
-        """Count one request; ``success=None`` means it was cancelled."""
+        """Count one request; ``success=None`` means it was cancelled.
+
+        ``outcome`` is the kind of a single attempt; ``outcomes``, of each of a request's attempts.
+        """
         self.total_requests += 1
         if success is None:
             self.cancelled_requests += 1
@@ -84,6 +89,7 @@ class CallStats:
             self.completion_tokens += usage.completion_tokens
         if outcome is not None:
             self.outcomes[outcome] += 1
+        self.outcomes.update(outcomes)
 
     def to_dict(self) -> dict[str, Any]:
         """The original design's keys, plus percentiles, attempts, fallbacks and tokens."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -207,7 +208,8 @@ def _in_process(args: argparse.Namespace, params: dict[str, Any]) -> int:
         return 1
     with runtime:
         try:
-            wrapper = ModelDirectory(runtime).get(args.model)
+            where = f"llm-actors check --config {shlex.quote(args.config)}"
+            wrapper = ModelDirectory(runtime).get(args.model, listed_by=where)
         except APIError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 2

@@ -20,15 +20,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "config_dir",
         nargs="?",
-        default="config",
+        default=None,
         metavar="CONFIG_DIR",
         help="the config directory (containing llms/) or the llms directory itself (default: config)",
     )
+    # Every other command names its configuration with --config: check takes it too.
+    parser.add_argument("--config", default=None, metavar="DIR", help="the same as CONFIG_DIR")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config is not None and args.config_dir is not None and args.config != args.config_dir:
+        sys.stderr.write(
+            f"error: two configurations given ({args.config_dir} and --config {args.config}); give one\n"
+        )
+        return 2
     try:
-        config = load_config(args.config_dir)
+        config = load_config(args.config or args.config_dir or "config")
     except ConfigError as exc:
         _print_errors(exc, sys.stderr)
         return 1
@@ -162,12 +169,34 @@ def _summary(config: LLMConfig) -> str:
         lines.append(
             "Warning: no model is enabled; every request will fail. Set the API key variables above."
         )
+    lines += _replaced_credentials(config)
     if config.global_fallback is not None:
         lines.append(
             "Note: global_fallback.yaml is migration input only and is not applied; "
             "run `llm-actors migrate` to move it into each group's fallback_config."
         )
     return "\n".join(lines) + "\n"
+
+
+def _replaced_credentials(config: LLMConfig) -> list[str]:
+    """A warning per model whose base_url credentials replace its key (or Authorization header)."""
+    from actors.errors import LLMError
+    from actors.providers import make_provider
+
+    warnings = []
+    for name, model in config.models.items():
+        if not model.base_url or "@" not in model.base_url:
+            continue
+        try:  # the provider knows which header carries its key: build it (no connection is made)
+            replaced = getattr(make_provider(model), "replaced_by_url", ())
+        except LLMError:
+            continue
+        if replaced:
+            warnings.append(
+                f"Warning: model {name} has credentials in its base_url (user:password@), sent as Basic "
+                f"auth in place of its {' and '.join(replaced)}, which is never sent; keep one of them."
+            )
+    return warnings
 
 
 # ------------------------------------------------------------------------------- formatting

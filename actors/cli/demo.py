@@ -12,8 +12,8 @@ The story is driven by what happens, not by timing, so it reads the same on ever
    the configured ``recovery_time``) so the healing shows within the run.
 
 Tables then show the breaker events, where the requests went in each phase, and why requests
-fell back: because of the outage, or because a tier was full (its ``rpm_limit`` or
-``concurrency_limit``). Ctrl-C stops the traffic and prints the summary so far; a closed output
+were retried or fell back: because of the outage, or because a tier was full (its ``rpm_limit``
+or ``concurrency_limit``). Ctrl-C stops the traffic and prints the summary so far; a closed output
 (``| head``) stops it quietly.
 """
 
@@ -170,7 +170,7 @@ class _Demo:
         )  # "answered", an error's name, "unexpected"
         self.answered: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         # (wrapper, kind) -> answered requests that were "retried" after a failed attempt, answered by a
-        # "lower" tier than the first, or fell back because of the "outage" or because a tier was "full"
+        # "lower" tier than the first, either ("moved"), because of the "outage" or because a tier was "full"
         self.count: collections.Counter[tuple[str, str]] = collections.Counter()
         routes = {step.target.route for w in self.wrappers.values() for step in w.route.steps}
         self.breakers = {(name, route): "closed" for name in outage for route in routes}  # as last said
@@ -286,7 +286,7 @@ class _Demo:
                     {
                         (name, "retried"): len(response.attempts) > 1,
                         (name, "lower"): lower,
-                        (name, "fell back"): lower or len(response.attempts) > 1,
+                        (name, "moved"): lower or len(response.attempts) > 1,
                         (name, "outage"): failed_here or (skipped and not full),
                         (name, "full"): full and not failed_here,
                     }
@@ -440,15 +440,16 @@ class _Demo:
     def summary(self, interrupted: bool) -> None:
         t, count = self.tally, self.count
         total = {
-            kind: sum(count[w, kind] for w in WRAPPERS) for kind in ("fell back", "retried", "outage", "full")
+            kind: sum(count[w, kind] for w in WRAPPERS) for kind in ("moved", "retried", "outage", "full")
         }
         errors = {k: v for k, v in t.items() if k not in ("answered", "unexpected")}
         names, was = ", ".join(self.outage), "was" if len(self.outage) == 1 else "were"
         say = self.out.print
         say(
             f"\n{self.sent} requests{' (interrupted)' if interrupted else ''}, {t['answered']} succeeded, "
-            f"{total['fell back']} fell back: {total['outage']} because of the outage, {total['full']} because "
-            "a tier was full."
+            # The table's two columns in one count: RETRIED or FALLBACKS (a request may be both).
+            f"{total['moved']} retried or fell back: {total['outage']} because of the outage, {total['full']} "
+            "because a tier was full."
         )
         if len(self.bounds) == 2:
             back = [key for key, state in self.breakers.items() if state != "closed"]

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from actors.secrets import shown_url
+
 __all__ = [
     "DEFAULT_BASE_URLS",
     "CircuitBreakerConfig",
@@ -215,6 +217,11 @@ class ModelConfig(Strict):
             )
         return self
 
+    def __repr_args__(self) -> Any:
+        # base_url may carry a password or a key in its query: repr shows it without them.
+        for name, value in super().__repr_args__():
+            yield name, shown_url(value) if name == "base_url" and value else value
+
     @property
     def enabled(self) -> bool:
         return self.disabled_reason is None
@@ -224,18 +231,21 @@ class ModelConfig(Strict):
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
     def secrets(self) -> tuple[str, ...]:
-        """Every credential this model holds (key, credential headers, a password in base_url), to mask."""
+        """Every credential this model holds, to mask: the key, credential headers, and base_url's
+        password and query values."""
         found = [v for k, v in self.headers.items() if _SECRET_HEADER.search(k)]
         key = self.key()
         if key:
             found.append(key)
-        if self.base_url and "@" in self.base_url:
+        if self.base_url and ("@" in self.base_url or "?" in self.base_url):
             try:
-                password = httpx.URL(self.base_url).password
+                url = httpx.URL(self.base_url)
             except (httpx.InvalidURL, ValueError):
-                password = None
-            if password:
-                found.append(password)
+                return tuple(found)
+            if url.password:
+                found.append(url.password)
+            # A query value may be a key under any name (?key=, ?code=, ?sig=): all count as one.
+            found += [value for _, value in url.params.multi_items() if value]
         return tuple(found)
 
 

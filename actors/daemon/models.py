@@ -41,8 +41,9 @@ class ModelDirectory:
         self._kinds: dict[str, str] = {}
         self._modes: dict[str, str] = {}
 
-    def get(self, name: Any) -> WrapperProxy:
-        """The wrapper for ``name``; ``APIError`` 404 listing the valid names when there is none."""
+    def get(self, name: Any, *, listed_by: str = "GET /v1/models") -> WrapperProxy:
+        """The wrapper for ``name``; ``APIError`` 404 listing the valid names when there is none
+        (and ``listed_by``, where the caller sees them all: an endpoint, or a command in-process)."""
         kind = self.kinds().get(name) if isinstance(name, str) else None
         if kind is not None:
             factory = self.runtime.factory
@@ -52,9 +53,9 @@ class ModelDirectory:
             if kind in _CREATE:
                 wrapper_type, key = _CREATE[kind]
                 return factory.create_wrapper_from_config(name, wrapper_type, {key: name}, replace=True)
-        raise self.not_found(name)
+        raise self.not_found(name, listed_by=listed_by)
 
-    def not_found(self, name: Any) -> APIError:
+    def not_found(self, name: Any, *, listed_by: str = "GET /v1/models") -> APIError:
         """The 404 for a ``model`` that names nothing here, listing what it may name."""
         names = self.names()
         shown = ", ".join(names[:SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
@@ -63,7 +64,7 @@ class ModelDirectory:
             404,
             "not_found",
             f"model {repr(name)[:120]} does not exist here{hint} Use a wrapper, a polling pool or a task-group "
-            f"reference: {shown} (GET /v1/models lists them)",
+            f"reference: {shown} ({listed_by} lists them)",
             param="model",
         )
 

@@ -167,7 +167,8 @@ class FakeProvider:
         return self._recorder.log()
 
     def requests(self, instance: str) -> list[dict[str, Any]]:
-        """``{"body": parsed JSON or None, "headers": {lower-case name: value}}`` per request,
+        """``{"body": parsed JSON or None, "headers": {lower-case name: value}, "query": the raw
+        query string}`` per request,
         oldest first (the last ``keep_requests`` of them)."""
         return self._recorder.requests(instance)
 

@@ -48,7 +48,9 @@ class Recorder:
         self._stats: dict[str, InstanceStats] = {}
         self._log: list[tuple[str, str]] = []
 
-    def begin(self, instance: str, api: str, body: Any, headers: dict[str, str]) -> InstanceStats:
+    def begin(
+        self, instance: str, api: str, body: Any, headers: dict[str, str], query: str = ""
+    ) -> InstanceStats:
         """Count a request whose body has arrived; pass the result to ``end`` when it is over."""
         with self._cond:
             stats = self._stats.get(instance)
@@ -59,7 +61,7 @@ class Recorder:
             if stats.in_flight > stats.peak_in_flight:
                 stats.peak_in_flight = stats.in_flight
             stats.by_api[api] = stats.by_api.get(api, 0) + 1
-            stats.received.append({"body": body, "headers": headers})
+            stats.received.append({"body": body, "headers": headers, "query": query})
             key = stats.log_keys.get(api)
             if key is None:
                 key = stats.log_keys[api] = (instance, api)

@@ -214,7 +214,7 @@ class Connection(asyncio.Protocol):
             body = json.loads(raw)
         except ValueError:
             body = None
-        self._exchange = self.hub.recorder.begin(instance, api, body, headers)
+        self._exchange = self.hub.recorder.begin(instance, api, body, headers, _query(request))
         fault = self.hub.faults.draw(instance)
         shape = SHAPES[api]
         seq = next(self.hub.seq)
@@ -226,7 +226,7 @@ class Connection(asyncio.Protocol):
             body = json.loads(raw)
         except ValueError:
             body = None
-        self._exchange = self.hub.recorder.begin(instance, api, body, _headers(request))
+        self._exchange = self.hub.recorder.begin(instance, api, body, _headers(request), _query(request))
         shape = SHAPES[shape_name]
         plan = planner(shape, body, self.hub.faults.draw(instance))
         return self._play(self._held(instance, self._steps(plan, shape, next(self.hub.seq))))
@@ -244,7 +244,7 @@ class Connection(asyncio.Protocol):
         headers = _headers(request)
         # Health probes of either provider call this; answer in the shape the caller speaks.
         shape = SHAPES["anthropic" if "anthropic-version" in headers else "openai"]
-        self._exchange = self.hub.recorder.begin(instance, "models", None, headers)
+        self._exchange = self.hub.recorder.begin(instance, "models", None, headers, _query(request))
         plan = plan_models(shape, self.hub.faults.draw(instance))
         return self._play(self._steps(plan, shape, next(self.hub.seq)))
 
@@ -380,6 +380,10 @@ class Connection(asyncio.Protocol):
         self.task = None
         if self._play(steps, i + 1):
             self._pump()
+
+
+def _query(request: h11.Request) -> str:
+    return request.target.partition(b"?")[2].decode("latin-1")
 
 
 def _headers(request: h11.Request) -> dict[str, str]:

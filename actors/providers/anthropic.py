@@ -434,7 +434,7 @@ class AnthropicProvider(HTTPProvider):
 
     def build_request(self, messages: Messages, params: dict[str, Any], *, stream: bool) -> HTTPRequest:
         body = build_messages_body(self.model.model_name, messages, params, stream=stream)
-        return HTTPRequest("POST", self.base_url + "/v1/messages", body)
+        return HTTPRequest("POST", self.url("/v1/messages"), body)
 
     def parse_response(self, data: Any) -> LLMResponse:
         if isinstance(data, dict) and data.get("type") == "error":
@@ -445,14 +445,14 @@ class AnthropicProvider(HTTPProvider):
         return AnthropicStreamDecoder(self.errors, self.name, self.model.model_name)
 
     def probe_request(self) -> HTTPRequest:
-        return HTTPRequest("GET", self.base_url + "/v1/models?limit=1")
+        return HTTPRequest("GET", self.url("/v1/models", "limit=1"))
 
     async def acount_tokens(self, body: Mapping[str, Any], *, timeout: float | None = None) -> int:
         """Anthropic's own count of a messages body's input tokens (``/v1/messages/count_tokens``)."""
         self.check_enabled()
         sent = {k: v for k, v in body.items() if k in _COUNTED}
         request = HTTPRequest(
-            "POST", self.base_url + "/v1/messages/count_tokens", {**sent, "model": self.model.model_name}
+            "POST", self.url("/v1/messages/count_tokens"), {**sent, "model": self.model.model_name}
         )
         return self.parsed(await self._asend(request, timeout), _input_tokens)
 

@@ -43,6 +43,7 @@ from actors.providers.errors import (
 from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
 from actors.resilience.pacing import rate_limits_from_raw
 from actors.response import EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
+from actors.secrets import mask_in_httpx_log, shown_url
 
 __all__ = [
     "HTTPProvider",
@@ -321,7 +322,7 @@ class Provider:
             instance=self.name,
             provider=self.provider,
             model_name=model.model_name,
-            base_url=_without_userinfo(base_url) or "(none)",
+            base_url=shown_url(base_url) or "(none)",
             key_hint=model.api_key_env or self.key_env,
             secrets=(*model.secrets(), *secrets),
         )
@@ -397,7 +398,7 @@ class Provider:
         return self.model.timeout if timeout is None else max(timeout, _MIN_TIMEOUT)
 
     def __repr__(self) -> str:
-        where = f" at {_without_userinfo(self.base_url)}" if self.base_url else ""
+        where = f" at {shown_url(self.base_url)}" if self.base_url else ""
         return f"<{type(self).__name__} {self.name!r} model={self.model.model_name!r}{where}>"
 
 
@@ -414,16 +415,6 @@ def _until(lines: Iterator[str], deadline: float | None, response: httpx.Respons
         yield line
 
 
-def _without_userinfo(url: str) -> str:
-    """``url`` fit to show: a ``user:password@`` part (a credential too) removed."""
-    if "@" not in url:
-        return url
-    try:
-        return str(httpx.URL(url).copy_with(username=None, password=None))
-    except httpx.InvalidURL:  # not a URL we can parse: show nothing of it rather than a secret
-        return "(a URL with credentials)"
-
-
 class HTTPProvider(Provider):
     """A provider over HTTP: subclasses supply the codec, this class does the I/O."""
 
@@ -436,7 +427,7 @@ class HTTPProvider(Provider):
         base_url = (model.base_url or self.default_base_url or "").rstrip("/")
         if not base_url:
             raise ConfigError(f"model {self.name!r} ({model.model_type}) needs a base_url", path="base_url")
-        shown = _without_userinfo(base_url)
+        shown = shown_url(base_url)
         try:
             self._origin = origin_of(base_url)
             url = httpx.URL(base_url)
@@ -451,19 +442,36 @@ class HTTPProvider(Provider):
             )
         self._headers = {**self.auth_headers(model.key()), **model.headers}
         secrets: tuple[str, ...] = ()
+        #: The configured credentials that base_url's ``user:password@`` replaces (``check`` warns).
+        self.replaced_by_url: tuple[str, ...] = ()
         if url.userinfo:
             # Credentials in the URL go in a header instead (httpx would send them so), so no
             # URL this provider requests, and httpx logs, carries them.
             basic = base64.b64encode(unquote_to_bytes(url.userinfo)).decode()
+            self.replaced_by_url = tuple(
+                f"headers.{k}" if k in model.headers else "api_key"
+                for k in self._headers
+                if k.lower() == "authorization"
+            )
             self._headers = {k: v for k, v in self._headers.items() if k.lower() != "authorization"}
             self._headers["authorization"] = f"Basic {basic}"
             secrets = (basic,)
-            base_url = shown
-        self.base_url = base_url
+        # A query (some servers take the key there) goes on every request URL (``url``), never
+        # into base_url, which messages show; httpx's request log lines mask its values.
+        self._query = url.query.decode("ascii")
+        if self._query:
+            mask_in_httpx_log(model.secrets())
+        self.base_url = shown
         self.errors = self._error_context(model, base_url, secrets)
         typed = any(k.lower() == "content-type" for k in self._headers)  # a model's own wins
         self._json_headers = self._headers if typed else {**self._headers, **_JSON_TYPE}
         self._timeout = httpx.Timeout(model.timeout)
+
+    def url(self, path: str, query: str = "") -> str:
+        """The URL of ``path`` under base_url, with ``query`` and base_url's own query."""
+        if self._query:
+            query = f"{query}&{self._query}" if query else self._query
+        return f"{self.base_url}{path}?{query}" if query else self.base_url + path
 
     # -- the codec: pure functions of configuration and data -------------------------------
 

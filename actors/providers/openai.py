@@ -210,7 +210,7 @@ class OpenAIProvider(HTTPProvider):
 
     def build_request(self, messages: Messages, params: dict[str, Any], *, stream: bool) -> HTTPRequest:
         body = build_chat_body(self.model.model_name, messages, params, stream=stream)
-        return HTTPRequest("POST", self.base_url + "/chat/completions", body)
+        return HTTPRequest("POST", self.url("/chat/completions"), body)
 
     def parse_response(self, data: Any) -> LLMResponse:
         if isinstance(data, dict) and "error" in data and "choices" not in data:
@@ -221,11 +221,11 @@ class OpenAIProvider(HTTPProvider):
         return OpenAIStreamDecoder(self.errors, self.name, self.model.model_name)
 
     def probe_request(self) -> HTTPRequest:
-        return HTTPRequest("GET", self.base_url + "/models")
+        return HTTPRequest("GET", self.url("/models"))
 
     def build_embedding_request(self, inputs: Sequence[Any], params: Mapping[str, Any]) -> HTTPRequest:
         body = build_embedding_body(self.model.model_name, inputs, params)
-        return HTTPRequest("POST", self.base_url + "/embeddings", body)
+        return HTTPRequest("POST", self.url("/embeddings"), body)
 
     def parse_embedding_response(self, data: Any) -> EmbeddingResponse:
         if isinstance(data, dict) and "error" in data and "data" not in data:

@@ -59,7 +59,7 @@ def test_demo_shows_the_outage_and_the_failover(capsys: pytest.CaptureFixture[st
     assert group["REQUESTS"] == group["OK"] and group["FAILED"] == "0"
     assert int(group["RETRIED"]) > 0  # failed on openai-gpt4, answered by another instance
     summary = re.search(
-        r"^(\d+) requests, \1 succeeded, (\d+) fell back: (\d+) because of the outage, (\d+) because a tier "
+        r"^(\d+) requests, \1 succeeded, (\d+) retried or fell back: (\d+) because of the outage, (\d+) because a tier "
         r"was full\.\n  openai-gpt4 was out from request 21 to (\d+); back in rotation on every route by "
         r"request (\d+)\.$",
         out,
@@ -69,6 +69,11 @@ def test_demo_shows_the_outage_and_the_failover(capsys: pytest.CaptureFixture[st
     total, fell_back, outage, full, end, healed = map(int, summary.groups())
     assert total >= 60 and int(fell_back) >= outage > 0 and full == 0  # 60 requests stay under the limits
     assert 40 <= end < healed <= total
+    # The summary counts what the wrappers table shows: requests retried, fallen back, or both.
+    pool = dict(zip(wrappers, _row(out, "fast_pool_wrapper"), strict=False))
+    retried = int(group["RETRIED"]) + int(pool["RETRIED"])
+    fallbacks = int(group["FALLBACKS"]) + int(pool["FALLBACKS"])
+    assert max(retried, fallbacks) <= fell_back <= retried + fallbacks
 
 
 def _demo(*args: str) -> list[str]:

@@ -78,6 +78,38 @@ def test_check_invalid_config_lists_every_error(llms: Path, capsys: pytest.Captu
     )
 
 
+def test_check_takes_the_directory_as_config_too(llms: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Like every other command: ``--config DIR`` (the positional form still works)."""
+    assert actors.cli.main(["check", "--config", str(REPO / "config")]) == 0
+    assert "MODEL " in capsys.readouterr().out
+    edit_yaml(llms / "groups" / "fast_group.yaml", lambda d: d["echelon1"].update(rpm_limit=-1))
+    assert actors.cli.main(["check", "--config", str(llms.parent)]) == 1  # that directory, not ./config
+    assert "echelon1.rpm_limit" in capsys.readouterr().err
+    assert actors.cli.main(["check", str(REPO / "config"), "--config", str(llms.parent)]) == 2
+    assert "two configurations given" in capsys.readouterr().err
+
+
+def test_check_warns_when_base_url_credentials_replace_the_key(
+    llms: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    proxied = {"base_url": "https://gw-user:gw-PASSWORD@gateway.example/v1"}
+    edit_yaml(llms / "provider" / "openai" / "openai-gpt4.yaml", lambda d: d.update(proxied))
+    # A local server without a key, and Anthropic (its key goes in x-api-key, beside Basic auth): fine.
+    edit_yaml(llms / "provider" / "local" / "ollama-llama3.yaml", lambda d: d.update(proxied))
+    anthropic = {"base_url": "https://gw-user:gw-PASSWORD@gateway.example"}
+    edit_yaml(llms / "provider" / "anthropic" / "anthropic-claude-3-opus.yaml", lambda d: d.update(anthropic))
+    assert actors.cli.main(["check", str(llms.parent)]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        "Warning: model openai-gpt4 has credentials in its base_url (user:password@), sent as Basic auth in "
+        "place of its api_key, which is never sent; keep one of them."
+    ]
+    assert "gw-PASSWORD" not in out and FAKE_KEY not in out
+
+
 def test_check_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert actors.cli.main(["check", str(tmp_path / "absent")]) == 1
     assert "does not exist" in capsys.readouterr().err

@@ -232,10 +232,11 @@ def test_slowloris_clients_do_not_stop_the_daemon_serving(daemon, http):
 
 KEY = "sk-live-LEAKCANARY-5b0d3c9e"
 PASSWORD = "pr0xy-PASSCANARY"
+QKEY = "QUERYCANARY-7e1f"  # a key some servers take in base_url's query
 
 
 def test_no_secret_or_url_credential_reaches_the_log_or_stats(fake, tmp_path):
-    """A key exported with its line break, credentials in a base_url, failures of every kind."""
+    """A key exported with its line break, credentials or a key in a base_url, failures of every kind."""
     proxied = fake.openai_base_url("cred1").replace("http://", f"http://gw-user:{PASSWORD}@")
     root = write_topology(
         tmp_path,
@@ -244,21 +245,23 @@ def test_no_secret_or_url_credential_reaches_the_log_or_stats(fake, tmp_path):
             "cred1": {"base_url": proxied, "api_key": "${LEAK_KEY}"},
             "cred2": {"api_key": "${LEAK_KEY}"},
             "cred3": {"api_key": "${LEAK_KEY}", "model_type": "anthropic"},
+            "cred4": {"base_url": fake.openai_base_url("cred4") + "?key=${LEAK_QKEY}"},
+            "cred5": {"base_url": "http://127.0.0.1:1/v1?key=${LEAK_QKEY}"},  # refused
         },
         groups={
             "creds": {
-                "echelon1": {"models": ["cred1", "cred2", "cred3"], "max_retries": 2},
+                "echelon1": {"models": ["cred1", "cred2", "cred3", "cred4", "cred5"], "max_retries": 4},
                 "fallback_config": {"retry_delay": 0},
             }
         },
     )
-    d = start_daemon(root, "--log-level", "debug", env={"LEAK_KEY": KEY + "\n"})
+    d = start_daemon(root, "--log-level", "debug", env={"LEAK_KEY": KEY + "\n", "LEAK_QKEY": QKEY})
     try:
         r = d.post(OPENAI, json={"model": "creds", "messages": MSG})
         assert r.status_code == 200
         seen = [r.text]
         for fault in ({"status": 500}, {"status": 401}, {"drop": True}, {"garbage": True}):
-            for name in ("cred1", "cred2", "cred3"):
+            for name in ("cred1", "cred2", "cred3", "cred4"):
                 fake.configure(name, **fault)
             for path in (OPENAI, ANTHROPIC):
                 r = d.post(path, json={"model": "creds", "max_tokens": 9, "messages": MSG})
@@ -272,8 +275,11 @@ def test_no_secret_or_url_credential_reaches_the_log_or_stats(fake, tmp_path):
     log = d.log_text()
     assert "HTTP Request: POST" in log  # httpx's own lines are there, redacted
     assert "gw-user:" not in log and "/cred1/v1/chat/completions" in log
+    assert "/cred4/v1/chat/completions?key=***" in log
+    assert any("could not connect to http://127.0.0.1:1/v1 " in text for text in seen)
     for text in [log, *seen]:
-        assert KEY not in text and PASSWORD not in text
+        assert KEY not in text and PASSWORD not in text and QKEY not in text
+    assert fake.requests("cred4") and {r["query"] for r in fake.requests("cred4")} == {f"key={QKEY}"}
     keys = [
         r["headers"].get("authorization") or r["headers"].get("x-api-key") for r in fake.requests("cred2")
     ]

@@ -20,7 +20,7 @@ from actors.providers import SimulatedProvider
 from actors.providers.errors import ErrorContext
 from actors.secrets import Masker, hide_userinfo
 
-from .helpers import KEY, USER, collect, complete
+from .helpers import KEY, USER, collect, complete, probe
 
 NESTED: Any = []
 for _ in range(5000):
@@ -171,6 +171,32 @@ async def test_credentials_in_a_base_url_go_in_a_header_never_in_a_url(fake, mak
     error = await complete_error(provider, mode)
     for secret in ("pa%40ss-w0rd", "pa@ss-w0rd", expected):
         assert secret not in str(error)
+
+
+async def test_a_key_in_a_base_url_query_goes_on_every_request_and_nowhere_else(
+    fake, make, shape, mode, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    qkey = "qk-Zz81-in-the-query"
+    base = fake.anthropic_base_url("inst") if shape == "anthropic" else fake.openai_base_url("inst")
+    provider = make(shape, base_url=f"{base}?key={qkey}&v=2")
+    assert (await complete(provider, mode)).content
+    assert (await collect(provider, mode))[1] is None
+    await probe(provider, mode)
+    queries = [r["query"] for r in fake.requests("inst")]
+    assert queries[:2] == [f"key={qkey}&v=2"] * 2  # chat and stream: path first, then the query
+    assert queries[2] == (f"limit=1&key={qkey}&v=2" if shape == "anthropic" else f"key={qkey}&v=2")
+    assert provider.base_url == base and qkey not in repr(provider) and qkey not in repr(provider.model)
+    assert qkey in provider.model.secrets() and "2" in provider.model.secrets()
+    assert "?key=***&v=2" in caplog.text and qkey not in caplog.text  # httpx's request lines
+    fake.configure("inst", status=500)
+    assert qkey not in str(await complete_error(provider, mode))
+    fake.kill()
+    try:
+        error = await complete_error(provider, mode)
+    finally:
+        fake.restore()
+    assert base in str(error) and qkey not in str(error) and "?" not in str(error)
 
 
 async def complete_error(provider: Any, mode: str) -> LLMCallError:

@@ -117,3 +117,27 @@ def test_context_window_escalation_jumps_to_a_larger_window():
     assert plan.escalate(8000)
     assert plan.step.target.members == (big,)
     assert not plan.escalate(128000)
+
+
+def test_a_backoff_is_only_for_a_member_ready_by_its_end():
+    """``ready`` says who is up when a backoff would end; none admitted and ready: move on now."""
+    down = {OA2.name}
+
+    def ready(m):
+        return m.name not in down
+
+    plan = make_plan("echelon_down", steps([OA1, OA2], [AN1], attempts=2), max_attempts=5)
+    assert plan.record(OA1, Outcome.UNHEALTHY, ready) is Verdict.NEXT
+    assert plan.step.target.members == (AN1,)
+    plan = make_plan("echelon_down", steps([OA1, OA2, AN2], [AN1]), max_attempts=5)
+    assert plan.record(OA1, Outcome.UNHEALTHY, ready) is Verdict.RETRY  # AN2 is up
+    # An attempt now (not a backoff) stays at the step: the lease itself skips what is down.
+    plan = make_plan("echelon_down", steps([OA1, OA2], [AN1]), max_attempts=5)
+    assert plan.record(OA1, Outcome.RATE_LIMITED, ready) is Verdict.AGAIN
+    # simple_retry backs off for the same instance; if that one stays down, another one now.
+    plan = make_plan("simple_retry", steps([OA1, OA2]), max_attempts=5)
+    down = {OA1.name}
+    assert plan.record(OA1, Outcome.UNHEALTHY, ready) is Verdict.AGAIN
+    assert plan.sticky is None and plan.admits(OA2) and not plan.admits(OA1)
+    plan = make_plan("simple_retry", steps([OA1]), max_attempts=5)
+    assert plan.record(OA1, Outcome.UNHEALTHY, ready) is Verdict.STOP

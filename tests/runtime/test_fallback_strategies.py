@@ -186,6 +186,30 @@ def test_an_exhausted_tier_moves_on_without_a_useless_backoff(fake, runtime_for)
     assert [a.instance for a in r.attempts] == ["a", "b"]
 
 
+def test_no_backoff_waits_for_an_instance_that_is_disabled(fake, runtime_for):
+    """A tier like the shipped translation tier without keys: one instance disabled, the other failing."""
+    rt = runtime_for(
+        models={
+            "k": {"api_key": "${LLM_ACTORS_TEST_UNSET_KEY}"},  # not set: disabled
+            "a": {"model_type": "openai_compatible", "provider": "local"},
+            "c": {},
+        },
+        groups={
+            "g": {
+                "echelon1": {"models": ["k", "a"], "max_retries": 1},
+                "echelon2": {"models": ["c"]},
+                "fallback_config": {"strategy": "provider_failover", "retry_delay": 3.6, "max_attempts": 5},
+            }
+        },
+    )
+    fake.configure("a", status=503)
+    fake.configure("c", latency=2.4)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    # A backoff for k (1.8-3.6 s, equal jitter) would leave c at most 2.2 s of the 4 s deadline.
+    r = w.generate(MSG, timeout=4)
+    assert [(a.instance, a.outcome) for a in r.attempts] == [("a", Outcome.UNHEALTHY), ("c", Outcome.SUCCESS)]
+
+
 def test_a_rate_limited_instance_is_replaced_at_once_without_backoff(fake, runtime_for):
     rt = runtime_for(**two_groups("echelon_down", retry_delay=30))
     fake.configure("a1", status=429, retry_after=30)

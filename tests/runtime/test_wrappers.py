@@ -97,10 +97,11 @@ def test_stats_keep_the_original_keys_and_add_percentiles_attempts_tokens(fake, 
     assert s["attempts"] == 5
     assert s["latency_p50"] <= s["latency_p95"] <= s["latency_p99"]
     assert s["total_tokens"] > 0
+    assert s["outcomes"] == {"unhealthy": 1, "success": 4}  # every attempt's, by kind
     assert w.get_rotation_history(limit=2)[-1]["instance_id"] in {"a", "b"}
     assert len(w.get_rotation_history(limit=100)) == 5
     w.reset_stats()
-    assert w.get_stats()["total_requests"] == 0
+    assert w.get_stats()["total_requests"] == 0 and w.get_stats()["outcomes"] == {}
     inst = rt.instance_stats("a")
     assert inst["outcomes"] == {"unhealthy": 1, "success": 2}
 

@@ -146,3 +146,53 @@ def test_when_every_instance_is_parked_it_says_when_one_is_back(build, clock):
     action = start(state, config, clock).next(Waiter)
     assert type(action) is Fail and isinstance(action.error, NoCapacityError)
     assert action.error.rate_limited and action.error.retry_after == 7.0
+
+
+def tiers(retry_delay=1.0):
+    """Tier 1 [a, b] with a retry in it, tier 2 [c]."""
+    return {
+        "models": {n: {"timeout": 5} for n in "abc"},
+        "groups": {
+            "g": {
+                "echelon1": {"models": ["a", "b"], "max_retries": 1},
+                "echelon2": {"models": ["c"]},
+                "fallback_config": {"strategy": "echelon_down", "retry_delay": retry_delay},
+                "circuit_breaker": {"failure_threshold": 100},
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("b_is", "after_failure"),
+    [
+        ("up", Sleep),  # a retry in the tier is worth a backoff
+        ("parked 0.5 s", Sleep),  # back before the backoff ends
+        ("parked 7 s", Call),  # down past the backoff: on to tier 2 at once
+        ("disabled", Call),
+    ],
+)
+def test_a_backoff_waits_only_for_a_member_up_by_its_end(build, clock, b_is, after_failure):
+    config, state, _ = build(**tiers(retry_delay=1.0))
+    route = state.table.group_route(config, "g.echelon1")
+    now = clock.now()
+    if b_is != "up":
+        only_b = route.plan()
+        only_b.tried.add("a")
+        lease = state.lease(route.steps[0].target, Ticket(only_b), now, None)
+        assert isinstance(lease, Lease) and lease.member.name == "b"
+        outcome = Outcome.FATAL if b_is == "disabled" else Outcome.RATE_LIMITED
+        retry_after = None if b_is == "disabled" else float(b_is.split()[1])
+        state.give_back(lease, outcome, now, retry_after=retry_after, reason="401")
+    run = RequestRun(
+        state, route.plan(), timeout=30.0, backoff=Backoff(1.0, jitter="none"), clock=clock, label="g"
+    )
+    first = run.next(Waiter)
+    assert type(first) is Call and first.lease.member.name == "a"
+    attempt(run, first, ServiceUnavailableError("503", instance="a"))
+    action = run.next(Waiter)
+    assert type(action) is after_failure
+    if after_failure is Sleep:
+        assert action.delay == 1.0
+    else:
+        assert action.lease.member.name == "c" and run.plan.index == 1

@@ -1,0 +1,21 @@
+"""``llm-actors chat`` in-process (``--config``): what it says about a model that names nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an_unknown_model_in_process_points_to_check_not_to_an_endpoint(capsys: pytest.CaptureFixture[str]):
+    config = str(ROOT / "config")
+    assert main(["chat", "--config", config, "--simulate", "--model", "fast_grop_wrapper", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'fast_group_wrapper'?" in err
+    assert "fast_group_wrapper, thinking_group_wrapper, translation_wrapper" in err  # what it may name
+    assert err.rstrip().endswith(f"(llm-actors check --config {config} lists them)")
+    assert "/v1/models" not in err  # no daemon here
