@@ -2,7 +2,8 @@
 (``json``, for log shippers) or aligned, readable lines (``console``, for a person at a terminal).
 
 The library itself never configures logging; the ``serve`` command calls ``configure`` once.
-uvicorn's own records (start-up, errors) go through the same renderer.
+uvicorn's own records (start-up, errors) go through the same renderer; JSON is encoded by
+``actors.jsonio``.
 
 Every line is redacted as the last step before it is written, whoever logged it (httpx's request
 lines, a traceback's chained cause): the configured keys in every form (``add_secrets``) and
@@ -19,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from actors import jsonio
 from actors.secrets import Masker, hide_userinfo
 
 __all__ = ["FORMATS", "LEVELS", "add_secrets", "configure", "default_format", "redact"]
@@ -54,6 +56,11 @@ class _Redacted:
         return redact(self.renderer(logger, name, event_dict))
 
 
+def _json(obj: Any, **options: Any) -> str:
+    """structlog's JSON serializer, on ``actors.jsonio`` (orjson): one line per request."""
+    return jsonio.dumps(obj, options.get("default")).decode()
+
+
 def default_format() -> str:
     """``console`` when stderr is a terminal, else ``json``."""
     return "console" if sys.stderr.isatty() else "json"
@@ -65,7 +72,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if fmt == "console"
-        else structlog.processors.JSONRenderer()
+        else structlog.processors.JSONRenderer(serializer=_json)
     )
     # The console renderer prints tracebacks itself; JSON needs them turned into a field first.
     exc_info = [] if fmt == "console" else [structlog.processors.format_exc_info]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from actors import jsonio
 from actors.daemon.chat import ChatRequest, bad_field, check_int, check_number, check_type
 from actors.daemon.errors import APIError
 from actors.response import LLMResponse, StreamChunk, TokenUsage, ToolCall
@@ -287,11 +288,7 @@ def error_body(error: APIError) -> dict[str, Any]:
 
 
 def _event(kind: str, obj: dict[str, Any]) -> bytes:
-    return (
-        f"event: {kind}\ndata: ".encode()
-        + json.dumps({"type": kind, **obj}, separators=(",", ":")).encode()
-        + b"\n\n"
-    )
+    return f"event: {kind}\ndata: ".encode() + jsonio.dumps({"type": kind, **obj}) + b"\n\n"
 
 
 class EventStream:

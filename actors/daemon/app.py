@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from actors import jsonio
 from actors.daemon import anthropic_api, count_tokens, embeddings_api, openai_api, responses_api
 from actors.daemon.chat import ChatRequest, parse_json, session_key
 from actors.daemon.errors import APIError, from_llm_error
@@ -94,7 +94,7 @@ _API_ROUTES = (
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(obj, separators=(",", ":"), default=str).encode()
+    body = jsonio.dumps(obj, default=str)
     return Response(body, status, headers, media_type="application/json")
 
 

@@ -8,7 +8,6 @@ header value other than the request id: no key, no ``Authorization``.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from actors import jsonio
 from actors.daemon import anthropic_api, openai_api
 from actors.daemon.auth import OPEN_PATHS
 from actors.daemon.errors import APIError
@@ -141,7 +141,7 @@ async def _answer(
     extra: list[tuple[bytes, bytes]],
 ) -> None:
     body, headers = error_parts(path, error, request_id)
-    data = json.dumps(body).encode()
+    data = jsonio.dumps(body)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra]
     raw += [(k.encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": raw})

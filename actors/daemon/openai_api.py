@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from actors import jsonio
 from actors.daemon.chat import ChatRequest, bad_field, check_int, check_number, check_type
 from actors.daemon.errors import APIError
 from actors.errors import BadRequestError
@@ -124,7 +125,7 @@ def error_body(error: APIError) -> dict[str, Any]:
 
 
 def _event(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + jsonio.dumps(obj) + b"\n\n"
 
 
 class ChunkStream:

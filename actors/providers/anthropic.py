@@ -454,7 +454,7 @@ class AnthropicProvider(HTTPProvider):
         request = HTTPRequest(
             "POST", self.url("/v1/messages/count_tokens"), {**sent, "model": self.model.model_name}
         )
-        return self.parsed(await self._asend(request, timeout), _input_tokens)
+        return self.parsed(await self._afetch(request, timeout), _input_tokens)
 
 
 #: The parts of a messages body that count_tokens takes.

@@ -21,12 +21,13 @@ import functools
 import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
 import httpx
 
+from actors import jsonio
 from actors.config.models import ModelConfig
 from actors.errors import BadRequestError, ConfigError, LLMCallError, LLMError
 from actors.providers.clients import HTTPClients, default_clients, origin_of
@@ -41,6 +42,7 @@ from actors.providers.errors import (
     unexpected,
 )
 from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
+from actors.providers.upstream import TRANSPORT_ERRORS, Answer
 from actors.resilience.pacing import rate_limits_from_raw
 from actors.response import EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
 from actors.secrets import mask_in_httpx_log, shown_url
@@ -181,7 +183,7 @@ class StreamDecoder:
     def load(self, data: str) -> Any:
         """An event's JSON data, or the malformed-stream error."""
         try:
-            return json.loads(data)
+            return jsonio.loads(data)
         except ValueError:
             raise self.failed(malformed(self.ctx, "an event is not JSON", data)) from None
 
@@ -515,7 +517,7 @@ class HTTPProvider(Provider):
         request = self._prepare(messages, params, stream=False)
         start = _perf()
         if deadline is None:
-            return self._reply(self._send(request, timeout), start)
+            return self._reply(Answer.of(self._send(request, timeout)), start)
         # httpx bounds each read; reading the body in parts bounds the whole exchange too.
         client = self.clients.sync_client(self._origin)
         try:
@@ -529,18 +531,18 @@ class HTTPProvider(Provider):
                     parts.append(part)
         except httpx.HTTPError as exc:
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
-        return self._reply(response, start, b"".join(parts))
+        return self._reply(Answer.of(response, b"".join(parts)), start)
 
     async def acall(
         self, messages: Messages, params: Mapping[str, Any], *, timeout: float | None = None
     ) -> LLMResponse:
         request = self._prepare(messages, params, stream=False)
         start = _perf()
-        return self._reply(await self._asend(request, timeout), start)
+        return self._reply(await self._afetch(request, timeout), start)
 
     def probe(self, *, timeout: float | None = None) -> None:
         self.check_enabled()
-        self._probed(self._send(self.probe_request(), timeout))
+        self._probed(Answer.of(self._send(self.probe_request(), timeout)))
 
     def embed(
         self,
@@ -553,7 +555,9 @@ class HTTPProvider(Provider):
         self.check_enabled()
         request = self.build_embedding_request(inputs, params)
         start = _perf()
-        return self._reply(self._send(request, timeout), start, parse=self.parse_embedding_response)
+        return self._reply(
+            Answer.of(self._send(request, timeout)), start, parse=self.parse_embedding_response
+        )
 
     async def aembed(
         self, inputs: Sequence[Any], params: Mapping[str, Any], *, timeout: float | None = None
@@ -561,11 +565,11 @@ class HTTPProvider(Provider):
         self.check_enabled()
         request = self.build_embedding_request(inputs, params)
         start = _perf()
-        return self._reply(await self._asend(request, timeout), start, parse=self.parse_embedding_response)
+        return self._reply(await self._afetch(request, timeout), start, parse=self.parse_embedding_response)
 
     async def aprobe(self, *, timeout: float | None = None) -> None:
         self.check_enabled()
-        self._probed(await self._asend(self.probe_request(), timeout))
+        self._probed(await self._afetch(self.probe_request(), timeout))
 
     def stream(
         self,
@@ -580,11 +584,11 @@ class HTTPProvider(Provider):
         client = self.clients.sync_client(self._origin)
         try:
             with client.stream(request.method, request.url, **self._send_args(request, timeout)) as response:
-                if not _is_event_stream(response):
+                if not _is_event_stream(response.status_code, response.headers):
                     response.read()
-                    yield from self._whole(response)
+                    yield from self._whole(Answer.of(response))
                     return
-                decoder.rate_limits = self._rate_limits(response)
+                decoder.rate_limits = self._rate_limits(response.headers.raw)
                 for event in iter_sse(_until(response.iter_lines(), deadline, response)):
                     yield from decoder.feed(event)
             yield from decoder.end()
@@ -596,27 +600,25 @@ class HTTPProvider(Provider):
     ) -> AsyncIterator[StreamChunk]:
         request = self._prepare(messages, params, stream=True)
         decoder = self.stream_decoder()
-        shards = self.clients.async_shards(self._origin)
-        shard = shards.acquire()
+        headers, body = self._wire(request)
         try:
-            async with shards.clients[shard].stream(
-                request.method, request.url, **self._send_args(request, timeout)
-            ) as response:
-                if not _is_event_stream(response):
-                    await response.aread()
-                    for chunk in self._whole(response):
+            upstream = self.clients.upstream(self._origin)
+            async with upstream.stream(
+                request.method, request.url, headers, body, self._seconds(timeout)
+            ) as reply:
+                if not _is_event_stream(reply.status, reply.headers):
+                    whole = Answer(reply.status, reply.headers, reply.raw_headers, await reply.read())
+                    for chunk in self._whole(whole):
                         yield chunk
                     return
-                decoder.rate_limits = self._rate_limits(response)
-                async for event in aiter_sse(response.aiter_lines()):
+                decoder.rate_limits = self._rate_limits(reply.raw_headers)
+                async for event in aiter_sse(reply.lines()):
                     for chunk in decoder.feed(event):
                         yield chunk
             for chunk in decoder.end():
                 yield chunk
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise decoder.failed(classify_transport(self.errors, exc, self._seconds(timeout))) from exc
-        finally:
-            shards.release(shard)
 
     # -- the shared core ---------------------------------------------------------------------
 
@@ -631,16 +633,19 @@ class HTTPProvider(Provider):
                 f"{exc}); fix the request",
             ) from None
 
-    def _send_args(self, request: HTTPRequest, timeout: float | None) -> dict[str, Any]:
+    def _wire(self, request: HTTPRequest) -> tuple[dict[str, str], bytes | None]:
+        """The headers and encoded body of ``request``, for either client."""
         if request.json is None:
-            headers, content = self._headers, None
-        else:
-            # Encoded here rather than by httpx, so a body that cannot be JSON (NaN, a lone
-            # surrogate) is the caller's fault, told as such, and not an unexpected failure.
-            try:
-                headers, content = self._json_headers, encode_json(request.json)
-            except (ValueError, TypeError, RecursionError) as exc:
-                raise unencodable(self.errors, exc) from None
+            return self._headers, None
+        # Encoded here rather than by the client, so a body that cannot be JSON (NaN, a lone
+        # surrogate) is the caller's fault, told as such, and not an unexpected failure.
+        try:
+            return self._json_headers, encode_json(request.json)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise unencodable(self.errors, exc) from None
+
+    def _send_args(self, request: HTTPRequest, timeout: float | None) -> dict[str, Any]:
+        headers, content = self._wire(request)
         return {
             "headers": headers,
             "content": content,
@@ -655,58 +660,50 @@ class HTTPProvider(Provider):
         except httpx.HTTPError as exc:
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
 
-    async def _asend(self, request: HTTPRequest, timeout: float | None) -> httpx.Response:
-        shards = self.clients.async_shards(self._origin)
-        shard = shards.acquire()
+    async def _afetch(self, request: HTTPRequest, timeout: float | None) -> Answer:
+        headers, body = self._wire(request)
+        seconds = self._seconds(timeout)
         try:
-            return await shards.clients[shard].request(
-                request.method, request.url, **self._send_args(request, timeout)
-            )
-        except httpx.HTTPError as exc:
-            raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
-        finally:
-            shards.release(shard)
+            upstream = self.clients.upstream(self._origin)
+            return await upstream.fetch(request.method, request.url, headers, body, seconds)
+        except TRANSPORT_ERRORS as exc:
+            raise classify_transport(self.errors, exc, seconds) from exc
 
-    def _reply(
-        self, response: httpx.Response, start: float, body: bytes | None = None, parse: Any = None
-    ) -> Any:
+    def _reply(self, answer: Answer, start: float, parse: Any = None) -> Any:
         """The response for a completed exchange (``parse``d, by default as a chat reply), or its
         classified error."""
         elapsed = _perf() - start
-        reply = self.parsed(response, parse or self.parse_response, body)
+        reply = self.parsed(answer, parse or self.parse_response)
         reply.response_time = elapsed
-        reply.rate_limits = self._rate_limits(response)
+        reply.rate_limits = self._rate_limits(answer.raw_headers)
         return reply
 
-    def parsed(self, response: httpx.Response, parse: Any, body: bytes | None = None) -> Any:
+    def parsed(self, answer: Answer, parse: Any) -> Any:
         """``parse(JSON body)`` of a completed exchange, or its classified error."""
-        if body is None:
-            body = response.content
-        if not 200 <= response.status_code < 300:
-            raise classify_status(self.errors, response.status_code, response.headers, body)
+        status, body = answer.status_code, answer.content
+        if not 200 <= status < 300:
+            raise classify_status(self.errors, status, answer.headers, body)
         try:
-            data = json.loads(body)
+            data = jsonio.loads(body)
         except ValueError:
-            raise malformed(
-                self.errors, "the body is not JSON", body, status_code=response.status_code
-            ) from None
+            raise malformed(self.errors, "the body is not JSON", body, status_code=status) from None
         try:
             return parse(data)
         except _SHAPE_ERRORS as exc:
             why = f"unexpected shape: {type(exc).__name__}: {exc}"
-            raise malformed(self.errors, why, body, status_code=response.status_code) from None
+            raise malformed(self.errors, why, body, status_code=status) from None
 
-    def _rate_limits(self, response: httpx.Response) -> Any:
+    def _rate_limits(self, raw_headers: Iterable[tuple[bytes, bytes]]) -> Any:
         """What the answer's rate-limit headers say, unless the model turned pacing off."""
-        return rate_limits_from_raw(response.headers.raw) if self.model.pace_from_headers else None
+        return rate_limits_from_raw(raw_headers) if self.model.pace_from_headers else None
 
-    def _probed(self, response: httpx.Response) -> None:
-        if not 200 <= response.status_code < 300:
-            raise classify_status(self.errors, response.status_code, response.headers, response.content)
+    def _probed(self, answer: Answer) -> None:
+        if not 200 <= answer.status_code < 300:
+            raise classify_status(self.errors, answer.status_code, answer.headers, answer.content)
 
-    def _whole(self, response: httpx.Response) -> Sequence[StreamChunk]:
+    def _whole(self, answer: Answer) -> Sequence[StreamChunk]:
         """Chunks for a streamed request answered with a whole body: an error, or a JSON reply."""
-        reply = self._reply(response, _perf())
+        reply = self._reply(answer, _perf())
         final = StreamChunk(
             tool_calls=reply.tool_calls,
             finish_reason=reply.finish_reason,
@@ -720,7 +717,5 @@ class HTTPProvider(Provider):
         return (StreamChunk(delta=reply.content, instance=reply.instance, model=reply.model), final)
 
 
-def _is_event_stream(response: httpx.Response) -> bool:
-    return 200 <= response.status_code < 300 and "text/event-stream" in response.headers.get(
-        "content-type", ""
-    )
+def _is_event_stream(status: int, headers: Mapping[str, str]) -> bool:
+    return 200 <= status < 300 and "text/event-stream" in headers.get("content-type", "")

@@ -1,4 +1,4 @@
-"""Shared httpx clients: one sync client per origin, one async client per (event loop, origin)."""
+"""Shared HTTP clients: one httpx client per origin for sync calls, one upstream per event loop for async ones."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import weakref
 from typing import Any
 
 import httpx
+
+from actors.providers.upstream import AIOHTTP, AioUpstream, HttpxUpstream, Upstream
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -50,6 +52,10 @@ class HTTPClients:
     per running loop (weakly: the entry goes when the loop is garbage-collected) and a client is
     never handed to another loop.
 
+    The providers' async calls go through ``upstream()``: aiohttp when installed (see
+    ``actors.providers.upstream``), else these httpx clients. ``async_backend`` chooses:
+    ``"aiohttp"``, ``"httpx"``, or None for aiohttp when it can (installed, no HTTP/2).
+
     ``close()`` closes the sync clients and forgets the async clients of loops already closed.
     ``aclose()`` closes the calling loop's async clients; call it before a loop ends to close its
     connections cleanly. Clients of a loop that ended without ``aclose()`` are dropped with the
@@ -57,10 +63,20 @@ class HTTPClients:
     later call simply creates fresh clients.
     """
 
-    def __init__(self, *, limits: httpx.Limits | None = None, http2: bool = False) -> None:
+    def __init__(
+        self, *, limits: httpx.Limits | None = None, http2: bool = False, async_backend: str | None = None
+    ) -> None:
+        if async_backend not in (None, "aiohttp", "httpx"):
+            raise ValueError(f"async_backend must be 'aiohttp', 'httpx' or None, not {async_backend!r}")
+        if async_backend == "aiohttp" and not AIOHTTP:
+            raise ValueError("async_backend 'aiohttp' needs aiohttp: pip install 'llm-actors[daemon]'")
         self._limits = limits or DEFAULT_LIMITS
         self._http2 = http2
+        self.async_backend = async_backend or ("aiohttp" if AIOHTTP and not http2 else "httpx")
         self._lock = threading.Lock()
+        # Strongly held: an aiohttp session refers to its loop, so a weak key would never go.
+        # Entries of closed loops are dropped whenever a new loop comes, and by ``close()``.
+        self._upstreams: dict[asyncio.AbstractEventLoop, AioUpstream] = {}
         self._sync: dict[str, httpx.Client] = {}
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncShards]] = (
             weakref.WeakKeyDictionary()
@@ -75,6 +91,21 @@ class HTTPClients:
                 if client is None:
                     client = self._sync[origin] = httpx.Client(**self._options())
         return client
+
+    def upstream(self, origin: str) -> Upstream:
+        """The running loop's way to ``origin`` for the providers' async calls."""
+        if self.async_backend == "httpx":
+            return HttpxUpstream(self.async_shards(origin))
+        loop = asyncio.get_running_loop()
+        upstream = self._upstreams.get(loop)
+        if upstream is None:
+            with self._lock:
+                for old in [old for old in self._upstreams if old.is_closed()]:
+                    self._upstreams.pop(old).abandon()
+                upstream = self._upstreams.get(loop)
+                if upstream is None:
+                    upstream = self._upstreams[loop] = AioUpstream(self._limits, _ssl_context())
+        return upstream
 
     def async_client(self, origin: str) -> httpx.AsyncClient:
         """An async client for ``origin`` on the running event loop (the first of its shards)."""
@@ -114,6 +145,8 @@ class HTTPClients:
             clients, self._sync = list(self._sync.values()), {}
             for loop in [loop for loop in list(self._async.keys()) if loop.is_closed()]:
                 self._async.pop(loop, None)
+            for loop in [loop for loop in self._upstreams if loop.is_closed()]:
+                self._upstreams.pop(loop).abandon()
         for client in clients:
             client.close()
 
@@ -122,6 +155,9 @@ class HTTPClients:
         loop = asyncio.get_running_loop()
         with self._lock:
             by_origin = self._async.pop(loop, None) or {}
+            upstream = self._upstreams.pop(loop, None)
+        if upstream is not None:
+            await upstream.aclose()
         for shards in by_origin.values():
             for client in shards.clients:
                 await client.aclose()
@@ -140,7 +176,8 @@ class HTTPClients:
         self.close()
 
     def __repr__(self) -> str:
-        return f"HTTPClients(sync={sorted(self._sync)}, loops={len(self._async)})"
+        loops = len(self._async) + len(self._upstreams)
+        return f"HTTPClients(sync={sorted(self._sync)}, loops={loops}, async_backend={self.async_backend!r})"
 
 
 class AsyncShards:

@@ -6,7 +6,7 @@ translated here::
     HTTP status + headers + body ──► classify_status ───► an LLMCallError subclass (table below)
     an error object in a 2xx body
     or in a stream (Anthropic ``event: error``) ──► classify_payload ──► the same, by error type
-    httpx exception ──────────────► classify_transport ─► LLMTimeoutError / ServiceUnavailableError
+    httpx or aiohttp exception ───► classify_transport ─► LLMTimeoutError / ServiceUnavailableError
     2xx with a body we cannot read ─► malformed ─────────► ServiceUnavailableError
     any of these after a stream's first chunk ─► interrupted ─► StreamInterruptedError
 
@@ -34,6 +34,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+
+try:
+    import aiohttp
+except ImportError:  # pragma: no cover - the daemon extra is not installed
+    aiohttp = None  # type: ignore[assignment]
 
 from actors.errors import (
     AuthenticationError,
@@ -180,10 +185,11 @@ def classify_payload(ctx: ErrorContext, payload: Any, status: int | None = None)
     return _classify(ctx, status, {}, text, code, where="error object in the reply")
 
 
-def classify_transport(ctx: ErrorContext, exc: httpx.HTTPError, timeout: float) -> LLMCallError:
-    """The error for an httpx exception: timeouts, refused or dropped connections."""
+def classify_transport(ctx: ErrorContext, exc: BaseException, timeout: float) -> LLMCallError:
+    """The error for an httpx or aiohttp exception: timeouts, refused or dropped connections."""
     detail = ctx.clean(str(exc)) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
+    kind = _transport_kind(exc)
+    if kind == "timeout":
         phase = _TIMEOUT_PHASES.get(type(exc), "waiting")
         return ctx.error(
             LLMTimeoutError,
@@ -191,14 +197,14 @@ def classify_transport(ctx: ErrorContext, exc: httpx.HTTPError, timeout: float) 
             f"{ctx.base_url}",
             error_code="timeout",
         )
-    if isinstance(exc, httpx.ConnectError):
+    if kind == "connect":
         return ctx.error(
             ServiceUnavailableError,
             f"{ctx.provider} could not connect to {ctx.base_url} ({detail}); check base_url and that the "
             "server is up",
             error_code="connect_error",
         )
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+    if kind == "dropped":
         return ctx.error(
             ServiceUnavailableError,
             f"{ctx.provider} dropped the connection ({detail}); another instance may take the request",
@@ -209,6 +215,27 @@ def classify_transport(ctx: ErrorContext, exc: httpx.HTTPError, timeout: float) 
         f"{ctx.provider} transport error {type(exc).__name__} ({detail}); check base_url {ctx.base_url}",
         error_code="transport_error",
     )
+
+
+def _transport_kind(exc: BaseException) -> str:
+    """``timeout``, ``connect``, ``dropped`` or ``other``, for either library's exceptions."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+        return "dropped"
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return "timeout"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return "connect"
+        # A connection closed or reset mid-exchange, a body cut short, or one that breaks HTTP.
+        if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+            return "dropped"
+        if isinstance(exc, aiohttp.ClientResponseError) and exc.status in (0, 400):
+            return "dropped"
+    return "other"
 
 
 def malformed(
@@ -280,6 +307,9 @@ _TIMEOUT_PHASES: dict[type, str] = {
     httpx.WriteTimeout: "sending the request",
     httpx.PoolTimeout: "waiting for a free connection",
 }
+if aiohttp is not None:
+    _TIMEOUT_PHASES[aiohttp.ConnectionTimeoutError] = "connecting"
+    _TIMEOUT_PHASES[aiohttp.SocketTimeoutError] = "waiting for the answer"
 
 
 def _classify(

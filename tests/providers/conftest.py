@@ -16,9 +16,12 @@ MakeProvider = Callable[..., Provider]
 
 
 @pytest.fixture
-async def clients() -> AsyncIterator[HTTPClients]:
-    """Fresh clients per test; the loop's async clients and the sync ones are closed after."""
-    shared = HTTPClients()
+async def clients(request: pytest.FixtureRequest) -> AsyncIterator[HTTPClients]:
+    """Fresh clients per test; the loop's async clients and the sync ones are closed after.
+    In ``async-httpx`` mode the async calls go through httpx rather than aiohttp."""
+    callspec = getattr(request.node, "callspec", None)
+    mode = callspec.params.get("mode") if callspec is not None else None
+    shared = HTTPClients(async_backend="httpx" if mode == "async-httpx" else None)
     yield shared
     await shared.aclose()
     shared.close()
@@ -29,7 +32,7 @@ def shape(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "async-httpx"])
 def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -447,14 +447,15 @@ def test_a_stream_answered_with_a_whole_json_body_still_yields_chunks():
 
     from actors.config.models import ModelConfig
     from actors.providers import HTTPClients, OpenAIProvider
+    from actors.providers.upstream import Answer
 
     provider = OpenAIProvider(ModelConfig(name="i", model_type="openai", model_name="gpt"), HTTPClients())
     body = {
         "choices": [{"message": {"content": "whole"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 1},
     }
-    chunks = provider._whole(httpx.Response(200, json=body))
+    chunks = provider._whole(Answer.of(httpx.Response(200, json=body)))
     assert [c.delta for c in chunks] == ["whole", ""]
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage.prompt_tokens == 1
     with pytest.raises(RateLimitError):
-        provider._whole(httpx.Response(429, json={"error": {"message": "slow"}}))
+        provider._whole(Answer.of(httpx.Response(429, json={"error": {"message": "slow"}})))

@@ -1,0 +1,348 @@
+"""The async upstream exchange: aiohttp under the providers' async calls, httpx where it is absent.
+
+Profiling the daemon under load showed httpx's async stack (httpx, httpcore, anyio, h11)
+taking about half of the daemon's CPU per request; aiohttp's client (a C HTTP parser, native
+to asyncio) does the same exchange for about a third of that CPU. The providers see neither:
+an exchange is a ``Reply`` (status, headers, body or lines), and the errors of both libraries
+are classified at the one boundary, ``actors.providers.errors.classify_transport``. Without
+aiohttp (it comes with the ``daemon`` extra), or with HTTP/2 asked for, the same interface runs
+on httpx. httpx stays the sync client and the client users configure (``httpx.Limits``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import urllib.request
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+try:
+    import aiohttp
+except ImportError:  # pragma: no cover - the daemon extra is not installed
+    aiohttp = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    import ssl
+
+    from actors.providers.clients import AsyncShards
+
+__all__ = [
+    "AIOHTTP",
+    "TRANSPORT_ERRORS",
+    "AioUpstream",
+    "Answer",
+    "HttpxUpstream",
+    "LineSplitter",
+    "Reply",
+    "Upstream",
+]
+
+# httpx logs each request at info; here it is debug, so the hot path pays one level check.
+_log = logging.getLogger("actors.upstream")
+
+#: Whether aiohttp is installed.
+AIOHTTP = aiohttp is not None
+
+#: What an exchange may raise for a transport failure (classified by ``classify_transport``).
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    (httpx.HTTPError, aiohttp.ClientError) if aiohttp is not None else (httpx.HTTPError,)
+)
+
+_NEWLINES = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")  # what ``str.splitlines`` splits on
+
+
+class Answer:
+    """A finished exchange, whichever client made it (named as on ``httpx.Response``)."""
+
+    __slots__ = ("content", "headers", "raw_headers", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Mapping[str, str],
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        content: bytes,
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.raw_headers = raw_headers
+        self.content = content
+
+    @classmethod
+    def of(cls, response: httpx.Response, content: bytes | None = None) -> Answer:
+        """An httpx response (read), or its status and headers with ``content``."""
+        body = response.content if content is None else content
+        return cls(response.status_code, response.headers, response.headers.raw, body)
+
+
+class Reply(Protocol):
+    """One upstream response being read."""
+
+    status: int
+    headers: Mapping[str, str]
+    raw_headers: Iterable[tuple[bytes, bytes]]
+
+    async def read(self) -> bytes: ...
+
+    def lines(self) -> AsyncIterator[str]: ...
+
+
+class Upstream(Protocol):
+    """One event loop's way to the providers' servers."""
+
+    async def fetch(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> Answer:
+        """Status, headers and whole body."""
+        ...
+
+    def stream(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> Any:
+        """An async context manager giving a ``Reply`` whose body is not read yet."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    def abandon(self) -> None:
+        """Forget the connections of a loop that has closed (they cannot be closed cleanly)."""
+        ...
+
+
+class LineSplitter:
+    """Text in pieces, whole lines out without their endings, split as httpx's ``aiter_lines``."""
+
+    __slots__ = ("_cr", "_parts")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._cr = False  # the last piece ended in "\r": its "\n" may come first in the next
+
+    def feed(self, text: str) -> list[str]:
+        if self._cr:
+            text, self._cr = "\r" + text, False
+        if text.endswith("\r"):
+            text, self._cr = text[:-1], True
+        if not text:
+            return []
+        ended = text[-1] in _NEWLINES
+        lines = text.splitlines()
+        if len(lines) == 1 and not ended:
+            self._parts.append(lines[0])
+            return []
+        if self._parts:
+            lines[0] = "".join(self._parts) + lines[0]
+            self._parts = []
+        if not ended:
+            self._parts = [lines.pop()]
+        return lines
+
+    def flush(self) -> list[str]:
+        if not self._parts and not self._cr:
+            return []
+        line, self._parts, self._cr = "".join(self._parts), [], False
+        return [line]
+
+
+class _AioReply:
+    __slots__ = ("_response", "headers", "raw_headers", "status")
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.status: int = response.status
+        self.headers: Mapping[str, str] = response.headers
+        self.raw_headers: Iterable[tuple[bytes, bytes]] = response.raw_headers
+
+    async def read(self) -> bytes:
+        return await self._response.read()
+
+    async def lines(self) -> AsyncIterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        splitter = LineSplitter()
+        async for piece in self._response.content.iter_any():
+            for line in splitter.feed(decoder.decode(piece)):
+                yield line
+        for line in splitter.feed(decoder.decode(b"", final=True)) + splitter.flush():
+            yield line
+
+
+class _AioStream:
+    __slots__ = ("_request", "_response")
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        self._response: Any = None
+
+    async def __aenter__(self) -> _AioReply:
+        self._response = response = await self._request
+        _logged(response)
+        return _AioReply(response)
+
+    async def __aexit__(self, kind: object, exc: object, tb: object) -> None:
+        # A body left unread (the caller stopped, or failed) closes the connection rather than
+        # returning it to the pool; a fully read one goes back for the next request.
+        self._response.release()
+
+
+class AioUpstream:
+    """aiohttp: one session (and connection pool) for one event loop, created on first use."""
+
+    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
+        assert aiohttp is not None
+        self._limits = limits
+        self._ssl = ssl_context
+        self._session: Any = None
+        self._timeouts: dict[float, Any] = {}
+
+    def _open(self) -> Any:
+        connector = aiohttp.TCPConnector(
+            limit=self._limits.max_connections or 0,
+            limit_per_host=0,
+            keepalive_timeout=self._limits.keepalive_expiry,
+            ssl=self._ssl,
+        )
+        # Proxies from the environment, as httpx honours them; looked up only if any is set
+        # (aiohttp reads the environment on every request when asked to).
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a gateway must not carry one caller's cookies to the next
+            trust_env=bool(urllib.request.getproxies()),
+        )
+        return self._session
+
+    def _timeout(self, seconds: float) -> Any:
+        # Attempt timeouts repeat (the model's own) or are clipped by a deadline (all distinct):
+        # keep the repeated ones only.
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=seconds, sock_connect=seconds, sock_read=seconds
+            )
+            if len(self._timeouts) < 64:
+                self._timeouts[seconds] = timeout
+        return timeout
+
+    def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> Any:
+        session = self._session or self._open()
+        return session.request(
+            method, url, headers=headers, data=body, timeout=self._timeout(timeout), allow_redirects=False
+        )
+
+    async def fetch(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> Answer:
+        response = await self._request(method, url, headers, body, timeout)
+        _logged(response)
+        try:
+            data = await response.read()
+        finally:
+            response.release()
+        return Answer(response.status, response.headers, response.raw_headers, data)
+
+    def stream(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> _AioStream:
+        return _AioStream(self._request(method, url, headers, body, timeout))
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def abandon(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and session.connector is not None:
+            # The public close() returns an awaitable that a closed loop cannot run; this marks
+            # the pool closed (so collection does not warn) and the sockets go with it.
+            session.connector._close()
+
+
+def _logged(response: Any) -> None:
+    if _log.isEnabledFor(logging.DEBUG):  # the URL never has credentials: they go in a header
+        _log.debug(
+            'HTTP Request: %s %s "HTTP/%s.%s %d %s"',
+            response.method,
+            response.url,
+            *response.version,
+            response.status,
+            response.reason,
+        )
+
+
+class _HttpxReply:
+    __slots__ = ("_response", "headers", "raw_headers", "status")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers
+        self.raw_headers = response.headers.raw
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+    def lines(self) -> AsyncIterator[str]:
+        return self._response.aiter_lines()
+
+
+class _HttpxStream:
+    __slots__ = ("_context", "_shard", "_shards")
+
+    def __init__(self, shards: AsyncShards, context: Any, shard: int) -> None:
+        self._shards = shards
+        self._context = context
+        self._shard = shard
+
+    async def __aenter__(self) -> _HttpxReply:
+        try:
+            return _HttpxReply(await self._context.__aenter__())
+        except BaseException:
+            self._shards.release(self._shard)
+            raise
+
+    async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        try:
+            await self._context.__aexit__(kind, exc, tb)
+        finally:
+            self._shards.release(self._shard)
+
+
+class HttpxUpstream:
+    """httpx over ``AsyncShards``: without aiohttp, or for HTTP/2."""
+
+    def __init__(self, shards: AsyncShards) -> None:
+        self.shards = shards
+
+    async def fetch(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> Answer:
+        shards = self.shards
+        shard = shards.acquire()
+        try:
+            response = await shards.clients[shard].request(
+                method, url, headers=headers, content=body, timeout=timeout
+            )
+        finally:
+            shards.release(shard)
+        return Answer.of(response)
+
+    def stream(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> _HttpxStream:
+        shard = self.shards.acquire()
+        context = self.shards.clients[shard].stream(
+            method, url, headers=headers, content=body, timeout=timeout
+        )
+        return _HttpxStream(self.shards, context, shard)
+
+    async def aclose(self) -> None:
+        for client in self.shards.clients:
+            await client.aclose()
+
+    def abandon(self) -> None:
+        pass  # httpx's pools hold no loop; their sockets close when collected
