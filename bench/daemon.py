@@ -1,23 +1,25 @@
-"""The daemon's throughput and added latency, as ratios to the fake provider called directly.
+"""The daemon against the bars of issue 12, as ratios to the fake provider called directly.
 
-    python bench/daemon.py                 # 3 rounds of 5 s per side (about 40 s)
-    python bench/daemon.py --quick         # 2 rounds of 2 s per side
-    python bench/daemon.py --seconds 10 --rounds 5 --connections 64
+    python bench/daemon.py                 # about 4 minutes
+    python bench/daemon.py --quick         # about 1 minute, 20,000 requests for the memory figure
 
-Three processes: the fake provider (``python -m actors fake-provider``), the daemon
-(``python -m actors serve`` over a round-robin pool of three instances on that fake), and this
-one, the load generator: asyncio with ``--connections`` workers, each with its own
-``httpx.AsyncClient`` and keep-alive connection, each sending requests back to back for the round's
-seconds. Each round measures both sides with the same generator: directly to the fake (the
-exact JSON body the daemon sends upstream, built by the same provider code) and through the
-daemon (an OpenAI chat completion naming the pool's wrapper). The sides alternate order from
-round to round to cancel drift; each side warms up before it is timed. The daemon writes its
-access log (to /dev/null), as it would in production.
+Processes: the fake provider (``python -m actors fake-provider``), the daemon (``python -m
+actors serve`` over a round-robin pool of three instances on that fake, access log on, written
+to /dev/null), a second daemon over the in-process simulated provider (no upstream HTTP), the
+LiteLLM proxy over the same fake when ``litellm`` is installed (``pip install
+'llm-actors[bench]'``), and the load generator: ``wrk`` (C, an event loop per thread, so it is
+not the bottleneck). The fake called directly receives the exact body the daemon sends upstream,
+built by the same provider code. Sides alternate their order from round to round, and every
+figure is compared within the same run, so a machine busy with other work moves both sides.
 
-Figures: throughput of each side, the ratio daemon/direct, median and p99 latency, the
-daemon's added median latency, and CPU time per request of the daemon and of the fake. A third
-side, a second daemon whose models are the in-process simulated provider with no latency,
-shows what the daemon costs without any upstream HTTP call (``--no-simulated`` skips it).
+Figures and bars (on a 2-core machine):
+
+- throughput at ``--connections`` (64): daemon / direct >= 0.09 (aim 0.2); CPU per request;
+- median latency at 1 connection: daemon - direct <= 1.0 ms (aim 0.5);
+- streaming: time to the first event, daemon - direct <= 1 ms; 500 concurrent streams complete;
+- memory: the daemon's RSS after 100,000 requests <= 1.2 x its RSS after 1,000.
+
+Exits 1 if a bar is missed.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +43,11 @@ sys.path.insert(0, str(_HERE))
 if str(_REPO) not in sys.path:
     sys.path.insert(1, str(_REPO))
 
+import aiohttp  # noqa: E402
 import httpx  # noqa: E402
+from _servers import DaemonProcess, LiteLLMProcess, litellm_available, rss_bytes  # noqa: E402
 from _topology import FakeProcess, FakeURLs, write_topology  # noqa: E402
+from _wrk import Run, available, script, wrk  # noqa: E402
 
 from actors.messages import normalize_messages  # noqa: E402
 from actors.providers.base import merge_params  # noqa: E402
@@ -53,29 +58,42 @@ MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}
 PARAMS = {"max_tokens": 16}
 MEMBERS = ("a", "b", "c")
 WRAPPER = "bench"
+JSON = {"content-type": "application/json"}
 
 
 @dataclass
 class Side:
-    """One way of sending the request, and what its rounds measured."""
+    """One way of sending the request, and what its runs measured."""
 
     name: str
     url: str
     body: bytes
     headers: dict[str, str]
-    server: str = ""  # the key in ``pids`` of the daemon serving this side, if any
-    done: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+    stream_body: bytes = b""
+    pid: int | None = None  # the server process, when it is not the fake
+    lua: Path | None = None
+    load: list[Run] = field(default_factory=list)
+    single: list[Run] = field(default_factory=list)
+    cpu: float = 0.0  # this side's server's CPU seconds over the load runs
+    fake_cpu: float = 0.0
+    ttfb: list[float] = field(default_factory=list)
 
-    @property
     def rate(self) -> float:
-        return self.done / self.seconds if self.seconds else 0.0
+        seconds = sum(r.seconds for r in self.load)
+        return sum(r.requests for r in self.load) / seconds if seconds else 0.0
 
-    def pct(self, q: float) -> float:
-        s = sorted(self.latencies)
-        return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+    def errors(self) -> int:
+        return sum(r.errors + r.status_errors for r in self.load + self.single)
+
+    def median(self) -> float:
+        return statistics.median(r.p50 for r in self.single) if self.single else float("nan")
+
+    def p99(self) -> float:
+        return statistics.median(r.p99 for r in self.single) if self.single else float("nan")
+
+    def per_request(self, seconds: float) -> float:
+        done = sum(r.requests for r in self.load)
+        return seconds / done * 1e6 if done else float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -87,64 +105,7 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-class DaemonProcess:
-    """``python -m actors serve --port 0`` in a child process; ``url`` once it answers /healthz."""
-
-    def __init__(self, config: Path, log_level: str) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])),
-        }
-        argv = [
-            sys.executable,
-            "-m",
-            "actors",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            "0",
-            "--log-level",
-            log_level,
-            "--grace",
-            "5",
-        ]
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(_REPO), env=env
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http://"):
-            self.stop()
-            raise SystemExit(f"the daemon did not start (said {self.url!r}); run it by hand to see why")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.stop()
-        raise SystemExit("the daemon never answered /healthz")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return self.proc.returncode
-
-
-def upstream_request(root: Path) -> tuple[str, bytes, dict[str, str]]:
+def upstream_request(root: Path, stream: bool) -> tuple[str, bytes, dict[str, str]]:
     """The URL, JSON body and headers of the daemon's attempt on instance ``a``, built by the
     same code (pool defaults, model parameters, provider codec), so both sides send the same bytes."""
     with Runtime.from_config(root) as rt:
@@ -152,161 +113,238 @@ def upstream_request(root: Path) -> tuple[str, bytes, dict[str, str]]:
         provider = rt.table.gates["a"].client
         target = rt.table.targets[pool_label("p")]
         merged = merge_params(provider.model.parameters, target.merge(dict(PARAMS)))
-        request = provider.build_request(normalize_messages(MESSAGES), merged, stream=False)
-        headers = {**provider._headers, "content-type": "application/json"}
-        return request.url, json.dumps(request.json).encode(), headers
+        request = provider.build_request(normalize_messages(MESSAGES), merged, stream=stream)
+        headers, body = provider._wire(request)  # type: ignore[attr-defined]
+        assert body is not None
+        return request.url, body, dict(headers)
 
 
-async def run_side(clients: list[httpx.AsyncClient], side: Side, seconds: float, record: bool) -> None:
-    """One coroutine per client sending back to back for ``seconds``; counts only when ``record``."""
-    perf = time.perf_counter
-    stop_at = perf() + seconds
-    latencies: list[float] = []
-    counts = [0, 0]  # done, errors
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while (t0 := perf()) < stop_at:
-            try:
-                r = await client.post(side.url, content=side.body, headers=side.headers)
-                ok = r.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            latencies.append(perf() - t0)
-            counts[0 if ok else 1] += 1
-
-    t0 = perf()
-    await asyncio.gather(*(worker(c) for c in clients))
-    if record:
-        side.seconds += perf() - t0
-        side.done += counts[0]
-        side.errors += counts[1]
-        side.latencies += latencies
+def alternate(sides: list[Side], rounds: int, measure: Callable[[Side], None]) -> None:
+    for r in range(rounds):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            measure(side)
 
 
-async def measure(
-    sides: list[Side], args: argparse.Namespace, pids: dict[str, int]
-) -> dict[str, dict[str, float]]:
-    # One client (one keep-alive connection) per worker: httpcore's pool assigns queued requests
-    # to connections in O(connections x waiting), which at 64 on one client costs the generator
-    # far more CPU than either server and would measure the generator, not the servers.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    cpu: dict[str, dict[str, float]] = {s.name: {p: 0.0 for p in pids} for s in sides}
-    clients = {
-        s.name: [httpx.AsyncClient(limits=limits, timeout=30) for _ in range(args.connections)] for s in sides
-    }
+def throughput(sides: list[Side], args: argparse.Namespace, fake_pid: int) -> None:
+    for side in sides:  # open the connections and warm every path up
+        assert side.lua is not None
+        wrk(side.url, side.lua, connections=args.connections, seconds=1)
+
+    def measure(side: Side) -> None:
+        assert side.lua is not None
+        before = cpu_seconds(side.pid) if side.pid else 0.0
+        fake_before = cpu_seconds(fake_pid)
+        side.load.append(wrk(side.url, side.lua, connections=args.connections, seconds=args.seconds))
+        side.fake_cpu += cpu_seconds(fake_pid) - fake_before
+        if side.pid:
+            side.cpu += cpu_seconds(side.pid) - before
+
+    alternate(sides, args.rounds, measure)
+
+
+def latency(sides: list[Side], args: argparse.Namespace) -> None:
+    def measure(side: Side) -> None:
+        assert side.lua is not None
+        side.single.append(wrk(side.url, side.lua, connections=1, seconds=args.seconds, threads=1))
+
+    alternate(sides, args.rounds, measure)
+
+
+async def _first_event(session: aiohttp.ClientSession, side: Side) -> tuple[float, bool]:
+    """Seconds to the first ``data:`` bytes of a stream, and whether it ended with its terminator."""
+    t0 = time.perf_counter()
+    first = 0.0
+    seen = b""
+    async with session.post(side.url, data=side.stream_body, headers=side.headers) as response:
+        async for piece in response.content.iter_any():
+            if not first and b"data:" in (seen + piece):
+                first = time.perf_counter() - t0
+            seen = (seen + piece)[-64:]
+        ok = response.status == 200 and (b"[DONE]" in seen or b"message_stop" in seen)
+    return first, ok
+
+
+async def streaming(sides: list[Side], args: argparse.Namespace) -> None:
+    """Time to the first event at one connection, alternating sides, ``args.streams`` per round."""
+    sessions = {s.name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for s in sides}
     try:
-        for side in sides:  # open the connections and warm every path up
-            await run_side(clients[side.name], side, args.warmup, record=False)
+        for side in sides:
+            for _ in range(20):
+                await _first_event(sessions[side.name], side)
         for r in range(args.rounds):
             for side in sides if r % 2 == 0 else sides[::-1]:
-                await run_side(clients[side.name], side, args.warmup / 2, record=False)
-                before = {p: cpu_seconds(pid) for p, pid in pids.items()}
-                await run_side(clients[side.name], side, args.seconds, record=True)
-                for p, pid in pids.items():
-                    cpu[side.name][p] += cpu_seconds(pid) - before[p]
+                for _ in range(args.streams):
+                    first, _ = await _first_event(sessions[side.name], side)
+                    side.ttfb.append(first)
     finally:
-        for client in (c for cs in clients.values() for c in cs):
-            await client.aclose()
-    return cpu
+        for session in sessions.values():
+            await session.close()
+
+
+async def concurrent_streams(side: Side, count: int) -> tuple[int, float]:
+    """``count`` streams at once through ``side``; how many completed, and the seconds it took."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        t0 = time.perf_counter()
+
+        async def one() -> bool:
+            try:
+                return (await _first_event(session, side))[1]
+            except (aiohttp.ClientError, TimeoutError):
+                return False
+
+        results = await asyncio.gather(*(one() for _ in range(count)))
+        return sum(results), time.perf_counter() - t0
+
+
+def memory(root: Path, daemon_side: Side, args: argparse.Namespace, tmp: Path) -> tuple[int, int, int]:
+    """A fresh daemon's RSS after 1,000 requests and after ``args.memory_requests``."""
+    with DaemonProcess(root, args.log_level) as daemon:
+        url = daemon.url + "/v1/chat/completions"
+        with httpx.Client(timeout=30) as client:
+            for _ in range(1000):
+                client.post(url, content=daemon_side.body, headers=daemon_side.headers)
+        first = rss_bytes(daemon.pid)
+        done = 1000
+        lua = script(tmp, "memory", daemon_side.body, daemon_side.headers)
+        while done < args.memory_requests:
+            done += wrk(url, lua, connections=args.connections, seconds=5).requests
+        return first, rss_bytes(daemon.pid), done
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--seconds", type=float, default=5.0, help="timed seconds per side per round (default 5)"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, each timing both sides (default 3)")
-    parser.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per side (default 1)")
-    parser.add_argument(
-        "--log-level", default="info", help="the daemon's log level (default info: access logs on)"
-    )
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s per side")
-    parser.add_argument(
-        "--no-simulated",
-        dest="simulated",
-        action="store_false",
-        help="skip the daemon over the simulated provider",
-    )
+    add = parser.add_argument
+    add("--seconds", type=int, default=5, help="seconds per wrk run (default 5)")
+    add("--rounds", type=int, default=3, help="rounds, each measuring every side (default 3)")
+    add("--connections", type=int, default=64, help="connections for the throughput runs (default 64)")
+    add("--streams", type=int, default=200, help="streams per side per round for the first-event time")
+    add("--concurrent-streams", type=int, default=500, help="streams at once (default 500)")
+    add("--memory-requests", type=int, default=100_000, help="requests before the second RSS reading")
+    add("--log-level", default="info", help="the daemons' log level (default info: access logs on)")
+    add("--quick", action="store_true", help="2 rounds of 2 s, 50 streams, 20,000 requests for memory")
+    add("--no-simulated", dest="simulated", action="store_false", help="skip the simulated daemon")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.rounds, args.warmup = 2.0, 2, 0.5
+        args.seconds, args.rounds, args.streams, args.memory_requests = 2, 2, 50, 20_000
+    if not available():
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
 
     machine = f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s)"
-    print(
-        f"llm-actors daemon benchmark: {args.connections} connections, {args.rounds} x {args.seconds:g} s per side; {machine}"
-    )
-    with FakeProcess() as fake, tempfile.TemporaryDirectory(prefix="llm-actors-bench-") as tmp:
-        root = write_topology(
-            Path(tmp),
-            FakeURLs(fake.url),
-            models={n: {"model_name": "bench-model", "timeout": 30} for n in MEMBERS},
-            groups={"g": {"echelon1": {"models": list(MEMBERS), "priority": 1}}},
-            pools={"p": {"task_groups": ["g.echelon1"], "rotation_strategy": "round_robin"}},
-            wrappers={WRAPPER: {"type": "polling_pool", "pool": "p"}},
-        )
-        url, body, headers = upstream_request(root)
-        sim_root = write_topology(
-            Path(tmp) / "simulated",
-            None,
-            models={
-                n: {"model_type": "simulated", "model_name": "bench-model", "simulation": {"latency": 0}}
-                for n in MEMBERS
-            },
-            groups={"g": {"echelon1": {"models": list(MEMBERS), "priority": 1}}},
-            pools={"p": {"task_groups": ["g.echelon1"], "rotation_strategy": "round_robin"}},
-            wrappers={WRAPPER: {"type": "polling_pool", "pool": "p"}},
-        )
-        daemons = {"daemon": DaemonProcess(root, args.log_level)}
+    load_before = os.getloadavg()
+    print(f"llm-actors daemon benchmark: {machine}; load average {load_before[0]:.2f} at the start")
+    with FakeProcess() as fake, tempfile.TemporaryDirectory(prefix="llm-actors-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        pool = {
+            "groups": {"g": {"echelon1": {"models": list(MEMBERS), "priority": 1}}},
+            "pools": {"p": {"task_groups": ["g.echelon1"], "rotation_strategy": "round_robin"}},
+            "wrappers": {WRAPPER: {"type": "polling_pool", "pool": "p"}},
+        }
+        models = {n: {"model_name": "bench-model", "timeout": 30} for n in MEMBERS}
+        root = write_topology(tmp / "fake", FakeURLs(fake.url), models=models, **pool)
+        simulated = {
+            n: {"model_type": "simulated", "model_name": "bench-model", "simulation": {"latency": 0}}
+            for n in MEMBERS
+        }
+        sim_root = write_topology(tmp / "simulated", None, models=simulated, **pool)
+        url, body, headers = upstream_request(root, stream=False)
+        _, stream_body, _ = upstream_request(root, stream=True)
+        request = {"model": WRAPPER, "messages": MESSAGES, **PARAMS}
+        daemon_body = json.dumps(request).encode()
+        daemon_stream = json.dumps({**request, "stream": True}).encode()
+        servers: dict[str, DaemonProcess | LiteLLMProcess] = {}
         try:
+            sides = [Side("direct", url, body, headers, stream_body)]
+            daemon = DaemonProcess(root, args.log_level).start()
+            servers["daemon"] = daemon
+            path = "/v1/chat/completions"
+            sides.append(Side("daemon", daemon.url + path, daemon_body, JSON, daemon_stream, daemon.pid))
             if args.simulated:
-                daemons["daemon/sim"] = DaemonProcess(sim_root, args.log_level)
-            request = json.dumps({"model": WRAPPER, "messages": MESSAGES, **PARAMS}).encode()
-            json_header = {"content-type": "application/json"}
-            sides = [Side("direct", url, body, headers)]
-            sides += [
-                Side(name, d.url + "/v1/chat/completions", request, json_header, name)
-                for name, d in daemons.items()
-            ]
-            check = [
-                httpx.post(side.url, content=side.body, headers=side.headers, timeout=10) for side in sides
-            ]
+                sim = DaemonProcess(sim_root, args.log_level).start()
+                servers["daemon/sim"] = sim
+                sides.append(Side("daemon/sim", sim.url + path, daemon_body, JSON, daemon_stream, sim.pid))
+            if litellm_available():
+                proxy = LiteLLMProcess(fake.url, tmp).start()
+                servers["litellm"] = proxy
+                body_l = json.dumps({**request, "model": "bench"}).encode()
+                sides.append(Side("litellm", proxy.url + path, body_l, JSON, b"", proxy.pid))
+            check = [httpx.post(s.url, content=s.body, headers=s.headers, timeout=30) for s in sides]
             texts = {r.json()["choices"][0]["message"]["content"] for r in check}
             if len(texts) != 1:
                 raise SystemExit(f"the paths disagree: {sorted(texts)}")
-            pids = {"fake": fake.pid, **{name: d.pid for name, d in daemons.items()}}
-            cpu = asyncio.run(measure(sides, args, pids))
+            for side in sides:
+                side.lua = script(tmp, side.name.replace("/", "-"), side.body, side.headers)
+            print("  throughput ...", flush=True)
+            throughput(sides, args, fake.pid)
+            print("  latency at 1 connection ...", flush=True)
+            latency(sides, args)
+            print("  streaming ...", flush=True)
+            asyncio.run(streaming(sides[:2], args))
+            for member in MEMBERS:  # slow streams, so that all of them are open at once
+                httpx.post(f"{fake.url}/_control/{member}", json={"chunk_delay": 0.02}).raise_for_status()
+            completed, took = asyncio.run(concurrent_streams(sides[1], args.concurrent_streams))
+            for member in MEMBERS:
+                httpx.delete(f"{fake.url}/_control/{member}").raise_for_status()
         finally:
-            statuses = {name: d.stop() for name, d in daemons.items()}
-    report(sides, cpu, statuses)
-    return 0
+            statuses = {name: server.stop() for name, server in servers.items()}
+        print("  memory ...", flush=True)
+        rss = memory(root, sides[1], args, tmp)
+    load_after = os.getloadavg()
+    return report(sides, (completed, took, args.concurrent_streams), rss, statuses, load_before, load_after)
 
 
-def report(sides: list[Side], cpu: dict[str, dict[str, float]], statuses: dict[str, int | None]) -> None:
-    direct = sides[0]
+def report(
+    sides: list[Side],
+    streams: tuple[int, float, int],
+    rss: tuple[int, int, int],
+    statuses: dict[str, int | None],
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+) -> int:
+    direct, daemon = sides[0], sides[1]
+    print(f"\n  fake provider called directly: the body the daemon sends upstream ({len(direct.body)} bytes)")
     print(
-        f"  fake provider called directly: the same body the daemon sends upstream ({len(direct.body)} bytes)"
-    )
-    print(
-        "  side         requests  errors     req/s   median ms   p90 ms   p99 ms   daemon CPU/req   fake CPU/req"
+        "  side         req/s @64   ratio   median @1   p99 @1   added median   server CPU/req   fake CPU/req  errors"
     )
     for side in sides:
-        per = {p: (c / side.done * 1e6 if side.done else float("nan")) for p, c in cpu[side.name].items()}
-        daemon_cpu = f"{per[side.server]:8.0f} us" if side.server else "       -   "
+        ratio = side.rate() / direct.rate() if direct.rate() else float("nan")
+        added = (side.median() - direct.median()) * 1e3
+        server = f"{side.per_request(side.cpu):9.0f} us" if side.pid else "          -"
         print(
-            f"  {side.name:<11} {side.done:9d} {side.errors:7d} {side.rate:9.0f} {side.pct(0.5) * 1e3:11.2f}"
-            f" {side.pct(0.9) * 1e3:8.2f} {side.pct(0.99) * 1e3:8.2f}   {daemon_cpu}      {per['fake']:6.0f} us"
+            f"  {side.name:<11} {side.rate():10.0f} {ratio:7.3f} {side.median() * 1e3:9.3f} ms"
+            f" {side.p99() * 1e3:6.2f} ms {added:+10.3f} ms     {server}     {side.per_request(side.fake_cpu):6.0f} us"
+            f"  {side.errors():6d}"
         )
-    for side in sides[1:]:
-        ratio = side.rate / direct.rate if direct.rate else float("nan")
-        added = (statistics.median(side.latencies) - statistics.median(direct.latencies)) * 1e3
-        print(
-            f"  {side.name}: throughput ratio to direct {ratio:.3f} ({side.rate:.0f} vs {direct.rate:.0f} req/s),"
-            f" added median latency {added:+.2f} ms"
-        )
+    ttfb_direct = statistics.median(direct.ttfb)
+    ttfb_daemon = statistics.median(daemon.ttfb)
+    completed, took, asked = streams
+    first, after, total = rss
+    ratio = daemon.rate() / direct.rate()
+    added = (daemon.median() - direct.median()) * 1e3
+    ttfb_added = (ttfb_daemon - ttfb_direct) * 1e3
     print(
-        f"  exit status after SIGTERM: {', '.join(f'{name} {status}' for name, status in statuses.items())}"
+        f"  streaming, first event at 1 connection: direct {ttfb_direct * 1e3:.3f} ms, daemon "
+        f"{ttfb_daemon * 1e3:.3f} ms (added {ttfb_added:+.3f} ms); {completed}/{asked} concurrent streams "
+        f"completed in {took:.2f} s"
     )
+    print(
+        f"  memory: RSS {first / 2**20:.1f} MiB after 1,000 requests, {after / 2**20:.1f} MiB after {total:,}"
+        f" (x{after / first:.3f})"
+    )
+    print(f"  exit status after SIGTERM: {statuses}")
+    print(f"  load average: {load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end")
+    bars = [
+        (f"throughput ratio {ratio:.3f} >= 0.09 (aim 0.2)", ratio >= 0.09),
+        (f"added median at 1 connection {added:.3f} ms <= 1.0 (aim 0.5)", added <= 1.0),
+        (f"added time to first event {ttfb_added:.3f} ms <= 1.0", ttfb_added <= 1.0),
+        (f"{completed}/{asked} concurrent streams complete", completed == asked),
+        (f"RSS growth x{after / first:.3f} <= 1.2", after <= 1.2 * first),
+        ("no errors", all(s.errors() == 0 for s in sides)),
+    ]
+    for text, met in bars:
+        print(f"  {'met   ' if met else 'MISSED'} {text}")
+    return 0 if all(met for _, met in bars) else 1
 
 
 if __name__ == "__main__":
