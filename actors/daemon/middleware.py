@@ -8,9 +8,10 @@ header value other than the request id: no key, no ``Authorization``.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,25 @@ DRAIN_OPEN = frozenset({"/healthz", "/readyz", "/metrics", "/v1/stats"})
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _log = structlog.get_logger("llm_actors.access")
+
+
+class _RequestIds:
+    """32 hex digits like a UUID's: a random prefix per process and a counter, without a system
+    call per request (a uuid4 reads the kernel's random source every time)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # forked workers must not repeat ids
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+_ids = _RequestIds()
 
 
 class RequestInfo:
@@ -89,7 +109,7 @@ class Gateway:
             if name == b"x-request-id" and _REQUEST_ID.match(value):
                 request_id = value.decode()
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or _ids.new()
         info = scope["llm_actors"] = RequestInfo(request_id)
         status = [0]
         rid_header = (b"x-request-id", request_id.encode())
