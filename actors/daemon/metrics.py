@@ -80,6 +80,16 @@ class Metrics:
             p + "config_reloads", "Configuration reloads, by result", ["result"], registry=registry
         )
         registry.register(_Snapshot(runtime, daemon))
+        # Each request updates several labelled series; ``labels()`` validates and locks every
+        # time, so the children are kept here (as many as the bounded label values allow).
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe(
         self,
@@ -92,18 +102,19 @@ class Metrics:
         usage: TokenUsage | None = None,
     ) -> None:
         """Count one finished request and its attempts."""
-        self.requests.labels(api, model, str(status)).inc()
-        self.latency.labels(api, model).observe(duration)
+        child = self._child
+        child(self.requests, api, model, str(status)).inc()
+        child(self.latency, api, model).observe(duration)
         if attempts:
-            self.request_attempts.labels(model).inc(len(attempts))
+            child(self.request_attempts, model).inc(len(attempts))
             if any(a.target != first_target for a in attempts):
-                self.fallbacks.labels(model).inc()
+                child(self.fallbacks, model).inc()
             for a in attempts:
-                self.attempts.labels(a.instance, a.outcome.value).inc()
-                self.attempt_latency.labels(a.instance).observe(a.duration)
+                child(self.attempts, a.instance, a.outcome.value).inc()
+                child(self.attempt_latency, a.instance).observe(a.duration)
         if usage is not None:
-            self.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
-            self.tokens.labels(model, "completion").inc(usage.completion_tokens)
+            child(self.tokens, model, "prompt").inc(usage.prompt_tokens)
+            child(self.tokens, model, "completion").inc(usage.completion_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
