@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from actors import jsonio
@@ -35,6 +35,7 @@ from actors.daemon.errors import APIError, from_llm_error
 from actors.daemon.metrics import CONTENT_TYPE
 from actors.daemon.middleware import Gateway, error_parts, request_info
 from actors.daemon.state import DaemonState, ReloadRejected
+from actors.daemon.streaming import StreamResponse
 from actors.daemon.trail import EXPOSED_HEADERS, gateway_seconds, trail
 from actors.errors import BadRequestError, LLMError
 from actors.response import EmbeddingResponse, StreamChunk
@@ -300,7 +301,7 @@ class _Handlers:
                     api, label, status, _perf() - started, call.attempts, call.first_target, renderer.usage
                 )
 
-        return StreamingResponse(body(), media_type=renderer.media_type, headers=headers)
+        return StreamResponse(body(), media_type=renderer.media_type, headers=headers)
 
     def _failed(
         self, request: Request, api: str, label: str, call: WrapperRequest, exc: BaseException, started: float
