@@ -28,8 +28,8 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def _env() -> dict[str, str]:
-    path = os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))
+def _env(repo: Path = _REPO) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path}
 
 
@@ -82,17 +82,24 @@ class _Child:
 
 
 class DaemonProcess(_Child):
-    """``python -m actors serve --port 0`` (access log at ``log_level`` to /dev/null); ``url`` once it answers."""
+    """``python -m actors serve --port 0`` (access log at ``log_level`` to /dev/null); ``url`` once it
+    answers. ``repo`` is the checkout whose code serves (another one, to compare versions)."""
 
-    def __init__(self, config: Path, log_level: str = "info") -> None:
+    def __init__(self, config: Path, log_level: str = "info", repo: Path = _REPO) -> None:
         self.config = config
         self.log_level = log_level
+        self.repo = repo
 
     def start(self) -> DaemonProcess:
         argv = [sys.executable, "-m", "actors", "serve", "--config", str(self.config), "--port", "0"]
         argv += ["--log-level", self.log_level, "--grace", "5"]
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(_REPO), env=_env()
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=str(self.repo),
+            env=_env(self.repo),
         )
         self.url = read_line(self.proc, 30).strip()
         if not self.url.startswith("http://"):

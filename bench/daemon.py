@@ -2,6 +2,7 @@
 
     python bench/daemon.py                 # about 4 minutes
     python bench/daemon.py --quick         # about 1 minute, 20,000 requests for the memory figure
+    python bench/daemon.py --compare ../main   # also the daemon of another checkout, in the same run
 
 Processes: the fake provider (``python -m actors fake-provider``), the daemon (``python -m
 actors serve`` over a round-robin pool of three instances on that fake, access log on, written
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--log-level", default="info", help="the daemons' log level (default info: access logs on)")
     add("--quick", action="store_true", help="2 rounds of 2 s, 50 streams, 20,000 requests for memory")
     add("--no-simulated", dest="simulated", action="store_false", help="skip the simulated daemon")
+    add("--compare", type=Path, metavar="CHECKOUT", help="also measure the daemon of another checkout")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.streams, args.memory_requests = 2, 2, 50, 20_000
@@ -264,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
                 sim = DaemonProcess(sim_root, args.log_level).start()
                 servers["daemon/sim"] = sim
                 sides.append(Side("daemon/sim", sim.url + path, daemon_body, JSON, daemon_stream, sim.pid))
+            if args.compare is not None:
+                other = DaemonProcess(root, args.log_level, repo=args.compare.resolve()).start()
+                servers["compared"] = other
+                name = f"daemon@{args.compare.name}"
+                sides.append(Side(name, other.url + path, daemon_body, JSON, daemon_stream, other.pid))
             if litellm_available():
                 proxy = LiteLLMProcess(fake.url, tmp).start()
                 servers["litellm"] = proxy
