@@ -110,7 +110,9 @@ class DaemonProcess(_Child):
 
 
 def litellm_available() -> bool:
-    return importlib.util.find_spec("litellm") is not None
+    """Whether the LiteLLM proxy can be started: its ``litellm`` command on PATH (any environment,
+    e.g. a virtualenv of its own), or the package in this interpreter."""
+    return shutil.which("litellm") is not None or importlib.util.find_spec("litellm") is not None
 
 
 class LiteLLMProcess(_Child):
