@@ -39,7 +39,7 @@ if orjson is not None:
         except _Encode:
             return _std_dumps(obj, default)
 
-    def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    def loads(data: bytes | bytearray | str) -> Any:
         """The document in ``data``; ``ValueError`` (``json.JSONDecodeError``) if it is not JSON."""
         try:
             return _loads(data)
@@ -52,6 +52,6 @@ else:  # pragma: no cover
         """``obj`` as compact UTF-8 JSON; ``default`` turns an unknown object into a known one."""
         return _std_dumps(obj, default)
 
-    def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    def loads(data: bytes | bytearray | str) -> Any:
         """The document in ``data``; ``ValueError`` (``json.JSONDecodeError``) if it is not JSON."""
         return json.loads(data)

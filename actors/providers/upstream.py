@@ -27,8 +27,6 @@ except ImportError:  # pragma: no cover - the daemon extra is not installed
 if TYPE_CHECKING:
     import ssl
 
-    from actors.providers.clients import AsyncShards
-
 __all__ = [
     "AIOHTTP",
     "TRANSPORT_ERRORS",
@@ -37,6 +35,7 @@ __all__ = [
     "HttpxUpstream",
     "LineSplitter",
     "Reply",
+    "Shards",
     "Upstream",
 ]
 
@@ -110,6 +109,16 @@ class Upstream(Protocol):
     def abandon(self) -> None:
         """Forget the connections of a loop that has closed (they cannot be closed cleanly)."""
         ...
+
+
+class Shards(Protocol):
+    """Small httpx pools of one loop and origin (``actors.providers.clients.AsyncShards``)."""
+
+    clients: list[httpx.AsyncClient]
+
+    def acquire(self) -> int: ...
+
+    def release(self, index: int) -> None: ...
 
 
 class LineSplitter:
@@ -293,7 +302,7 @@ class _HttpxReply:
 class _HttpxStream:
     __slots__ = ("_context", "_shard", "_shards")
 
-    def __init__(self, shards: AsyncShards, context: Any, shard: int) -> None:
+    def __init__(self, shards: Shards, context: Any, shard: int) -> None:
         self._shards = shards
         self._context = context
         self._shard = shard
@@ -315,7 +324,7 @@ class _HttpxStream:
 class HttpxUpstream:
     """httpx over ``AsyncShards``: without aiohttp, or for HTTP/2."""
 
-    def __init__(self, shards: AsyncShards) -> None:
+    def __init__(self, shards: Shards) -> None:
         self.shards = shards
 
     async def fetch(
