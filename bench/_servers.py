@@ -116,9 +116,12 @@ def litellm_available() -> bool:
 
 
 class LiteLLMProcess(_Child):
-    """The LiteLLM proxy with one model, ``bench``, on the fake provider's instance ``a``."""
+    """The LiteLLM proxy with one model, ``bench``, on the fake provider's instance ``a``; clients
+    send ``headers`` (its master key, which it refuses to start without)."""
 
     def __init__(self, fake_url: str, tmp: Path, key: str = "sk-test-a") -> None:
+        self.master_key = "sk-bench-" + os.urandom(16).hex()
+        self.headers = {"authorization": f"Bearer {self.master_key}", "content-type": "application/json"}
         self.config = tmp / "litellm.yaml"
         self.config.write_text(
             "model_list:\n"
@@ -137,7 +140,7 @@ class LiteLLMProcess(_Child):
         argv = [cli] if cli else [sys.executable, "-m", "litellm.proxy.proxy_cli"]
         argv += ["--config", str(self.config)]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
-        env = {**_env(), "LITELLM_LOG": "ERROR"}
+        env = {**_env(), "LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": self.master_key}
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, cwd=str(_REPO), env=env
         )

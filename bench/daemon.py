@@ -17,7 +17,9 @@ Figures and bars (on a 2-core machine):
 
 - throughput at ``--connections`` (64): daemon / direct >= 0.09 (aim 0.2); CPU per request;
 - median latency at 1 connection: daemon - direct <= 1.0 ms (aim 0.5);
-- streaming: time to the first event, daemon - direct <= 1 ms; 500 concurrent streams complete;
+- streaming: time to the first event (the fake's events 2 ms apart, as a model streams
+  tokens), daemon - direct <= 1 ms; 500 concurrent streams complete; the first event of a reply
+  sent in one burst is shown too;
 - memory: the daemon's RSS after 100,000 requests <= 1.2 x its RSS after 1,000.
 
 Exits 1 if a bar is missed.
@@ -60,6 +62,10 @@ PARAMS = {"max_tokens": 16}
 MEMBERS = ("a", "b", "c")
 WRAPPER = "bench"
 JSON = {"content-type": "application/json"}
+#: Seconds between the fake's stream events when timing the first one (a fast model's pace).
+SPACING = 0.002
+#: How the fake's reply (an echo of the last message) begins.
+FIRST_TEXT = b"echo:"
 
 
 @dataclass
@@ -77,7 +83,8 @@ class Side:
     single: list[Run] = field(default_factory=list)
     cpu: float = 0.0  # this side's server's CPU seconds over the load runs
     fake_cpu: float = 0.0
-    ttfb: list[float] = field(default_factory=list)
+    ttfb: list[float] = field(default_factory=list)  # events spaced as a model streams them
+    ttfb_burst: list[float] = field(default_factory=list)  # the whole reply in one write
 
     def rate(self) -> float:
         seconds = sum(r.seconds for r in self.load)
@@ -152,31 +159,35 @@ def latency(sides: list[Side], args: argparse.Namespace) -> None:
 
 
 async def _first_event(session: aiohttp.ClientSession, side: Side) -> tuple[float, bool]:
-    """Seconds to the first ``data:`` bytes of a stream, and whether it ended with its terminator."""
+    """Seconds to the first text of a stream, and whether it ended with its terminator.
+
+    The text, not the first event: the fake opens with an empty role delta that the daemon
+    (which answers only once it has text, so that it can still fall back) does not forward."""
     t0 = time.perf_counter()
     first = 0.0
     seen = b""
     async with session.post(side.url, data=side.stream_body, headers=side.headers) as response:
         async for piece in response.content.iter_any():
-            if not first and b"data:" in (seen + piece):
+            if not first and FIRST_TEXT in (seen + piece):
                 first = time.perf_counter() - t0
             seen = (seen + piece)[-64:]
         ok = response.status == 200 and (b"[DONE]" in seen or b"message_stop" in seen)
     return first, ok
 
 
-async def streaming(sides: list[Side], args: argparse.Namespace) -> None:
-    """Time to the first event at one connection, alternating sides, ``args.streams`` per round."""
+async def streaming(sides: list[Side], args: argparse.Namespace, into: str) -> None:
+    """Time to the first event at one connection, into each side's list ``into``: ``args.streams``
+    per side, in batches of 20 alternating sides, so that drift in the machine's load falls on both."""
     sessions = {s.name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for s in sides}
     try:
         for side in sides:
             for _ in range(20):
                 await _first_event(sessions[side.name], side)
-        for r in range(args.rounds):
+        for r in range(max(1, args.streams // 20)):
             for side in sides if r % 2 == 0 else sides[::-1]:
-                for _ in range(args.streams):
+                for _ in range(20):
                     first, _ = await _first_event(sessions[side.name], side)
-                    side.ttfb.append(first)
+                    getattr(side, into).append(first)
     finally:
         for session in sessions.values():
             await session.close()
@@ -197,6 +208,15 @@ async def concurrent_streams(side: Side, count: int) -> tuple[int, float]:
 
         results = await asyncio.gather(*(one() for _ in range(count)))
         return sum(results), time.perf_counter() - t0
+
+
+def space_events(fake_url: str, seconds: float | None) -> None:
+    """Have the fake's instances wait ``seconds`` between stream events (None: send at once)."""
+    for member in MEMBERS:
+        if seconds is None:
+            httpx.delete(f"{fake_url}/_control/{member}").raise_for_status()
+        else:
+            httpx.post(f"{fake_url}/_control/{member}", json={"chunk_delay": seconds}).raise_for_status()
 
 
 def memory(root: Path, daemon_side: Side, args: argparse.Namespace, tmp: Path) -> tuple[int, int, int]:
@@ -220,16 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     add("--seconds", type=int, default=5, help="seconds per wrk run (default 5)")
     add("--rounds", type=int, default=3, help="rounds, each measuring every side (default 3)")
     add("--connections", type=int, default=64, help="connections for the throughput runs (default 64)")
-    add("--streams", type=int, default=200, help="streams per side per round for the first-event time")
+    add("--streams", type=int, default=600, help="streams per side for the first-event time (default 600)")
     add("--concurrent-streams", type=int, default=500, help="streams at once (default 500)")
     add("--memory-requests", type=int, default=100_000, help="requests before the second RSS reading")
     add("--log-level", default="info", help="the daemons' log level (default info: access logs on)")
-    add("--quick", action="store_true", help="2 rounds of 2 s, 50 streams, 20,000 requests for memory")
+    add("--quick", action="store_true", help="2 rounds of 2 s, 200 streams, 20,000 requests for memory")
     add("--no-simulated", dest="simulated", action="store_false", help="skip the simulated daemon")
     add("--compare", type=Path, metavar="CHECKOUT", help="also measure the daemon of another checkout")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.rounds, args.streams, args.memory_requests = 2, 2, 50, 20_000
+        args.seconds, args.rounds, args.streams, args.memory_requests = 2, 2, 200, 20_000
     if not available():
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
 
@@ -256,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon_body = json.dumps(request).encode()
         daemon_stream = json.dumps({**request, "stream": True}).encode()
         servers: dict[str, DaemonProcess | LiteLLMProcess] = {}
+        statuses: dict[str, int | None] = {}
         try:
             sides = [Side("direct", url, body, headers, stream_body)]
             daemon = DaemonProcess(root, args.log_level).start()
@@ -275,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 proxy = LiteLLMProcess(fake.url, tmp).start()
                 servers["litellm"] = proxy
                 body_l = json.dumps({**request, "model": "bench"}).encode()
-                sides.append(Side("litellm", proxy.url + path, body_l, JSON, b"", proxy.pid))
+                sides.append(Side("litellm", proxy.url + path, body_l, proxy.headers, b"", proxy.pid))
             check = [httpx.post(s.url, content=s.body, headers=s.headers, timeout=30) for s in sides]
             texts = {r.json()["choices"][0]["message"]["content"] for r in check}
             if len(texts) != 1:
@@ -286,15 +307,20 @@ def main(argv: list[str] | None = None) -> int:
             throughput(sides, args, fake.pid)
             print("  latency at 1 connection ...", flush=True)
             latency(sides, args)
+            for name in [name for name in servers if name != "daemon"]:  # quiet for the rest
+                statuses[name] = servers.pop(name).stop()
             print("  streaming ...", flush=True)
-            asyncio.run(streaming(sides[:2], args))
-            for member in MEMBERS:  # slow streams, so that all of them are open at once
-                httpx.post(f"{fake.url}/_control/{member}", json={"chunk_delay": 0.02}).raise_for_status()
+            # The fake writes a whole reply at once unless told to space its events. Spaced as a
+            # model streams tokens, the first event is timed alone; in a burst, the time includes
+            # the rest of the burst (on two busy cores the client waits for a CPU meanwhile).
+            asyncio.run(streaming(sides[:2], args, "ttfb_burst"))
+            space_events(fake.url, SPACING)
+            asyncio.run(streaming(sides[:2], args, "ttfb"))
+            space_events(fake.url, 0.02)  # slow streams, so that all of them are open at once
             completed, took = asyncio.run(concurrent_streams(sides[1], args.concurrent_streams))
-            for member in MEMBERS:
-                httpx.delete(f"{fake.url}/_control/{member}").raise_for_status()
+            space_events(fake.url, None)
         finally:
-            statuses = {name: server.stop() for name, server in servers.items()}
+            statuses.update({name: server.stop() for name, server in servers.items()})
         print("  memory ...", flush=True)
         rss = memory(root, sides[1], args, tmp)
     load_after = os.getloadavg()
@@ -325,16 +351,20 @@ def report(
         )
     ttfb_direct = statistics.median(direct.ttfb)
     ttfb_daemon = statistics.median(daemon.ttfb)
+    burst_direct = statistics.median(direct.ttfb_burst)
+    burst_daemon = statistics.median(daemon.ttfb_burst)
     completed, took, asked = streams
     first, after, total = rss
     ratio = daemon.rate() / direct.rate()
     added = (daemon.median() - direct.median()) * 1e3
     ttfb_added = (ttfb_daemon - ttfb_direct) * 1e3
     print(
-        f"  streaming, first event at 1 connection: direct {ttfb_direct * 1e3:.3f} ms, daemon "
-        f"{ttfb_daemon * 1e3:.3f} ms (added {ttfb_added:+.3f} ms); {completed}/{asked} concurrent streams "
-        f"completed in {took:.2f} s"
+        f"  streaming, first event at 1 connection, events {SPACING * 1e3:g} ms apart: direct "
+        f"{ttfb_direct * 1e3:.3f} ms, daemon {ttfb_daemon * 1e3:.3f} ms (added {ttfb_added:+.3f} ms);"
+        f" the whole reply in one burst: direct {burst_direct * 1e3:.3f} ms, daemon "
+        f"{burst_daemon * 1e3:.3f} ms (added {(burst_daemon - burst_direct) * 1e3:+.3f} ms)"
     )
+    print(f"  {completed}/{asked} concurrent streams completed in {took:.2f} s")
     print(
         f"  memory: RSS {first / 2**20:.1f} MiB after 1,000 requests, {after / 2**20:.1f} MiB after {total:,}"
         f" (x{after / first:.3f})"
