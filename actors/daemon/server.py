@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import math
 import signal
 import socket
@@ -218,8 +219,12 @@ def serve(options: ServeOptions) -> int:
             threads=options.threads,
         )
         try:
+            app = create_app(state, options.cors_origins)
+            # The configuration, actors, app and modules live as long as the process: kept out
+            # of the collector's full passes, which would otherwise walk them all again and again.
+            gc.freeze()
             config = uvicorn.Config(
-                create_app(state, options.cors_origins),
+                app,
                 host=options.host,
                 port=options.port,
                 log_config=None,  # accesslog.configure has set up logging
