@@ -11,11 +11,11 @@ each output item (``response.output_item.added``, ``response.content_part.added`
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors import jsonio
 from actors.daemon.chat import ChatRequest
 from actors.daemon.errors import APIError
 from actors.daemon.openai_api import error_body
@@ -127,7 +127,7 @@ class EventStream:
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.seq, **fields}
         self.seq += 1
-        return f"event: {kind}\ndata: ".encode() + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+        return f"event: {kind}\ndata: ".encode() + jsonio.dumps(data) + b"\n\n"
 
     def _snapshot(self, status: str) -> dict[str, Any]:
         return _object(self.request, self.id, self.created, status, list(self.output), self.model, self.usage)
