@@ -116,8 +116,13 @@ _httpx_masker: _LogMasker | None = None
 _httpx_lock = threading.Lock()
 
 
+#: The loggers that write each request's URL: httpx's, and the aiohttp path's (debug).
+_URL_LOGGERS = ("httpx", "actors.upstream")
+
+
 def mask_in_httpx_log(secrets: Iterable[str]) -> None:
-    """Mask ``secrets`` in httpx's own log lines (``HTTP Request: POST <url>``) from now on.
+    """Mask ``secrets`` in the request lines (``HTTP Request: POST <url>``) of httpx and of the
+    aiohttp path (``actors.providers.upstream``) from now on.
 
     Only for keys that must stay in a request URL's query: the library configures no logging, but
     it must not hand a key to whatever handler the application configured. The filter is added on
@@ -127,5 +132,6 @@ def mask_in_httpx_log(secrets: Iterable[str]) -> None:
     with _httpx_lock:
         if _httpx_masker is None:
             _httpx_masker = _LogMasker()
-            logging.getLogger("httpx").addFilter(_httpx_masker)
+            for name in _URL_LOGGERS:
+                logging.getLogger(name).addFilter(_httpx_masker)
         _httpx_masker.add(secrets)

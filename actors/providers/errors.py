@@ -207,7 +207,8 @@ def classify_transport(ctx: ErrorContext, exc: BaseException, timeout: float) ->
     if kind == "dropped":
         return ctx.error(
             ServiceUnavailableError,
-            f"{ctx.provider} dropped the connection ({detail}); another instance may take the request",
+            f"{ctx.provider} at {ctx.base_url} dropped the connection ({detail}); another instance may "
+            "take the request",
             error_code="connection_dropped",
         )
     return ctx.error(
