@@ -27,6 +27,7 @@ from actors.config.models import (
     WrapperType,
 )
 from actors.config.refs import parse_ref
+from actors.config.state import StateConfig
 from actors.config.topology import LLMConfig
 from actors.errors import ConfigError, ConfigIssue
 
@@ -48,6 +49,7 @@ __all__ = [
     "RegistryEntry",
     "RotationStrategy",
     "SimulationConfig",
+    "StateConfig",
     "TaskGroupConfig",
     "ThinkingConfig",
     "WrapperConfig",

@@ -8,6 +8,7 @@ Layout (SPEC §3)::
     llms/polling_pools/<pool>.yaml           polling pools
     llms/wrappers.yaml                       optional named wrappers
     llms/global_fallback.yaml                optional legacy file (migration input)
+    llms/state.yaml                          optional; where request state lives (absent: here)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from actors.config.models import (
 )
 from actors.config.refs import Sources, check_references
 from actors.config.shape import MAX_DEPTH, nests_too_deep, shape_problem
+from actors.config.state import StateConfig
 from actors.config.topology import LLMConfig
 from actors.errors import ConfigError, ConfigIssue
 from actors.secrets import Masker
@@ -118,6 +120,7 @@ class _Loader:
         self.wrappers: dict[str, WrapperConfig] = {}
         self.registry: RegistryConfig | None = None
         self.global_fallback: GlobalFallbackConfig | None = None
+        self.state = StateConfig()
 
     # ----------------------------------------------------------------------------- driver
 
@@ -134,6 +137,7 @@ class _Loader:
             self._load_named(PollingPoolConfig, "pool", name, path)
         self._load_wrappers()
         self._load_global_fallback()
+        self._load_state()
         wrappers_file = self._show(self.root / "wrappers.yaml")
         self.issues += check_references(
             self.models, self.groups, self.pools, self.wrappers, self.sources, wrappers_file
@@ -150,6 +154,7 @@ class _Loader:
             wrappers=self.wrappers,
             registry=self.registry,
             global_fallback=self.global_fallback,
+            state=self.state,
         )
         issues = config.mode_issues()
         if issues:
@@ -454,6 +459,32 @@ class _Loader:
                     )
         if path.is_file():
             self.global_fallback = self._validate(GlobalFallbackConfig, path, self._read(path), kind=None)
+
+    def _load_state(self) -> None:
+        path = self.root / "state.yaml"
+        if not path.is_file():
+            return
+        raw = self._read(path)
+        if raw is _NOT_READ:
+            return
+        sub = substitute(raw, self.environ)
+        url = sub.data.get("url") if isinstance(sub.data, dict) else None
+        if isinstance(url, str):
+            for part in _url_secrets(url):
+                self.secrets.add(part)
+        state = self._validate(StateConfig, path, raw, kind=None)
+        if state is not None:
+            self.state = state
+
+
+def _url_secrets(url: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password] if password else []
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:

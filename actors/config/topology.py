@@ -19,6 +19,7 @@ from actors.config.models import (
     WrapperConfig,
 )
 from actors.config.refs import check_references, parse_ref, ref_problem
+from actors.config.state import StateConfig
 from actors.errors import ConfigError, ConfigIssue
 
 __all__ = ["LLMConfig"]
@@ -41,6 +42,7 @@ class LLMConfig(Strict):
     wrappers: dict[str, WrapperConfig] = Field(default_factory=dict)
     registry: RegistryConfig | None = None
     global_fallback: GlobalFallbackConfig | None = None
+    state: StateConfig = Field(default_factory=StateConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,453 @@
+"""The Redis (or Valkey) store under the shared state: bounded calls, outage tracking, events.
+
+Every call is bounded (``timeout``, 50 ms by default: socket timeouts, no retries). The first one
+that fails marks the store *degraded*: it is logged once, shown by ``status()``, and every
+further call fails at once without I/O, so an unreachable store costs a request nothing. The
+watcher thread pings it meanwhile and clears the mark when it answers again; scripts the server
+lost (a restart) are loaded again by the client on their next use.
+
+The watcher also listens on the deployment's event channel (breaker events, parking, disables,
+``free`` nudges) and hands each event from another process to ``on_event``, and renews the
+concurrency leases this process holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from actors.config.state import StateConfig
+from actors.state import scripts
+
+__all__ = ["Admission", "Owner", "RedisStore", "StoreUnavailable"]
+
+_log = logging.getLogger("actors.state")
+
+#: Seconds any one store call may take before the process degrades.
+CALL_TIMEOUT = 0.05
+#: Seconds between pings of a store that is away.
+RECOVERY_INTERVAL = 0.5
+#: The rolling window of ``rpm_limit`` and ``tpm_limit``, in milliseconds.
+WINDOW_MS = 60_000
+
+_FAILURES = (redis.RedisError, OSError, TimeoutError, asyncio.TimeoutError)
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer in time (or is known to be away): degrade as ``on_outage`` says."""
+
+
+class Admission(NamedTuple):
+    """What ``admit`` decided: ``code`` 1 admitted, 0 full, 2 disabled, 3 parked.
+
+    ``wait`` is the seconds until a permit may free (full) or the park ends (parked), measured
+    on the store's clock from the decision; ``owner`` is the index of the owner that refused.
+    """
+
+    code: int
+    wait: float
+    owner: int
+    detail: str
+
+
+def _tag(name: str) -> str:
+    # Braces would end the hash tag early and scatter one owner's keys over several slots.
+    return name.replace("{", "(").replace("}", ")")
+
+
+class Owner:
+    """One instance (``i:NAME``) or tier (``t:GROUP.TIER``): its keys and its shared limits."""
+
+    __slots__ = (
+        "admit_keys",
+        "concurrency",
+        "dis",
+        "health",
+        "label",
+        "park",
+        "probe",
+        "release_keys",
+        "rpm",
+        "tpm",
+    )
+
+    def __init__(
+        self,
+        base: str,
+        label: str,
+        concurrency: int | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        *,
+        health: bool = False,
+    ) -> None:
+        root = f"{base}:{{{_tag(label)}}}"
+        cc, rpm_key, tpm_key, tpmv = f"{root}:cc", f"{root}:rpm", f"{root}:tpm", f"{root}:tpmv"
+        self.park, self.dis, self.probe = f"{root}:park", f"{root}:dis", f"{root}:probe"
+        self.admit_keys = (cc, rpm_key, tpm_key, tpmv, self.park, self.dis)
+        self.release_keys = (cc, tpm_key, tpmv)
+        self.label = label
+        self.concurrency = concurrency or 0
+        self.rpm = rpm or 0
+        self.tpm = tpm or 0
+        self.health = health  # an instance: parking and disables are checked at admission
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.concurrency or self.rpm or self.tpm or self.health)
+
+    def __repr__(self) -> str:
+        return f"Owner({self.label!r}, concurrency={self.concurrency}, rpm={self.rpm}, tpm={self.tpm})"
+
+
+def _admit_args(owners: Iterable[Owner], lease_id: str, ttl_ms: int, estimate: int) -> tuple[list, list]:
+    keys: list[str] = []
+    args: list[Any] = [lease_id, ttl_ms, WINDOW_MS]
+    for o in owners:
+        keys += o.admit_keys
+        args += (o.concurrency, o.rpm, o.tpm, estimate if o.tpm else 0, 1 if o.health else 0)
+    return keys, args
+
+
+def _admission(reply: list[Any]) -> Admission:
+    code, at, now, owner, detail = reply
+    detail = detail.decode() if isinstance(detail, bytes) else str(detail)
+    return Admission(int(code), max(0, int(at) - int(now)) / 1000.0 if at else 0.0, int(owner), detail)
+
+
+class RedisStore:
+    """One deployment's keys on one Redis or Valkey server, for one process."""
+
+    def __init__(
+        self,
+        config: StateConfig,
+        *,
+        timeout: float = CALL_TIMEOUT,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.base = f"{config.key_prefix}:{scripts.VERSION}"
+        self.channel = f"{self.base}:events"
+        self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ttl_ms = int(config.lease_ttl * 1000)
+        self.on_event = on_event
+        self.on_change = on_change  # called with True when degrading, False when back
+        self.degraded_since: float | None = None
+        self.degraded_reason = ""
+        self.outages = 0
+        self._client = redis.Redis.from_url(config.url, **self._options())
+        self._scripts = self._register(self._client)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._held: dict[str, tuple[Owner, ...]] = {}  # concurrency leases to renew, by id
+        self._held_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "retry": Retry(NoBackoff(), 0),  # a retry would multiply the bound; degrade instead
+            "health_check_interval": 0,
+        }
+
+    @staticmethod
+    def _register(client: Any) -> dict[str, Any]:
+        names = ("ADMIT", "RELEASE", "RENEW", "PARK", "DISABLE", "ENABLE", "END_PROBE")
+        return {name: client.register_script(getattr(scripts, name)) for name in names}
+
+    def owner(
+        self,
+        label: str,
+        concurrency: int | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        *,
+        health: bool = False,
+    ) -> Owner:
+        return Owner(self.base, label, concurrency, rpm, tpm, health=health)
+
+    # -- outage tracking ------------------------------------------------------------------------
+
+    @property
+    def degraded(self) -> bool:
+        return self.degraded_since is not None
+
+    def _check(self) -> None:
+        if self.degraded_since is not None:
+            raise StoreUnavailable(self.degraded_reason)
+
+    def _failed(self, exc: BaseException) -> StoreUnavailable:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.degraded_since is None:
+            self.degraded_since = time.monotonic()
+            self.degraded_reason = reason
+            self.outages += 1
+            # A script error is a bug, not an outage: say so loudly rather than degrade quietly.
+            level = logging.ERROR if isinstance(exc, redis.ResponseError) else logging.WARNING
+            _log.log(
+                level,
+                "shared state store unavailable (%s); on_outage=%s until it answers again",
+                reason,
+                self.config.on_outage,
+                extra={"store": self.config.display_url},
+            )
+            if self.on_change is not None:
+                self.on_change(True)
+        return StoreUnavailable(reason)
+
+    def _recovered(self) -> None:
+        since = self.degraded_since
+        if since is None:
+            return
+        self.degraded_since = None
+        self.degraded_reason = ""
+        _log.warning(
+            "shared state store back after %.3g s; limits are shared again", time.monotonic() - since
+        )
+        if self.on_change is not None:
+            self.on_change(False)
+
+    def status(self) -> dict[str, Any]:
+        """For health and stats; the URL has its password masked."""
+        return {
+            "backend": "redis",
+            "url": self.config.display_url,
+            "key_prefix": self.config.key_prefix,
+            "degraded": self.degraded,
+            "degraded_reason": self.degraded_reason or None,
+            "degraded_seconds": None
+            if self.degraded_since is None
+            else round(time.monotonic() - self.degraded_since, 3),
+            "on_outage": self.config.on_outage,
+            "replicas": self.config.replicas,
+            "outages": self.outages,
+        }
+
+    def ping(self) -> bool:
+        """One bounded PING; clears the degraded mark when it answers."""
+        try:
+            self._client.ping()
+        except _FAILURES:
+            return False
+        self._recovered()
+        return True
+
+    # -- the sync calls -------------------------------------------------------------------------
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        self._check()
+        try:
+            return self._scripts[name](keys=keys, args=args)
+        except _FAILURES as exc:
+            raise self._failed(exc) from exc
+
+    def admit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
+        """Take a permit of every owner for ``lease_id`` together, or none (one round trip)."""
+        keys, args = _admit_args(owners, lease_id, self.lease_ttl_ms, estimate)
+        result = _admission(self._run("ADMIT", keys, args))
+        if result.code == 1 and any(o.concurrency for o in owners):
+            with self._held_lock:
+                self._held[lease_id] = owners
+        return result
+
+    def release(self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None = None) -> None:
+        """Give back ``lease_id``'s concurrency permits and settle its tokens with the real usage."""
+        with self._held_lock:
+            self._held.pop(lease_id, None)
+        keys, args = self._release_args(owners, lease_id, tokens)
+        self._run("RELEASE", keys, args)
+
+    def _release_args(
+        self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None
+    ) -> tuple[list, list]:
+        keys: list[str] = []
+        args: list[Any] = [lease_id, self.channel, WINDOW_MS]
+        for o in owners:
+            keys += o.release_keys
+            args += (o.concurrency, tokens if (o.tpm and tokens is not None) else -1, o.label)
+        return keys, args
+
+    def renew(self) -> int:
+        """Extend every concurrency lease this process holds by ``lease_ttl``; how many were."""
+        with self._held_lock:
+            held = list(self._held.items())
+        keys: list[str] = []
+        args: list[Any] = [self.lease_ttl_ms]
+        for lease_id, owners in held:
+            for o in owners:
+                if o.concurrency:
+                    keys.append(o.release_keys[0])
+                    args.append(lease_id)
+        if not keys:
+            return 0
+        return int(self._run("RENEW", keys, args))
+
+    def park(self, owner: Owner, seconds: float, reason: str) -> float:
+        """Park ``owner`` for every process (the later deadline wins); the seconds now in force."""
+        ms = self._run("PARK", [owner.park], [max(0, int(seconds * 1000)), reason, self.channel, owner.label])
+        return int(ms) / 1000.0
+
+    def disable(self, owner: Owner, reason: str) -> None:
+        self._run("DISABLE", [owner.dis], [reason, self.channel, owner.label])
+
+    def enable(self, owner: Owner) -> None:
+        """Lift a shared disable and park (a passing probe, a reload)."""
+        self._run("ENABLE", [owner.dis, owner.park], [self.channel, owner.label])
+
+    def try_probe(self, owner: Owner, seconds: float) -> bool:
+        """Take the one probe lease of ``owner`` for ``seconds``; False when another process has it."""
+        self._check()
+        try:
+            return bool(self._client.set(owner.probe, self.process, nx=True, px=max(1, int(seconds * 1000))))
+        except _FAILURES as exc:
+            raise self._failed(exc) from exc
+
+    def end_probe(self, owner: Owner) -> None:
+        self._run("END_PROBE", [owner.probe], [self.process])
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Tell the other processes ``event`` (a breaker opened or closed, say)."""
+        self._check()
+        try:
+            self._client.publish(self.channel, json.dumps({**event, "p": self.process}))
+        except _FAILURES as exc:
+            raise self._failed(exc) from exc
+
+    # -- the async calls (a client per event loop: redis.asyncio connections belong to one) ------
+
+    def _aclient(self) -> tuple[Any, dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(loop)
+        if entry is None:
+            client = redis.asyncio.Redis.from_url(self.config.url, **self._options())
+            entry = self._async[loop] = (client, self._register(client))
+        return entry
+
+    async def _arun(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        self._check()
+        _, found = self._aclient()
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await found[name](keys=keys, args=args)
+        except _FAILURES as exc:
+            raise self._failed(exc) from exc
+
+    async def aadmit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
+        keys, args = _admit_args(owners, lease_id, self.lease_ttl_ms, estimate)
+        result = _admission(await self._arun("ADMIT", keys, args))
+        if result.code == 1 and any(o.concurrency for o in owners):
+            with self._held_lock:
+                self._held[lease_id] = owners
+        return result
+
+    async def arelease(self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None = None) -> None:
+        with self._held_lock:
+            self._held.pop(lease_id, None)
+        keys, args = self._release_args(owners, lease_id, tokens)
+        await self._arun("RELEASE", keys, args)
+
+    # -- the watcher thread ---------------------------------------------------------------------
+
+    def start(self) -> RedisStore:
+        """Start the watcher (events, recovery, lease renewal); the first call checks the store."""
+        if self._watcher is None:
+            self.ping() or self._failed(ConnectionError(f"no answer from {self.config.display_url}"))
+            self._watcher = threading.Thread(target=self._watch, name="llm-actors-state-watcher", daemon=True)
+            self._watcher.start()
+        return self
+
+    def _watch(self) -> None:
+        renew_every = max(0.2, self.config.lease_ttl / 3)
+        next_renewal = time.monotonic() + renew_every
+        pubsub = None
+        while not self._stop.is_set():
+            try:
+                if self.degraded:
+                    pubsub = _close(pubsub)
+                    if not self.ping():
+                        self._stop.wait(RECOVERY_INTERVAL)
+                        continue
+                if pubsub is None:
+                    pubsub = self._subscribe()
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if message is not None:
+                    self._dispatch(message)
+                if time.monotonic() >= next_renewal:
+                    next_renewal = time.monotonic() + renew_every
+                    self.renew()
+            except StoreUnavailable:
+                pubsub = _close(pubsub)
+            except _FAILURES as exc:
+                pubsub = _close(pubsub)
+                self._failed(exc)
+            except BaseException:  # never let the watcher die quietly: a dead one never recovers
+                _log.exception("shared state watcher error; carrying on")
+                pubsub = _close(pubsub)
+                self._stop.wait(RECOVERY_INTERVAL)
+        _close(pubsub)
+
+    def _subscribe(self) -> Any:
+        # Its own connection, with a longer read timeout: it mostly waits for messages.
+        client = redis.Redis.from_url(self.config.url, **{**self._options(), "socket_timeout": 1.0})
+        pubsub = client.pubsub()
+        pubsub.subscribe(self.channel)
+        return pubsub
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            event = json.loads(message["data"])
+        except (TypeError, ValueError):
+            return
+        if not isinstance(event, dict) or event.get("p") == self.process:
+            return
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                _log.exception("shared state event handler failed for %r", event.get("k"))
+
+    def close(self) -> None:
+        """Stop the watcher and close the connections."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
+            self._watcher = None
+        self._client.close()
+        for loop, (client, _) in list(self._async.items()):
+            if not loop.is_closed():
+                try:
+                    if loop.is_running():
+                        asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                    else:
+                        loop.run_until_complete(client.aclose())
+                except RuntimeError:
+                    pass
+        self._async.clear()
+
+
+def _close(pubsub: Any) -> None:
+    if pubsub is not None:
+        try:
+            pubsub.close()
+        except Exception:
+            pass
+    return None

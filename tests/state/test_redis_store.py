@@ -1,0 +1,212 @@
+"""The shared-state primitives against a real redis-server: limits, leases, parking, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+import redis
+from waiting import wait_until
+
+from actors.config.state import StateConfig
+from actors.fake.redis_server import RedisServer
+from actors.state.store import RedisStore, StoreUnavailable
+
+
+@pytest.fixture
+def stores(redis_server: RedisServer):
+    """Make stores (one per simulated process) on the test's redis-server; closed at the end."""
+    made: list[RedisStore] = []
+
+    def make(**options: Any) -> RedisStore:
+        events = options.pop("events", None)
+        config = StateConfig(backend="redis", url=redis_server.url, **options)
+        store = RedisStore(config, on_event=None if events is None else events.append)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+def test_concurrency_is_one_budget_for_every_process(stores):
+    a, b = stores(), stores()
+    owners_a = (a.owner("t:g.e1", concurrency=2),)
+    owners_b = (b.owner("t:g.e1", concurrency=2),)
+    assert a.admit(owners_a, "l1").code == 1
+    assert b.admit(owners_b, "l2").code == 1
+    full = b.admit(owners_b, "l3")
+    assert (full.code, full.detail) == (0, "concurrency")
+    assert 0 < full.wait <= 30  # at the latest when the oldest lease expires
+    a.release(owners_a, "l1")
+    assert b.admit(owners_b, "l3").code == 1
+
+
+def test_rpm_is_exact_across_processes(stores):
+    a, b = stores(), stores()
+    admitted = 0
+    for i in range(10):
+        store = a if i % 2 else b
+        if store.admit((store.owner("i:m", rpm=5, health=True),), f"l{i}").code == 1:
+            admitted += 1
+    assert admitted == 5
+    refused = a.admit((a.owner("i:m", rpm=5, health=True),), "late")
+    assert (refused.code, refused.detail) == (0, "rpm")
+    assert 59 < refused.wait <= 60  # the oldest admission leaves the window then
+
+
+def test_limits_are_taken_together_or_not_at_all(stores):
+    store = stores()
+    tier_full = (
+        store.owner("i:m", concurrency=5, rpm=100, health=True),
+        store.owner("t:g.e1", concurrency=1),
+    )
+    assert store.admit(tier_full, "l1").code == 1
+    refused = store.admit(tier_full, "l2")
+    assert (refused.code, refused.owner) == (0, 1)
+    client = redis.Redis.from_url(store.config.url)
+    instance_cc, instance_rpm = tier_full[0].admit_keys[:2]
+    assert client.zcard(instance_cc) == 1  # the refused lease debited nothing on the instance
+    assert client.zcard(instance_rpm) == 1
+    client.close()
+
+
+def test_tpm_debits_an_estimate_and_settles_with_real_usage(stores):
+    store = stores()
+    owners = (store.owner("i:m", tpm=1000),)
+    assert store.admit(owners, "l1", estimate=800).code == 1
+    refused = store.admit(owners, "l2", estimate=300)
+    assert (refused.code, refused.detail) == (0, "tpm")
+    store.release(owners, "l1", tokens=100)  # the call used far less than estimated
+    assert store.admit(owners, "l2", estimate=300).code == 1
+    store.release(owners, "l2", tokens=950)  # and this one far more: the excess counts
+    assert store.admit(owners, "l3", estimate=1).code == 0
+
+
+def test_a_dead_holders_lease_expires_and_a_live_one_is_renewed(stores):
+    dead, live = stores(lease_ttl=1), stores(lease_ttl=1)
+    owners = (dead.owner("t:g.e1", concurrency=2),)
+    assert dead.admit(owners, "dead").code == 1
+    assert live.admit(owners, "live").code == 1
+    client = redis.Redis.from_url(live.config.url)
+    cc = owners[0].release_keys[0]
+    first = client.zscore(cc, "live")
+    live.start()  # the watcher renews "live" every lease_ttl / 3; "dead" is never renewed
+    wait_until(lambda: live.admit(owners, "next").code == 1, what="the dead holder's slot to return")
+    assert client.zscore(cc, "dead") is None
+    wait_until(lambda: client.zscore(cc, "live") > first + 1000, what="a renewal past the first expiry")
+    assert live.admit(owners, "more").code == 0  # "live" and "next" still hold both slots
+    client.close()
+
+
+def test_parking_reaches_every_process_and_the_later_deadline_wins(stores):
+    seen: list[dict] = []
+    a, b = stores(), stores(events=seen)
+    b.start()
+    wait_until(lambda: b._watcher is not None)
+    instance = a.owner("i:m", health=True)
+    # b's subscription may not be live yet: keep parking (a no-op past the first) until it hears.
+    wait_until(lambda: a.park(instance, 30, "429 from provider") and seen, what="the park event")
+    assert seen[0]["k"] == "park" and seen[0]["i"] == "i:m" and 29 < seen[0]["s"] <= 30
+    assert a.park(instance, 5, "shorter") > 29  # an earlier deadline does not shorten the park
+    refused = b.admit((b.owner("i:m", health=True),), "l1")
+    assert (refused.code, refused.detail) == (3, "429 from provider")
+    a.enable(instance)
+    assert b.admit((b.owner("i:m", health=True),), "l1").code == 1
+
+
+def test_a_disable_is_shared_until_enabled(stores):
+    a, b = stores(), stores()
+    a.disable(a.owner("i:m", health=True), "401 invalid key")
+    refused = b.admit((b.owner("i:m", health=True),), "l1")
+    assert (refused.code, refused.detail) == (2, "401 invalid key")
+
+
+def test_one_process_holds_the_probe_lease(stores):
+    a, b = stores(), stores()
+    assert a.try_probe(a.owner("i:m"), 5)
+    assert not b.try_probe(b.owner("i:m"), 5)
+    b.end_probe(b.owner("i:m"))  # not b's: no effect
+    assert not b.try_probe(b.owner("i:m"), 5)
+    a.end_probe(a.owner("i:m"))
+    assert b.try_probe(b.owner("i:m"), 5)
+
+
+def test_a_release_nudges_waiting_processes(stores):
+    seen: list[dict] = []
+    a, b = stores(), stores(events=seen)
+    b.start()
+    owners = (a.owner("t:g.e1", concurrency=1),)
+    assert a.admit(owners, "l1").code == 1
+    a.publish({"k": "hello"})
+    wait_until(lambda: a.publish({"k": "hello"}) or seen, what="the subscription")
+    a.release(owners, "l1")
+    wait_until(lambda: any(e["k"] == "free" and e["o"] == "t:g.e1" for e in seen), what="the free nudge")
+
+
+def test_an_unreachable_store_fails_fast_and_recovery_is_automatic(stores, redis_server):
+    store = stores()
+    store.start()
+    owners = (store.owner("i:m", rpm=100, health=True),)
+    assert store.admit(owners, "l1").code == 1
+    redis_server.kill()
+    with pytest.raises(StoreUnavailable):
+        store.admit(owners, "l2")
+    assert store.degraded and store.status()["degraded"]
+    with pytest.raises(StoreUnavailable):  # known to be away: no I/O at all
+        store.admit(owners, "l3")
+    redis_server.start()  # back, and empty: every key and script is gone
+    wait_until(lambda: not store.degraded, what="recovery")
+    assert store.admit(owners, "l4").code == 1  # the script is loaded again transparently
+
+
+def test_a_slow_store_is_cut_off_at_the_call_bound(stores, redis_server):
+    store = stores()
+    owners = (store.owner("i:m", rpm=100),)
+    assert store.admit(owners, "l1").code == 1
+    pauser = redis.Redis.from_url(redis_server.url)
+    pauser.execute_command("CLIENT", "PAUSE", 2000, "ALL")
+    try:
+        with pytest.raises(StoreUnavailable, match="Timeout"):
+            store.admit(owners, "l2")
+    finally:
+        pauser.execute_command("CLIENT", "UNPAUSE")
+        pauser.close()
+    assert store.ping()
+    assert not store.degraded
+
+
+def test_async_admission_and_release(stores):
+    store = stores()
+    owners = (store.owner("t:g.e1", concurrency=1),)
+
+    async def main() -> tuple[int, int, int]:
+        first = await store.aadmit(owners, "l1")
+        second = await store.aadmit(owners, "l2")
+        await store.arelease(owners, "l1")
+        third = await store.aadmit(owners, "l2")
+        return first.code, second.code, third.code
+
+    assert asyncio.run(main()) == (1, 0, 1)
+
+
+def test_concurrent_admissions_never_exceed_the_limit(stores):
+    store = stores()
+    owners = (store.owner("t:g.e1", concurrency=3),)
+    held: list[str] = []
+    lock = threading.Lock()
+
+    def grab(i: int) -> None:
+        if store.admit(owners, f"l{i}").code == 1:
+            with lock:
+                held.append(f"l{i}")
+
+    threads = [threading.Thread(target=grab, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(held) == 3
