@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 import pykka
 
-from actors.config import LLMConfig, load_config
+from actors.config import LLMConfig, StateConfig, load_config
+from actors.config.state import with_override
 from actors.factory import LLMWrapperFactory
 from actors.gate import InstanceGate
 from actors.group import TaskGroupActor
@@ -35,6 +36,7 @@ from actors.response import EmbeddingResponse, LLMResponse
 from actors.scheduler import Scheduler
 from actors.state.local import LocalState
 from actors.state.owner import ChangeListener, StateOwner
+from actors.state.split import split_limits
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
 from actors.table import LeaseTable, Route, group_route, pool_label
 from actors.target import Lease
@@ -80,7 +82,17 @@ class Runtime:
         simulate: bool = False,
         group_probe_interval: float = GROUP_PROBE_INTERVAL,
         state_owner: StateFactory | None = None,
+        state: str | StateConfig | None = None,
+        processes: int = 1,
     ) -> None:
+        """``state`` overrides ``state.yaml`` (a ``redis://`` URL, or ``"local"``); ``processes``
+        says this runtime is one of that many processes serving one deployment (``serve
+        --workers``): with in-process state each then enforces its share of every limit.
+        ``state_owner`` replaces the owner ``state`` would choose."""
+        self.state_config = with_override(config.state, state)
+        self.processes = processes
+        if not self.state_config.shared:
+            config = split_limits(config, processes)
         self.config = _simulated(config) if simulate else config
         # Makes the owner of request state: in-process by default; a shared one plugs in here.
         self.state_owner: StateFactory = state_owner or LocalState
@@ -216,6 +228,8 @@ class Runtime:
         code whose target no longer exists is removed. Returns a summary of what changed.
         """
         new = source if isinstance(source, LLMConfig) else load_config(source)
+        if not self.state_config.shared:  # where state lives is chosen at start; limits split the same way
+            new = split_limits(new, self.processes)
         if self.simulate:
             new = _simulated(new)
         state = self.state
@@ -442,6 +456,10 @@ class Runtime:
         table = self.table
         out = table.resilience(time.monotonic()) if table is not None else {}
         return {**out, "hedges": self.hedges.snapshot()}
+
+    def state_status(self) -> dict[str, Any]:
+        """Where request state lives and whether it is degraded, for health and stats."""
+        return {"backend": "local", "degraded": False, "processes": self.processes}
 
     def crash_instance(self, name: str) -> None:
         """Drill hook: make an instance actor fail; the supervisor restarts it."""

@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from actors._version import __version__
 
     parser = argparse.ArgumentParser(
-        prog="llm-actors", description="Many LLM endpoints as one reliable client."
+        prog="llm-actors", description="Many LLM endpoints as one reliable client.", allow_abbrev=False
     )
     parser.add_argument("--version", action="version", version=f"llm-actors {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(f"actors.cli.{module_name}")
         modules[name] = module
         summary = (module.__doc__ or "").strip().splitlines()[0]
-        p = sub.add_parser(name, help=summary, description=summary)
+        # No abbreviations: "--workers 2" must never be read as a prefix of another option.
+        p = sub.add_parser(name, help=summary, description=summary, allow_abbrev=False)
         module.add_arguments(p)
     args = parser.parse_args(argv)
     if args.command is None:

@@ -4,8 +4,9 @@
 and ``/v1/messages/count_tokens`` (Anthropic), ``GET /v1/models`` and ``/v1/models/{id}``;
 ``model`` names a wrapper, a polling pool or a task-group reference. Also ``/healthz``,
 ``/readyz``, ``/v1/stats``, ``/metrics`` and ``POST /admin/reload``. SIGTERM drains in-flight
-requests (up to ``--grace`` seconds) before stopping; SIGHUP reloads the configuration. Needs
-the daemon extra: ``pip install 'llm-actors[daemon]'``.
+requests (up to ``--grace`` seconds) before stopping; SIGHUP reloads the configuration. With
+``--workers N``, N processes serve one port and both signals reach them all. Needs the daemon
+extra: ``pip install 'llm-actors[daemon]'`` (and ``[redis]`` for ``--state redis://...``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     add("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: %(default)s)")
     add(
-        "--workers-threads",
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes serving one port (default: %(default)s); with the local state backend "
+        "every limit is split N ways, with --state redis://... they are shared exactly",
+    )
+    add(
+        "--threads",
         type=int,
         default=4,
         metavar="N",
-        help="threads for blocking work: statistics, reloads (default: %(default)s)",
+        help="threads per worker for blocking work: statistics, reloads (default: %(default)s)",
+    )
+    add(
+        "--state",
+        default=None,
+        metavar="URL",
+        help="where request state lives: redis://host:port/db (Redis or Valkey; limits shared by every "
+        "process using it) or local; default: config/llms/state.yaml, else local",
     )
     add(
         "--api-key",
@@ -85,9 +101,17 @@ def run(args: argparse.Namespace) -> int:
     except MissingDependencies as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.port < 0 or args.port > 65535 or args.workers_threads < 1 or args.grace < 0 or args.max_body < 1:
+    if (
+        args.port < 0
+        or args.port > 65535
+        or not 1 <= args.workers <= 64
+        or args.threads < 1
+        or args.grace < 0
+        or args.max_body < 1
+    ):
         print(
-            "error: --port must be 0-65535, --workers-threads and --max-body at least 1, --grace at least 0",
+            "error: --port must be 0-65535, --workers 1-64, --threads and --max-body at least 1, "
+            "--grace at least 0",
             file=sys.stderr,
         )
         return 2
@@ -100,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
         simulate=args.simulate,
         host=args.host,
         port=args.port,
-        threads=args.workers_threads,
+        threads=args.threads,
+        workers=args.workers,
+        state=args.state,
         api_key=args.api_key or os.environ.get(KEY_ENV) or None,
         grace=args.grace,
         max_body=args.max_body,

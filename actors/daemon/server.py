@@ -10,6 +10,8 @@
   person follows it (what is served, which instances are disabled and why, how to stop).
   Logs go to stderr.
 - The port is bound before anything starts: a port in use is one line, not a traceback.
+- ``--workers N`` (``actors.daemon.workers``): a parent process binds the port and runs N of
+  these servers as child processes on that one socket; it prints the URL once.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class ServeOptions:
     log_level: str = "info"
     cors_origins: tuple[str, ...] = ()
     log_format: str = "json"
+    workers: int = 1
+    state: str | None = None  # overrides config/llms/state.yaml: a redis:// URL, or "local"
+    worker: int | None = None  # this process's index among ``workers``, when there are several
 
 
 class PortInUse(Exception):
@@ -78,8 +83,10 @@ class DaemonServer(uvicorn.Server):
         grace: float,
         early: list[int] | None = None,
         config_dir: str = "config",
+        on_ready: Any = None,
     ) -> None:
         super().__init__(config)
+        self.on_ready = on_ready  # a worker tells its parent instead of printing the URL
         self.state = state
         self.grace = grace
         self.config_dir = config_dir
@@ -124,19 +131,22 @@ class DaemonServer(uvicorn.Server):
             loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-        print(url, flush=True)
-        from actors._version import __version__
-
         runtime = self.state.runtime
-        text = banner(
-            url,
-            runtime,
-            config_dir=self.config_dir,
-            version=__version__,
-            grace=self.grace,
-            auth=self.state.keys.enabled,
-        )
-        print(text, flush=True)
+        if self.on_ready is not None:  # a worker: its parent prints the URL, once
+            self.on_ready(url)
+        else:
+            print(url, flush=True)
+            from actors._version import __version__
+
+            text = banner(
+                url,
+                runtime,
+                config_dir=self.config_dir,
+                version=__version__,
+                grace=self.grace,
+                auth=self.state.keys.enabled,
+            )
+            print(text, flush=True)
         _log.info(
             "listening",
             url=url,
@@ -201,15 +211,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(options: ServeOptions) -> int:
+def serve(options: ServeOptions, *, sockets: list[Any] | None = None, on_ready: Any = None) -> int:
     """Serve until drained; returns the exit status. ``ConfigError`` if the configuration is
-    invalid, ``PortInUse`` if the address cannot be listened on."""
+    invalid, ``PortInUse`` if the address cannot be listened on.
+
+    ``sockets`` and ``on_ready`` are for a worker of ``--workers N``: serve on its parent's socket
+    and report the URL to it.
+    """
     accesslog.configure(options.log_level, options.log_format)
-    sock = bind(options.host, options.port)
+    sock = sockets[0] if sockets else bind(options.host, options.port)
     # Until uvicorn installs its handlers (and after it restores them), a SIGTERM is recorded
     # rather than fatal: one asked for while the runtime starts becomes a drain once serving.
     with contextlib.closing(sock), _early_signals() as early:
-        runtime = Runtime.from_config(options.config, simulate=options.simulate)
+        runtime = Runtime.from_config(
+            options.config, simulate=options.simulate, state=options.state, processes=options.workers
+        )
         runtime.start()
         state = DaemonState(
             runtime,
@@ -217,6 +233,8 @@ def serve(options: ServeOptions) -> int:
             api_key=options.api_key,
             max_body=options.max_body,
             threads=options.threads,
+            worker=options.worker,
+            workers=options.workers,
         )
         try:
             app = create_app(state, options.cors_origins)
@@ -235,7 +253,7 @@ def serve(options: ServeOptions) -> int:
                 timeout_keep_alive=30,
                 timeout_graceful_shutdown=math.ceil(max(options.grace, _CLOSE_WAIT)),  # uvicorn takes int
             )
-            server = DaemonServer(config, state, options.grace, early, options.config)
+            server = DaemonServer(config, state, options.grace, early, options.config, on_ready)
             server.run(sockets=[sock])
         finally:
             state.draining = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,8 @@ class DaemonState:
         api_key: str | None = None,
         max_body: int = 4 * 1024 * 1024,
         threads: int = 4,
+        worker: int | None = None,
+        workers: int = 1,
     ) -> None:
         self.runtime = runtime
         self.config_dir = str(config_dir)
@@ -62,6 +65,8 @@ class DaemonState:
         self.in_flight = 0
         self.draining = False
         self.started_at = time.time()
+        self.worker = worker  # this process's index under ``serve --workers N``
+        self.workers = workers
         self.reloads = {"ok": 0, "failed": 0}
         self.last_reload: dict[str, Any] | None = None
         self.metrics = Metrics(runtime, self.gauges)
@@ -73,6 +78,8 @@ class DaemonState:
         return {
             "http_requests_in_flight": self.in_flight,
             "draining": 1.0 if self.draining else 0.0,
+            "state_degraded": 1.0 if self._state_status().get("degraded") else 0.0,
+            "worker_index": float(self.worker or 0),
             "uptime_seconds": time.time() - self.started_at,
         }
 
@@ -87,7 +94,14 @@ class DaemonState:
             "auth": self.keys.enabled,
             "reloads": dict(self.reloads),
             "last_reload": self.last_reload,
+            # Every figure here and in /metrics is this worker's own; see README "Workers".
+            "worker": {"index": self.worker or 0, "of": self.workers, "pid": os.getpid()},
+            "state": self._state_status(),
         }
+
+    def _state_status(self) -> dict[str, Any]:
+        status = getattr(self.runtime, "state_status", None)
+        return status() if callable(status) else {"backend": "local", "degraded": False}
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the daemon's thread pool; the loop keeps serving meanwhile."""
