@@ -175,6 +175,12 @@ class CircuitBreaker:
             # OPEN: a late failure of a call admitted before opening; only the server's word counts.
             self._open_until = now + retry_after
 
+    def open_for(self, now: float, seconds: float) -> None:
+        """Another process saw this instance fail: be OPEN until ``now + seconds`` (never shorter)."""
+        if self._state is _OPEN and self._open_until >= now + seconds:
+            return
+        self._open(now, max(0.0, seconds))
+
     def release_trial(self) -> None:
         """A trial call ended without a verdict (caller's fault, cancelled): free its slot."""
         if self._state is _HALF_OPEN and self._trials > 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import logging
 import threading
 import time
@@ -95,7 +96,9 @@ class Runtime:
             config = split_limits(config, processes)
         self.config = _simulated(config) if simulate else config
         # Makes the owner of request state: in-process by default; a shared one plugs in here.
-        self.state_owner: StateFactory = state_owner or LocalState
+        self.state_owner: StateFactory = state_owner or (
+            self._shared_owner() if self.state_config.shared else LocalState
+        )
         self.group_probe_interval = group_probe_interval
         self.simulate = simulate
         self.clients = HTTPClients()
@@ -152,6 +155,12 @@ class Runtime:
         self.started = True
         _live.add(self)
         return self
+
+    def _shared_owner(self) -> StateFactory:
+        """Makes the owner of state shared on a Redis store (``state.yaml``, ``state=``)."""
+        from actors.state.redis import RedisState  # needs the redis extra
+
+        return functools.partial(RedisState, state=self.state_config, processes=self.processes)
 
     def _sync_declared_wrappers(self, old: LLMConfig, new: LLMConfig) -> None:
         """Make ``rt.factory`` match the new ``wrappers.yaml``: new and changed wrappers are
@@ -280,6 +289,9 @@ class Runtime:
                 self.prober.stop()
             self.hedge_loop.stop()
             self.clients.close()
+            close = getattr(self.state, "close", None)
+            if callable(close):
+                close()  # a shared owner's store connections and threads
             self.started = False
             _live.discard(self)
 
@@ -459,6 +471,9 @@ class Runtime:
 
     def state_status(self) -> dict[str, Any]:
         """Where request state lives and whether it is degraded, for health and stats."""
+        status = getattr(self.state, "status", None)
+        if callable(status):
+            return status()
         return {"backend": "local", "degraded": False, "processes": self.processes}
 
     def crash_instance(self, name: str) -> None:

@@ -426,7 +426,9 @@ class RedisStore:
                 _log.exception("shared state event handler failed for %r", event.get("k"))
 
     def close(self) -> None:
-        """Stop the watcher and close the connections."""
+        """Stop the watcher and close the connections; idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(5)

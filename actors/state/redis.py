@@ -1,0 +1,588 @@
+"""``RedisState``: the state owner whose limits and facts are shared by every process on one store.
+
+Decisions stay local, facts are shared (as Envoy and Resilience4j do). An in-process
+``LocalState`` keeps rotation, this process's FIFO queues, breakers and the latency averages;
+the store (``actors.state.store``) holds what every process must agree on:
+
+- admission: after the local owner picks a member, one script takes the instance's and its
+  tier's shared permits together (concurrency leases that expire unless renewed, an exact rpm
+  log, tpm debited by an estimate and settled with the real usage at give-back), checking the
+  instance's shared parking and disable in the same round trip; a refused member is handed
+  back and the next one tried;
+- facts: a 429's park (the later deadline wins), a fatal disable, breaker open/close events
+  and the single probe lease of a recovering instance reach every process; they are sent by a
+  background thread, never on the request path;
+- waiting: a request refused by a shared limit waits in this process's FIFO until the window
+  frees (rpm, tpm) or a ``free`` nudge from any process's release wakes it (concurrency).
+
+When the store is away (``RedisStore`` marks it degraded after one failed call), each process
+enforces ``limit // replicas`` of every limit on its own (``on_outage: split``) or refuses
+(``closed``), and returns to the shared limits by itself when the store answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from actors.breaker import BreakerState
+from actors.gate import Permits
+from actors.outcome import Outcome
+from actors.state.local import LocalState
+from actors.state.split import share
+from actors.state.store import RECOVERY_INTERVAL, Admission, Owner, RedisStore, StoreUnavailable
+from actors.target import Blocked, Lease
+
+if TYPE_CHECKING:
+    from actors.config import LLMConfig, StateConfig
+    from actors.state.owner import ChangeListener, Ticket, Waiter
+    from actors.target import Member, Target
+
+__all__ = ["RedisState"]
+
+#: Weight of the newest call in the per-instance token average that ``tpm`` debits up front.
+_TOKEN_EWMA = 0.2
+
+
+class _Held:
+    """What a lease holds beyond the local owner's permits."""
+
+    __slots__ = ("id", "owners", "probe", "split")
+
+    def __init__(self, lease_id: str, owners: tuple[Owner, ...], split: bool, probe: bool = False) -> None:
+        self.id = lease_id
+        self.owners = owners
+        self.split = split  # taken from this process's share while the store was away
+        self.probe = probe  # holds the instance's probe lease (a half-open trial)
+
+
+class _Without:
+    """A request's plan minus the members the shared limits refused during this admission."""
+
+    __slots__ = ("names", "plan", "prefers")
+
+    def __init__(self, plan: Any, names: set[str]) -> None:
+        self.plan = plan
+        self.names = names
+        self.prefers = plan.prefers
+
+    def admits(self, member: Any) -> bool:
+        return member.name not in self.names and self.plan.admits(member)
+
+    def preference(self, member: Any) -> int:
+        return self.plan.preference(member)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.plan, name)
+
+
+class _Refusals:
+    """The members refused by shared state in one admission, and when the earliest may fit."""
+
+    __slots__ = ("disabled", "down_until", "full_until", "names")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.full_until: float | None = None
+        self.down_until: float | None = None
+        self.disabled: list[tuple[str, str]] = []
+
+    def full(self, names: Iterable[str], until: float) -> None:
+        self.names.update(names)
+        self.full_until = until if self.full_until is None else min(self.full_until, until)
+
+    def down(self, name: str, until: float, disabled: str | None = None) -> None:
+        self.names.add(name)
+        self.down_until = until if self.down_until is None else min(self.down_until, until)
+        if disabled is not None:
+            self.disabled.append((name, disabled))
+
+
+class RedisState:
+    """``StateOwner`` over a Redis or Valkey store; see the module docstring."""
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        providers: Mapping[str, Any],
+        *,
+        state: StateConfig,
+        on_change: ChangeListener | None = None,
+        processes: int = 1,
+        store: RedisStore | None = None,
+    ) -> None:
+        self.settings = state
+        self.on_change = on_change
+        self.replicas = max(state.replicas, processes)  # the share each process keeps in an outage
+        self.config = config
+        self.local = LocalState(_without_windows(config), providers, on_change=self._changed)
+        self.lock = self.local.lock
+        self._held: dict[Lease, _Held] = {}
+        self._owners: dict[tuple[str, str], tuple[Owner, ...]] = {}
+        self._split: dict[str, Permits] = {}
+        self._tokens: dict[str, float] = {}
+        self._remote = threading.local()  # set while applying another process's event
+        self._facts: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self.store = store or RedisStore(state, on_event=self._on_event)
+        self.store.start()
+        self._sender = threading.Thread(target=self._send, name="llm-actors-state-facts", daemon=True)
+        self._sender.start()
+
+    # -- what the local owner keeps ---------------------------------------------------------------
+
+    @property
+    def table(self) -> Any:
+        return self.local.table
+
+    def _owners_of(self, member: Member) -> tuple[Owner, ...]:
+        key = (member.name, member.tier)
+        owners = self._owners.get(key)
+        if owners is None:
+            m = self.config.models[member.name]
+            owners = (
+                self.store.owner(f"i:{m.name}", m.concurrency_limit, m.rpm_limit, m.tpm_limit, health=True),
+            )
+            group, _, tier_name = member.tier.partition(".")
+            tier = self.config.groups[group].tiers[tier_name] if group in self.config.groups else None
+            if tier is not None and (tier.concurrency_limit or tier.rpm_limit):
+                owners += (self.store.owner(f"t:{member.tier}", tier.concurrency_limit, tier.rpm_limit),)
+            self._owners[key] = owners
+        return owners
+
+    # -- the request path -----------------------------------------------------------------------
+
+    def lease(
+        self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
+    ) -> Lease | Blocked:
+        refused = _Refusals()
+        while True:
+            result = self._local_lease(target, ticket, now, queue, refused)
+            if type(result) is not Lease:
+                return self._blocked(result, refused, target, ticket, now, queue)
+            owners, lease_id = self._owners_of(result.member), uuid.uuid4().hex
+            if self.store.degraded:
+                admitted = self._split_take(result, owners, lease_id, now, refused)
+            else:
+                try:
+                    answer = self.store.admit(owners, lease_id, self._estimate(result))
+                    admitted = self._judge(result, owners, lease_id, answer, now, refused)
+                except StoreUnavailable:
+                    admitted = self._split_take(result, owners, lease_id, now, refused)
+            if not admitted:
+                continue
+            if self._probe_ok(result, now):
+                return result
+            self.give_back(result, None, now, reason="another process is probing")
+            refused.down(result.member.name, now + RECOVERY_INTERVAL)
+
+    async def alease(
+        self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
+    ) -> Lease | Blocked:
+        refused = _Refusals()
+        while True:
+            result = self._local_lease(target, ticket, now, queue, refused)
+            if type(result) is not Lease:
+                return self._blocked(result, refused, target, ticket, now, queue)
+            owners, lease_id = self._owners_of(result.member), uuid.uuid4().hex
+            if self.store.degraded:
+                admitted = self._split_take(result, owners, lease_id, now, refused)
+            else:
+                try:
+                    answer = await self.store.aadmit(owners, lease_id, self._estimate(result))
+                    admitted = self._judge(result, owners, lease_id, answer, now, refused)
+                except StoreUnavailable:
+                    admitted = self._split_take(result, owners, lease_id, now, refused)
+            if not admitted:
+                continue
+            if self._probe_ok(result, now):
+                return result
+            await self.agive_back(result, None, now, reason="another process is probing")
+            refused.down(result.member.name, now + RECOVERY_INTERVAL)
+
+    def _local_lease(
+        self, target: Target, ticket: Ticket, now: float, queue: Any, refused: _Refusals
+    ) -> Lease | Blocked:
+        if not refused.names:
+            return self.local.lease(target, ticket, now, queue)
+        plan = ticket.plan
+        ticket.plan = _Without(plan, refused.names)
+        try:
+            return self.local.lease(target, ticket, now, queue)
+        finally:
+            ticket.plan = plan
+            if ticket.waiter is not None and ticket.waiter.plan is not plan:
+                ticket.waiter.plan = plan
+
+    def _judge(
+        self,
+        lease: Lease,
+        owners: tuple[Owner, ...],
+        lease_id: str,
+        answer: Admission,
+        now: float,
+        refused: _Refusals,
+    ) -> bool:
+        if answer.code == 1:
+            with self.lock:
+                self._held[lease] = _Held(lease_id, owners, split=False)
+            return True
+        self._undo(lease, now)
+        member = lease.member
+        if answer.code == 0:
+            # A tier's limit refuses every member counted against that tier, not just this one.
+            names = (
+                [m.name for m in lease.target.members if m.tier == member.tier]
+                if answer.owner
+                else [member.name]
+            )
+            refused.full(names, now + answer.wait)
+        elif answer.code == 3:
+            self._apply_park(member.name, answer.wait, answer.detail)
+            refused.down(member.name, now + answer.wait)
+        else:
+            self._apply_disable(member.name, answer.detail)
+            refused.down(member.name, float("inf"), answer.detail)
+        return False
+
+    def _undo(self, lease: Lease, now: float) -> None:
+        """Hand back a local lease the shared state refused, waking no one: a waiter woken for it
+        would only be refused again, and again, with nothing changed."""
+        member = lease.member
+        with self.lock:
+            member.gate.give_back(lease.route, None, now, None, "refused by shared state", 0)
+            if member.budget is not None:
+                member.budget.permits.give_back(now, 0)
+
+    def _probe_ok(self, lease: Lease, now: float) -> bool:
+        """A half-open trial also needs the instance's one probe lease: one process probes.
+
+        Only half-open trials pay this round trip (a recovering instance, not the hot path)."""
+        breaker = lease.member.gate.breakers.get(lease.route)
+        if breaker is None or breaker.state(now) is not BreakerState.HALF_OPEN:
+            return True
+        held = self._held.get(lease)
+        owner = self._owners_of(lease.member)[0]
+        try:
+            ok = self.store.degraded or self.store.try_probe(
+                owner, lease.target.attempt_timeout(lease.member)
+            )
+        except StoreUnavailable:
+            ok = True
+        if ok and held is not None:
+            held.probe = not self.store.degraded
+        return ok
+
+    def _blocked(
+        self, result: Blocked, refused: _Refusals, target: Target, ticket: Ticket, now: float, queue: Any
+    ) -> Blocked:
+        """The local answer, corrected by what the shared state refused."""
+        if not refused.names:
+            return result
+        if refused.full_until is not None:
+            until = refused.full_until if not result.full else min(result.until, refused.full_until)
+            if queue is not None and not result.full:
+                with self.lock:  # wait here for a release nudge or the window, in this process's FIFO
+                    self.local._enqueue(ticket, target, queue, now)
+            return Blocked(True, until)
+        if result.full:
+            return result
+        until = min(result.until, refused.down_until or result.until)
+        return Blocked(
+            False, until, result.parked_only and not refused.disabled, (*result.disabled, *refused.disabled)
+        )
+
+    def _estimate(self, lease: Lease) -> int:
+        return int(self._tokens.get(lease.member.name, 0.0))
+
+    def leave(self, ticket: Ticket, now: float) -> None:
+        self.local.leave(ticket, now)
+
+    def give_back(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        now: float,
+        *,
+        retry_after: float | None = None,
+        reason: str = "",
+        tokens: int = 0,
+    ) -> None:
+        held = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
+        if held is not None and not held.split:
+            try:
+                self.store.release(held.owners, held.id, tokens)
+            except StoreUnavailable:
+                pass  # the lease expires within lease_ttl; the tokens go uncounted
+
+    async def agive_back(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        now: float,
+        *,
+        retry_after: float | None = None,
+        reason: str = "",
+        tokens: int = 0,
+    ) -> None:
+        held = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
+        if held is not None and not held.split:
+            # Shielded: a cancelled caller must not leave its slot taken until the lease expires.
+            task = asyncio.ensure_future(self.store.arelease(held.owners, held.id, tokens))
+            try:
+                await asyncio.shield(task)
+            except StoreUnavailable:
+                pass
+            except asyncio.CancelledError:
+                task.add_done_callback(_consume)
+                raise
+
+    def _give_back_local(
+        self,
+        lease: Lease,
+        outcome: Outcome | None,
+        now: float,
+        retry_after: float | None,
+        reason: str,
+        tokens: int,
+    ) -> _Held | None:
+        """The local half of a give-back; the facts it teaches go to the store in the background."""
+        self.local.give_back(lease, outcome, now, retry_after=retry_after, reason=reason, tokens=tokens)
+        name = lease.member.name
+        with self.lock:
+            held = self._held.pop(lease, None)
+            if held is not None and held.split:
+                for owner in held.owners:
+                    permits = self._split.get(owner.label)
+                    if permits is not None:
+                        permits.give_back(now, tokens)
+            if tokens:
+                last = self._tokens.get(name)
+                self._tokens[name] = tokens if last is None else last + _TOKEN_EWMA * (tokens - last)
+            parking = lease.member.gate.parking
+            park = (parking.parked_until or now) - now if outcome is Outcome.RATE_LIMITED else 0.0
+            park_reason = parking.reason or reason
+        if held is None:
+            return None
+        owner = held.owners[0]
+        if outcome is Outcome.RATE_LIMITED and park > 0:
+            self._fact(lambda: self.store.park(owner, park, park_reason))
+        elif outcome is Outcome.FATAL:
+            self._fact(lambda: self.store.disable(owner, reason))
+        if held.probe:
+            self._fact(lambda: self.store.end_probe(owner))
+        return held
+
+    # -- an outage: each process its share ------------------------------------------------------
+
+    def _split_take(
+        self, lease: Lease, owners: tuple[Owner, ...], lease_id: str, now: float, refused: _Refusals
+    ) -> bool:
+        if self.settings.on_outage == "closed":
+            self._undo(lease, now)
+            refused.down(
+                lease.member.name,
+                now + RECOVERY_INTERVAL,
+                "shared state store unavailable (on_outage: closed)",
+            )
+            return False
+        with self.lock:
+            shares = [self._share(o) for o in owners]
+            for permits in shares:
+                at = permits.room_at(now)
+                if at is not None:
+                    break
+            else:
+                for permits in shares:
+                    permits.take(now)
+                self._held[lease] = _Held(lease_id, owners, split=True)
+                return True
+        self._undo(lease, now)
+        refused.full([lease.member.name], at)
+        return False
+
+    def _share(self, owner: Owner) -> Permits:
+        permits = self._split.get(owner.label)
+        if permits is None:
+            n = self.replicas
+            permits = self._split[owner.label] = Permits(
+                share(owner.concurrency, n), share(owner.rpm, n), share(owner.tpm, n)
+            )
+        return permits
+
+    # -- facts from and to the other processes --------------------------------------------------
+
+    def _fact(self, send: Callable[[], Any]) -> None:
+        self._facts.put(send)
+
+    def _send(self) -> None:
+        while (send := self._facts.get()) is not None:
+            try:
+                send()
+            except StoreUnavailable:
+                pass  # degraded: the store's watcher has said so; this fact is lost
+            except Exception:
+                import logging
+
+                logging.getLogger("actors.state").exception("sending a fact to the shared state store failed")
+
+    def _changed(self, gate: Any, route: str, event: str, until: float | None) -> None:
+        """The local owner's change listener (under its lock): tell the supervisor, share breaker events."""
+        if self.on_change is not None:
+            self.on_change(gate.name, route, event, until)
+        if event in ("open", "closed") and not getattr(self._remote, "on", False):
+            seconds = max(0.0, until - time.monotonic()) if until is not None else 0.0
+            self._fact(
+                lambda: self.store.publish({"k": event, "i": f"i:{gate.name}", "r": route, "s": seconds})
+            )
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """An event from another process (on the store's watcher thread)."""
+        kind, label = event.get("k"), str(event.get("i") or event.get("o") or "")
+        now = time.monotonic()
+        self._remote.on = True
+        try:
+            if kind == "free":
+                self._wake(label)
+            elif kind == "park":
+                self._apply_park(
+                    label.removeprefix("i:"), float(event.get("s", 0)), str(event.get("why", ""))
+                )
+            elif kind == "disable":
+                self._apply_disable(label.removeprefix("i:"), str(event.get("why", "")))
+            elif kind == "enable":
+                self._apply_enable(label.removeprefix("i:"), now)
+            elif kind in ("open", "closed"):
+                with self.lock:
+                    gate = self.local.table.gates.get(label.removeprefix("i:"))
+                    breaker = None if gate is None else gate.breakers.get(str(event.get("r")))
+                    if breaker is not None:
+                        if kind == "open":
+                            breaker.open_for(now, float(event.get("s", 0)))
+                        elif breaker.state(now) is not BreakerState.CLOSED:
+                            breaker.reset()
+        finally:
+            self._remote.on = False
+
+    def _wake(self, label: str) -> None:
+        kind, _, name = label.partition(":")
+        with self.lock:
+            table = self.local.table
+            holder = table.gates.get(name) if kind == "i" else table.budgets.get(name)
+            for target in getattr(holder, "watchers", ()):
+                if target.waiters:
+                    target.wake_head()
+
+    def _apply_park(self, name: str, seconds: float, reason: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            gate = self.local.table.gates.get(name)
+            if gate is None or seconds <= 0:
+                return
+            before = gate.parking.parked_until
+            until = gate.parking.park(now, seconds, reason or "rate limited (another process)")
+            route = next(iter(gate.breakers), "")
+        if until != before and self.on_change is not None:
+            self.on_change(name, route, "parked", until)
+
+    def _apply_disable(self, name: str, reason: str) -> None:
+        with self.lock:
+            gate = self.local.table.gates.get(name)
+            if gate is None or gate.disabled_reason is not None:
+                return
+            gate.disabled_reason = reason or "disabled by another process"
+            route = next(iter(gate.breakers), "")
+        if self.on_change is not None:
+            self.on_change(name, route, "disabled", None)
+
+    def _apply_enable(self, name: str, now: float) -> None:
+        with self.lock:
+            gate = self.local.table.gates.get(name)
+            if gate is None:
+                return
+            if not gate.config_disabled:
+                gate.disabled_reason = None
+            gate.parking.unpark()
+
+    # -- the actors and the supervisor ----------------------------------------------------------
+
+    def record_latency(self, instance: str, seconds: float) -> None:
+        self.local.record_latency(instance, seconds)
+
+    def tick(self, instance: str, now: float) -> dict[str, float | None]:
+        return self.local.tick(instance, now)
+
+    def needs_probe(self, instance: str, route: str, now: float) -> bool:
+        return self.local.needs_probe(instance, route, now)
+
+    def probe_passed(self, instance: str, now: float) -> None:
+        self.local.probe_passed(instance, now)
+        owner = self.store.owner(f"i:{instance}", health=True)
+        self._fact(lambda: self.store.enable(owner))
+
+    def disabled_reason(self, instance: str) -> str | None:
+        return self.local.disabled_reason(instance)
+
+    # -- reload, views, shutdown ----------------------------------------------------------------
+
+    def reconfigure(self, config: LLMConfig, providers: Mapping[str, Any], keep: Iterable[str]) -> None:
+        keep = frozenset(keep)
+        self.local.reconfigure(_without_windows(config), providers, keep)
+        with self.lock:
+            self.config = config
+            self._owners.clear()
+            self._split.clear()
+        for name in config.models:
+            if name not in keep:  # new settings (a new key, say): judged afresh everywhere
+                owner = self.store.owner(f"i:{name}", health=True)
+                self._fact(lambda owner=owner: self.store.enable(owner))
+
+    def targets(self) -> Mapping[str, Target]:
+        return self.local.targets()
+
+    def down_until(self, instance: str, route: str, now: float) -> float | None:
+        return self.local.down_until(instance, route, now)
+
+    def snapshot(self, now: float) -> dict[str, dict[str, Any]]:
+        return self.local.snapshot(now)
+
+    def health(self, targets: Iterable[Target], now: float) -> list[dict[str, Any]]:
+        return self.local.health(targets, now)
+
+    def status(self) -> dict[str, Any]:
+        """Where state lives and whether it is degraded (health, ``/v1/stats``); no secrets."""
+        return {**self.store.status(), "processes_sharing_in_outage": self.replicas}
+
+    def close(self) -> None:
+        """Send the facts still queued, then close the store; idempotent."""
+        if self._sender.is_alive():
+            self._facts.put(None)
+            self._sender.join(5)
+        self.store.close()
+
+
+def _without_windows(config: LLMConfig) -> LLMConfig:
+    """``config`` for the local owner: the store keeps the rpm and tpm windows.
+
+    A local window would count every admission the store then refused, and close early. The
+    concurrency limits stay: a process already at a limit need not ask the store.
+    """
+    models = {
+        n: m.model_copy(update={"rpm_limit": None, "tpm_limit": None}) for n, m in config.models.items()
+    }
+    groups = {
+        n: g.model_copy(
+            update={"tiers": {t: e.model_copy(update={"rpm_limit": None}) for t, e in g.tiers.items()}}
+        )
+        for n, g in config.groups.items()
+    }
+    return config.model_copy(update={"models": models, "groups": groups})
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
