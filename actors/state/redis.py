@@ -128,7 +128,7 @@ class RedisState:
         self._tokens: dict[str, float] = {}
         self._remote = threading.local()  # set while applying another process's event
         self._facts: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
-        self.store = store or RedisStore(state, on_event=self._on_event)
+        self.store = store or RedisStore(state, on_event=self._on_event, on_change=self._on_degraded)
         self.store.start()
         self._sender = threading.Thread(target=self._send, name="llm-actors-state-facts", daemon=True)
         self._sender.start()
@@ -312,12 +312,19 @@ class RedisState:
         reason: str = "",
         tokens: int = 0,
     ) -> None:
-        held = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
-        if held is not None and not held.split:
-            try:
-                self.store.release(held.owners, held.id, tokens)
-            except StoreUnavailable:
-                pass  # the lease expires within lease_ttl; the tokens go uncounted
+        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
+        if held is None or held.split:
+            return
+        owner = held.owners[0]
+        try:
+            self.store.release(held.owners, held.id, tokens)
+            # Before the caller moves on: the next admission anywhere must see the park.
+            if park is not None:
+                self.store.park(owner, *park)
+            elif outcome is Outcome.FATAL:
+                self.store.disable(owner, reason)
+        except StoreUnavailable:
+            pass  # the lease expires within lease_ttl; the tokens and the fact go unshared
 
     async def agive_back(
         self,
@@ -329,17 +336,29 @@ class RedisState:
         reason: str = "",
         tokens: int = 0,
     ) -> None:
-        held = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
-        if held is not None and not held.split:
-            # Shielded: a cancelled caller must not leave its slot taken until the lease expires.
-            task = asyncio.ensure_future(self.store.arelease(held.owners, held.id, tokens))
-            try:
-                await asyncio.shield(task)
-            except StoreUnavailable:
-                pass
-            except asyncio.CancelledError:
-                task.add_done_callback(_consume)
-                raise
+        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
+        if held is None or held.split:
+            return
+        # Shielded: a cancelled caller must not leave its slot taken until the lease expires.
+        task = asyncio.ensure_future(self._ashare(held, outcome, park, reason, tokens))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_consume)
+            raise
+
+    async def _ashare(
+        self, held: _Held, outcome: Outcome | None, park: tuple[float, str] | None, reason: str, tokens: int
+    ) -> None:
+        owner = held.owners[0]
+        try:
+            await self.store.arelease(held.owners, held.id, tokens)
+            if park is not None:
+                await self.store.apark(owner, *park)
+            elif outcome is Outcome.FATAL:
+                await self.store.adisable(owner, reason)
+        except StoreUnavailable:
+            pass
 
     def _give_back_local(
         self,
@@ -349,33 +368,31 @@ class RedisState:
         retry_after: float | None,
         reason: str,
         tokens: int,
-    ) -> _Held | None:
-        """The local half of a give-back; the facts it teaches go to the store in the background."""
-        self.local.give_back(lease, outcome, now, retry_after=retry_after, reason=reason, tokens=tokens)
+    ) -> tuple[_Held | None, tuple[float, str] | None]:
+        """The local half of a give-back; returns what the store must hear, and the park to share."""
         name = lease.member.name
-        with self.lock:
+        park = None
+        with self.lock:  # this process's share first: the local give-back wakes a waiter that needs it
             held = self._held.pop(lease, None)
-            if held is not None and held.split:
+            if held is not None and self._split:
                 for owner in held.owners:
                     permits = self._split.get(owner.label)
-                    if permits is not None:
+                    if permits is not None and permits.in_flight > 0:  # 0: admitted as the store went
                         permits.give_back(now, tokens)
             if tokens:
                 last = self._tokens.get(name)
                 self._tokens[name] = tokens if last is None else last + _TOKEN_EWMA * (tokens - last)
-            parking = lease.member.gate.parking
-            park = (parking.parked_until or now) - now if outcome is Outcome.RATE_LIMITED else 0.0
-            park_reason = parking.reason or reason
-        if held is None:
-            return None
-        owner = held.owners[0]
-        if outcome is Outcome.RATE_LIMITED and park > 0:
-            self._fact(lambda: self.store.park(owner, park, park_reason))
-        elif outcome is Outcome.FATAL:
-            self._fact(lambda: self.store.disable(owner, reason))
-        if held.probe:
+        self.local.give_back(lease, outcome, now, retry_after=retry_after, reason=reason, tokens=tokens)
+        with self.lock:
+            if outcome is Outcome.RATE_LIMITED:
+                parking = lease.member.gate.parking
+                seconds = (parking.parked_until or now) - now
+                if seconds > 0:
+                    park = (seconds, parking.reason or reason)
+        if held is not None and held.probe:
+            owner = held.owners[0]
             self._fact(lambda: self.store.end_probe(owner))
-        return held
+        return held, park
 
     # -- an outage: each process its share ------------------------------------------------------
 
@@ -406,12 +423,18 @@ class RedisState:
         return False
 
     def _share(self, owner: Owner) -> Permits:
+        """This process's share of ``owner``'s limits for this outage (under the lock).
+
+        It starts with the leases this process took on the store and still holds, so a process
+        with its share already in flight takes nothing more until those end."""
         permits = self._split.get(owner.label)
         if permits is None:
             n = self.replicas
             permits = self._split[owner.label] = Permits(
                 share(owner.concurrency, n), share(owner.rpm, n), share(owner.tpm, n)
             )
+            label = owner.label
+            permits.in_flight = sum(1 for h in self._held.values() if any(o.label == label for o in h.owners))
         return permits
 
     # -- facts from and to the other processes --------------------------------------------------
@@ -430,14 +453,14 @@ class RedisState:
 
                 logging.getLogger("actors.state").exception("sending a fact to the shared state store failed")
 
-    def _changed(self, gate: Any, route: str, event: str, until: float | None) -> None:
+    def _changed(self, instance: str, route: str, event: str, until: float | None) -> None:
         """The local owner's change listener (under its lock): tell the supervisor, share breaker events."""
         if self.on_change is not None:
-            self.on_change(gate.name, route, event, until)
+            self.on_change(instance, route, event, until)
         if event in ("open", "closed") and not getattr(self._remote, "on", False):
             seconds = max(0.0, until - time.monotonic()) if until is not None else 0.0
             self._fact(
-                lambda: self.store.publish({"k": event, "i": f"i:{gate.name}", "r": route, "s": seconds})
+                lambda: self.store.publish({"k": event, "i": f"i:{instance}", "r": route, "s": seconds})
             )
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -467,6 +490,16 @@ class RedisState:
                             breaker.reset()
         finally:
             self._remote.on = False
+
+    def _on_degraded(self, degraded: bool) -> None:
+        """The store went away or came back: every waiter judges again under the new rules (a
+        request waiting for a nudge from the store would otherwise wait for nothing)."""
+        with self.lock:
+            if not degraded:
+                self._split.clear()  # back to the store's count; the next outage starts afresh
+            for target in self.local.table.targets.values():
+                if target.waiters:
+                    target.wake_head()
 
     def _wake(self, label: str) -> None:
         kind, _, name = label.partition(":")

@@ -37,8 +37,20 @@ __all__ = ["Admission", "Owner", "RedisStore", "StoreUnavailable"]
 
 _log = logging.getLogger("actors.state")
 
-#: Seconds any one store call may take before the process degrades.
+#: Seconds any one store call may take before the process degrades (``LLM_ACTORS_STATE_TIMEOUT``).
 CALL_TIMEOUT = 0.05
+TIMEOUT_ENV = "LLM_ACTORS_STATE_TIMEOUT"
+
+
+def call_timeout() -> float:
+    """The store call bound: ``$LLM_ACTORS_STATE_TIMEOUT`` seconds if set and sane, else 50 ms."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return CALL_TIMEOUT
+    return value if 0.001 <= value <= 10 else CALL_TIMEOUT
+
+
 #: Seconds between pings of a store that is away.
 RECOVERY_INTERVAL = 0.5
 #: The rolling window of ``rpm_limit`` and ``tpm_limit``, in milliseconds.
@@ -136,12 +148,12 @@ class RedisStore:
         self,
         config: StateConfig,
         *,
-        timeout: float = CALL_TIMEOUT,
+        timeout: float | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.config = config
-        self.timeout = timeout
+        self.timeout = call_timeout() if timeout is None else timeout
         self.base = f"{config.key_prefix}:{scripts.VERSION}"
         self.channel = f"{self.base}:events"
         self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -158,6 +170,8 @@ class RedisStore:
         )
         self._held: dict[str, tuple[Owner, ...]] = {}  # concurrency leases to renew, by id
         self._held_lock = threading.Lock()
+        # Admissions whose answer never came: the script may have taken permits; given back on recovery.
+        self._orphans: list[tuple[tuple[Owner, ...], str]] = []
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -262,8 +276,13 @@ class RedisStore:
 
     def admit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
         """Take a permit of every owner for ``lease_id`` together, or none (one round trip)."""
+        self._check()  # known to be away: nothing was sent, nothing to give back later
         keys, args = _admit_args(owners, lease_id, self.lease_ttl_ms, estimate)
-        result = _admission(self._run("ADMIT", keys, args))
+        try:
+            result = _admission(self._run("ADMIT", keys, args))
+        except StoreUnavailable:
+            self._orphan(owners, lease_id)
+            raise
         if result.code == 1 and any(o.concurrency for o in owners):
             with self._held_lock:
                 self._held[lease_id] = owners
@@ -285,6 +304,18 @@ class RedisStore:
             keys += o.release_keys
             args += (o.concurrency, tokens if (o.tpm and tokens is not None) else -1, o.label)
         return keys, args
+
+    def _orphan(self, owners: tuple[Owner, ...], lease_id: str) -> None:
+        if any(o.concurrency for o in owners):
+            with self._held_lock:
+                self._orphans.append((owners, lease_id))
+
+    def _release_orphans(self) -> None:
+        """Give back what admissions cut off by the call bound may have taken (no slot leaks)."""
+        with self._held_lock:
+            orphans, self._orphans = self._orphans, []
+        for owners, lease_id in orphans:
+            self.release(owners, lease_id)
 
     def renew(self) -> int:
         """Extend every concurrency lease this process holds by ``lease_ttl``; how many were."""
@@ -352,12 +383,24 @@ class RedisStore:
             raise self._failed(exc) from exc
 
     async def aadmit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
+        self._check()  # known to be away: nothing was sent, nothing to give back later
         keys, args = _admit_args(owners, lease_id, self.lease_ttl_ms, estimate)
-        result = _admission(await self._arun("ADMIT", keys, args))
+        try:
+            result = _admission(await self._arun("ADMIT", keys, args))
+        except StoreUnavailable:
+            self._orphan(owners, lease_id)
+            raise
         if result.code == 1 and any(o.concurrency for o in owners):
             with self._held_lock:
                 self._held[lease_id] = owners
         return result
+
+    async def apark(self, owner: Owner, seconds: float, reason: str) -> float:
+        args = [max(0, int(seconds * 1000)), reason, self.channel, owner.label]
+        return int(await self._arun("PARK", [owner.park], args)) / 1000.0
+
+    async def adisable(self, owner: Owner, reason: str) -> None:
+        await self._arun("DISABLE", [owner.dis], [reason, self.channel, owner.label])
 
     async def arelease(self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None = None) -> None:
         with self._held_lock:
@@ -386,6 +429,8 @@ class RedisStore:
                     if not self.ping():
                         self._stop.wait(RECOVERY_INTERVAL)
                         continue
+                if self._orphans:
+                    self._release_orphans()
                 if pubsub is None:
                     pubsub = self._subscribe()
                 message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
