@@ -1,0 +1,120 @@
+"""Two runtimes on one redis-server (two processes as the store sees them): shared facts.
+
+Each runtime has its own store connection and process id, so it hears the other's events
+exactly as another process would; the fake provider counts what reaches each instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from waiting import wait_until
+
+from actors.errors import LLMError, NoCapacityError
+from actors.fake.topology import write_topology
+from actors.runtime import Runtime
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def pair(tmp_path: Path, fake: Any, redis_server: Any) -> Iterator[Callable[..., tuple[Runtime, Runtime]]]:
+    """Two started runtimes on one topology and one store."""
+    started: list[Runtime] = []
+
+    def make(**topology: Any) -> tuple[Runtime, Runtime]:
+        root = write_topology(tmp_path / "cfg", fake, **topology)
+        for _ in range(2):
+            started.append(Runtime.from_config(root, state=redis_server.url).start())
+        return started[0], started[1]
+
+    yield make
+    for rt in started:
+        rt.stop()
+
+
+def _breaker(rt: Runtime, instance: str, route: str) -> str:
+    return rt.state.snapshot(time.monotonic())[instance]["breakers"][route]["state"]
+
+
+def _one_tier(models: list[str], **settings: Any) -> dict[str, Any]:
+    return {
+        "g": {
+            "echelon1": {"models": models, "max_retries": 0},
+            "fallback_config": {"circuit_breaker": {"failure_threshold": 2, "recovery_time": 30}, **settings},
+        }
+    }
+
+
+def test_breaker_events_reach_the_other_process(pair, fake):
+    a, b = pair(models={"m": {}}, groups=_one_tier(["m"]))
+    fake.configure("m", status=500)
+    wa, wb = (rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"}) for rt in (a, b))
+    for _ in range(2):
+        with pytest.raises(LLMError):
+            wa.generate(MSG)
+    assert _breaker(a, "m", "group:g") == "open"
+    wait_until(lambda: _breaker(b, "m", "group:g") == "open", what="the open event in the other process")
+    with pytest.raises(NoCapacityError):
+        wb.generate(MSG)  # b judged nothing itself, yet skips the failing instance
+    assert fake.stats("m")["requests"] == 2
+
+    fake.clear("m")
+    a.state.probe_passed("m", time.monotonic())  # half-open in a: a trial call closes it
+    assert wa.generate(MSG).instance == "m"
+    assert _breaker(a, "m", "group:g") == "closed"
+    wait_until(lambda: _breaker(b, "m", "group:g") == "closed", what="the closed event in the other process")
+    assert wb.generate(MSG).instance == "m"
+
+
+def test_only_one_process_probes_a_recovering_instance(pair, fake):
+    a, b = pair(models={"m": {}}, groups=_one_tier(["m"]))
+    fake.configure("m", status=500)
+    wa, wb = (rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"}) for rt in (a, b))
+    for _ in range(2):
+        with pytest.raises(LLMError):
+            wa.generate(MSG)
+    wait_until(lambda: _breaker(b, "m", "group:g") == "open", what="the open event")
+    fake.configure("m", latency=2.0)  # healthy again, but slow: a's trial is still running...
+    now = time.monotonic()
+    a.state.probe_passed("m", now)
+    b.state.probe_passed("m", now)  # ...when b, half-open too, would send its own trial
+    trial = threading.Thread(target=wa.generate, args=(MSG,))
+    trial.start()
+    assert fake.wait_for_in_flight("m", 1)
+    with pytest.raises(NoCapacityError):
+        wb.generate(MSG, timeout=1)
+    assert fake.stats("m")["requests"] == 3  # two failures and a's one trial
+    trial.join(10)
+    wait_until(lambda: _breaker(b, "m", "group:g") == "closed", what="the closed event after the trial")
+
+
+def test_async_callers_share_one_concurrency_limit_with_threads_elsewhere(pair, fake):
+    a, b = pair(
+        models={"m": {}},
+        groups={"g": {"echelon1": {"models": ["m"], "concurrency_limit": 1}}},
+    )
+    fake.configure("m", latency=0.02)
+    wa, wb = (
+        rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "timeout": 30}) for rt in (a, b)
+    )
+
+    async def many() -> list[Any]:
+        return await asyncio.gather(*(wa.generate_async(MSG) for _ in range(8)))
+
+    threads = [threading.Thread(target=wb.generate, args=(MSG,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    answers = asyncio.run(many())
+    for t in threads:
+        t.join(30)
+    assert len(answers) == 8
+    assert fake.stats("m")["requests"] == 16
+    assert fake.stats("m")["peak_in_flight"] == 1
+    assert a.state_status()["backend"] == "redis" and not a.state_status()["degraded"]
