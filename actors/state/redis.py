@@ -84,9 +84,10 @@ class _Without:
 class _Refusals:
     """The members refused by shared state in one admission, and when the earliest may fit."""
 
-    __slots__ = ("disabled", "down_until", "full_until", "names")
+    __slots__ = ("disabled", "down_until", "full_until", "names", "nudges")
 
-    def __init__(self) -> None:
+    def __init__(self, nudges: int) -> None:
+        self.nudges = nudges  # the owner's count of ``free`` nudges when this admission began
         self.names: set[str] = set()
         self.full_until: float | None = None
         self.down_until: float | None = None
@@ -126,6 +127,7 @@ class RedisState:
         self._owners: dict[tuple[str, str], tuple[Owner, ...]] = {}
         self._split: dict[str, Permits] = {}
         self._tokens: dict[str, float] = {}
+        self._nudges = 0  # ``free`` nudges heard so far (a sequence, read without the lock)
         self._remote = threading.local()  # set while applying another process's event
         self._facts: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
         self.store = store or RedisStore(state, on_event=self._on_event, on_change=self._on_degraded)
@@ -159,7 +161,7 @@ class RedisState:
     def lease(
         self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
     ) -> Lease | Blocked:
-        refused = _Refusals()
+        refused = _Refusals(self._nudges)
         while True:
             result = self._local_lease(target, ticket, now, queue, refused)
             if type(result) is not Lease:
@@ -183,7 +185,7 @@ class RedisState:
     async def alease(
         self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
     ) -> Lease | Blocked:
-        refused = _Refusals()
+        refused = _Refusals(self._nudges)
         while True:
             result = self._local_lease(target, ticket, now, queue, refused)
             if type(result) is not Lease:
@@ -285,9 +287,13 @@ class RedisState:
             return result
         if refused.full_until is not None:
             until = refused.full_until if not result.full else min(result.until, refused.full_until)
-            if queue is not None and not result.full:
-                with self.lock:  # wait here for a release nudge or the window, in this process's FIFO
+            with self.lock:
+                if queue is not None and not result.full:  # wait for a nudge or the window, in our FIFO
                     self.local._enqueue(ticket, target, queue, now)
+                if self._nudges != refused.nudges and ticket.waiter is not None:
+                    # A permit was freed somewhere after the store refused us, before we queued
+                    # to hear of it: try again at once rather than miss that wake-up.
+                    ticket.waiter.wake()
             return Blocked(True, until)
         if result.full:
             return result
@@ -315,16 +321,20 @@ class RedisState:
         held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
         if held is None or held.split:
             return
+        if park is None and outcome is not Outcome.FATAL:
+            # Off the request path: returning a permit late only ever errs on the safe side.
+            self._fact(lambda: self.store.release(held.owners, held.id, tokens))
+            return
         owner = held.owners[0]
         try:
             self.store.release(held.owners, held.id, tokens)
             # Before the caller moves on: the next admission anywhere must see the park.
             if park is not None:
                 self.store.park(owner, *park)
-            elif outcome is Outcome.FATAL:
+            else:
                 self.store.disable(owner, reason)
         except StoreUnavailable:
-            pass  # the lease expires within lease_ttl; the tokens and the fact go unshared
+            pass  # the release is retried on recovery; the fact goes unshared
 
     async def agive_back(
         self,
@@ -338,6 +348,9 @@ class RedisState:
     ) -> None:
         held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
         if held is None or held.split:
+            return
+        if park is None and outcome is not Outcome.FATAL:
+            self._fact(lambda: self.store.release(held.owners, held.id, tokens))
             return
         # Shielded: a cancelled caller must not leave its slot taken until the lease expires.
         task = asyncio.ensure_future(self._ashare(held, outcome, park, reason, tokens))
@@ -495,6 +508,7 @@ class RedisState:
         """The store went away or came back: every waiter judges again under the new rules (a
         request waiting for a nudge from the store would otherwise wait for nothing)."""
         with self.lock:
+            self._nudges += 1
             if not degraded:
                 self._split.clear()  # back to the store's count; the next outage starts afresh
             for target in self.local.table.targets.values():
@@ -504,6 +518,7 @@ class RedisState:
     def _wake(self, label: str) -> None:
         kind, _, name = label.partition(":")
         with self.lock:
+            self._nudges += 1
             table = self.local.table
             holder = table.gates.get(name) if kind == "i" else table.budgets.get(name)
             for target in getattr(holder, "watchers", ()):

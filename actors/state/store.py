@@ -57,6 +57,9 @@ RECOVERY_INTERVAL = 0.5
 WINDOW_MS = 60_000
 
 _FAILURES = (redis.RedisError, OSError, TimeoutError, asyncio.TimeoutError)
+_TIMEOUTS = (redis.TimeoutError, TimeoutError, asyncio.TimeoutError)
+#: Consecutive calls past the bound that degrade the process without waiting for the watcher.
+TIMEOUTS_TO_DEGRADE = 3
 
 
 class StoreUnavailable(Exception):
@@ -163,7 +166,17 @@ class RedisStore:
         self.degraded_since: float | None = None
         self.degraded_reason = ""
         self.outages = 0
+        self.late_calls = 0  # calls cut off by the bound, degrading or not
         self._client = redis.Redis.from_url(config.url, **self._options())
+        checker_timeout = max(0.2, 4 * self.timeout)
+        self._checker = redis.Redis.from_url(
+            config.url,
+            **{
+                **self._options(),
+                "socket_timeout": checker_timeout,
+                "socket_connect_timeout": checker_timeout,
+            },
+        )
         self._scripts = self._register(self._client)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] = (
             weakref.WeakKeyDictionary()
@@ -173,6 +186,8 @@ class RedisStore:
         # Admissions whose answer never came: the script may have taken permits; given back on recovery.
         self._orphans: list[tuple[tuple[Owner, ...], str]] = []
         self._stop = threading.Event()
+        self._suspect = threading.Event()  # a call timed out: the watcher checks the store now
+        self._timeouts = 0  # consecutive calls past the bound
         self._watcher: threading.Thread | None = None
 
     def _options(self) -> dict[str, Any]:
@@ -211,6 +226,15 @@ class RedisStore:
 
     def _failed(self, exc: BaseException) -> StoreUnavailable:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, _TIMEOUTS) and self.degraded_since is None:
+            # A call past its bound fails alone: a busy event loop or a starved CPU delays an
+            # answer as much as a slow store does. The watcher asks the store directly, and a
+            # few timeouts in a row degrade the process anyway.
+            self._timeouts += 1
+            self.late_calls += 1
+            if self._timeouts < TIMEOUTS_TO_DEGRADE:
+                self._suspect.set()
+                return StoreUnavailable(reason)
         if self.degraded_since is None:
             self.degraded_since = time.monotonic()
             self.degraded_reason = reason
@@ -254,14 +278,17 @@ class RedisStore:
             "on_outage": self.config.on_outage,
             "replicas": self.config.replicas,
             "outages": self.outages,
+            "late_calls": self.late_calls,
         }
 
     def ping(self) -> bool:
-        """One bounded PING; clears the degraded mark when it answers."""
+        """One PING, bounded more loosely than a request's call (it asks whether the store is
+        there, not whether it is fast); clears the degraded mark when it answers."""
         try:
-            self._client.ping()
+            self._checker.ping()
         except _FAILURES:
             return False
+        self._timeouts = 0
         self._recovered()
         return True
 
@@ -270,9 +297,12 @@ class RedisStore:
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         self._check()
         try:
-            return self._scripts[name](keys=keys, args=args)
+            result = self._scripts[name](keys=keys, args=args)
         except _FAILURES as exc:
             raise self._failed(exc) from exc
+        if self._timeouts:
+            self._timeouts = 0
+        return result
 
     def admit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
         """Take a permit of every owner for ``lease_id`` together, or none (one round trip)."""
@@ -289,11 +319,17 @@ class RedisStore:
         return result
 
     def release(self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None = None) -> None:
-        """Give back ``lease_id``'s concurrency permits and settle its tokens with the real usage."""
+        """Give back ``lease_id``'s concurrency permits and settle its tokens with the real usage.
+
+        One that fails is given back again when the store answers (its tokens go uncounted)."""
         with self._held_lock:
             self._held.pop(lease_id, None)
         keys, args = self._release_args(owners, lease_id, tokens)
-        self._run("RELEASE", keys, args)
+        try:
+            self._run("RELEASE", keys, args)
+        except StoreUnavailable:
+            self._orphan(owners, lease_id)
+            raise
 
     def _release_args(
         self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None
@@ -314,8 +350,13 @@ class RedisStore:
         """Give back what admissions cut off by the call bound may have taken (no slot leaks)."""
         with self._held_lock:
             orphans, self._orphans = self._orphans, []
-        for owners, lease_id in orphans:
-            self.release(owners, lease_id)
+        for i, (owners, lease_id) in enumerate(orphans):
+            try:
+                self.release(owners, lease_id)
+            except StoreUnavailable:
+                with self._held_lock:  # away again: keep the rest for the next recovery
+                    self._orphans += orphans[i + 1 :]
+                raise
 
     def renew(self) -> int:
         """Extend every concurrency lease this process holds by ``lease_ttl``; how many were."""
@@ -378,9 +419,12 @@ class RedisStore:
         _, found = self._aclient()
         try:
             async with asyncio.timeout(self.timeout):
-                return await found[name](keys=keys, args=args)
+                result = await found[name](keys=keys, args=args)
         except _FAILURES as exc:
             raise self._failed(exc) from exc
+        if self._timeouts:
+            self._timeouts = 0
+        return result
 
     async def aadmit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
         self._check()  # known to be away: nothing was sent, nothing to give back later
@@ -406,7 +450,11 @@ class RedisStore:
         with self._held_lock:
             self._held.pop(lease_id, None)
         keys, args = self._release_args(owners, lease_id, tokens)
-        await self._arun("RELEASE", keys, args)
+        try:
+            await self._arun("RELEASE", keys, args)
+        except StoreUnavailable:
+            self._orphan(owners, lease_id)
+            raise
 
     # -- the watcher thread ---------------------------------------------------------------------
 
@@ -424,6 +472,10 @@ class RedisStore:
         pubsub = None
         while not self._stop.is_set():
             try:
+                if self._suspect.is_set() and not self.degraded:
+                    self._suspect.clear()
+                    if not self.ping():
+                        self._failed(ConnectionError("no answer to a PING after a call timed out"))
                 if self.degraded:
                     pubsub = _close(pubsub)
                     if not self.ping():
@@ -479,6 +531,7 @@ class RedisStore:
             self._watcher.join(5)
             self._watcher = None
         self._client.close()
+        self._checker.close()
         for loop, (client, _) in list(self._async.items()):
             if not loop.is_closed():
                 try:

@@ -29,8 +29,14 @@ def topology(root: Path, fake: Any, **limits: Any) -> Path:
 
 
 def test_two_workers_on_redis_keep_one_budget(fake, tmp_path, redis_server):
+    # A generous store call bound: a busy test machine must not be taken for a store outage.
     d = start_daemon(
-        topology(tmp_path, fake, concurrency_limit=1), "--workers", "2", "--state", redis_server.url
+        topology(tmp_path, fake, concurrency_limit=1),
+        "--workers",
+        "2",
+        "--state",
+        redis_server.url,
+        env={"LLM_ACTORS_STATE_TIMEOUT": "0.5"},
     )
     try:
         fake.configure("k1", latency=0.1)
@@ -40,14 +46,14 @@ def test_two_workers_on_redis_keep_one_budget(fake, tmp_path, redis_server):
         assert fake.stats("k1")["peak_in_flight"] == 1  # one limit across both workers
         daemon = d.get("/v1/stats").json()["daemon"]
         assert daemon["worker"]["of"] == 2 and daemon["worker"]["index"] in (0, 1)
-        assert daemon["state"]["backend"] == "redis" and not daemon["state"]["degraded"]
+        assert daemon["state"]["backend"] == "redis" and daemon["state"]["late_calls"] == 0
         assert "llm_actors_state_degraded 0.0" in d.get("/metrics").text
     finally:
         d.stop()
 
 
 def test_signals_reach_every_worker_and_local_limits_are_split(fake, tmp_path):
-    d = start_daemon(topology(tmp_path, fake, concurrency_limit=4), "--workers", "2")
+    d = start_daemon(topology(tmp_path, fake, concurrency_limit=8), "--workers", "2")
     try:
         assert "every limit is split between them" in d.log_text()
         assert ask(d.url).status_code == 200
@@ -56,7 +62,7 @@ def test_signals_reach_every_worker_and_local_limits_are_split(fake, tmp_path):
         fake.configure("k1", latency=1.0)
         with ThreadPoolExecutor(4) as pool:
             flying = [pool.submit(ask, d.url, f"n{i}") for i in range(4)]
-            assert fake.wait_for_in_flight("k1", 2, timeout=10)
+            assert fake.wait_for_in_flight("k1", 4, timeout=10)  # 4 per worker: all run at once
             d.signal(signal.SIGTERM)
             answers = [f.result() for f in flying]
         assert all(r.status_code == 200 for r in answers)  # drained, not cut

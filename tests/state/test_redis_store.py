@@ -20,10 +20,11 @@ def stores(redis_server: RedisServer):
     """Make stores (one per simulated process) on the test's redis-server; closed at the end."""
     made: list[RedisStore] = []
 
-    def make(**options: Any) -> RedisStore:
+    def make(timeout: float = 0.5, **options: Any) -> RedisStore:
+        """``timeout``: the call bound, generous so a busy test machine is not taken for an outage."""
         events = options.pop("events", None)
         config = StateConfig(backend="redis", url=redis_server.url, **options)
-        store = RedisStore(config, on_event=None if events is None else events.append)
+        store = RedisStore(config, timeout=timeout, on_event=None if events is None else events.append)
         made.append(store)
         return store
 
@@ -164,7 +165,7 @@ def test_an_unreachable_store_fails_fast_and_recovery_is_automatic(stores, redis
 
 
 def test_a_slow_store_is_cut_off_at_the_call_bound(stores, redis_server):
-    store = stores()
+    store = stores(timeout=0.05)
     owners = (store.owner("i:m", rpm=100),)
     assert store.admit(owners, "l1").code == 1
     pauser = redis.Redis.from_url(redis_server.url)

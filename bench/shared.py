@@ -1,0 +1,199 @@
+"""What shared state costs: the Redis backend against the local one, and ``serve --workers 2``.
+
+    python bench/shared.py               # both figures (about a minute)
+    python bench/shared.py --quick       # a short run
+    python bench/shared.py --only added|workers
+
+1. added: the median time of one ``wrapper.generate`` (sync, sequential) through a tier with a
+   ``concurrency_limit`` and an ``rpm_limit`` and a model with a ``concurrency_limit``, with state
+   in the process and with state on a private ``redis-server`` on loopback; blocks of calls
+   alternate between the two runtimes to cancel drift. The difference is what the backend adds
+   per request: one admission script and one release script (aim <= 0.3 ms). Also the same for
+   ``generate_async`` (sequential, one event loop).
+2. workers: throughput of ``serve --simulate --workers 2 --state redis://...`` against one worker,
+   on simulated providers with 20 ms latency, driven by ``wrk`` (64 connections) when it is
+   installed. On a machine with 2 cores shared with other work, expect noise: the ratio matters.
+
+The fake provider runs as its own process, as does redis-server (never the default port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+_REPO = _HERE.parent
+sys.path.insert(0, str(_HERE))
+if str(_REPO) not in sys.path:
+    sys.path.insert(1, str(_REPO))
+
+from _topology import FakeProcess, FakeURLs, write_topology  # noqa: E402
+
+from actors.fake.process import read_line  # noqa: E402
+from actors.fake.redis_server import RedisServer  # noqa: E402
+from actors.runtime import Runtime  # noqa: E402
+
+MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}]
+LIMITS = {"concurrency_limit": 64, "rpm_limit": 1_000_000}
+
+
+def added(fake: FakeProcess, redis: RedisServer, root: Path, rounds: int, per_block: int) -> None:
+    root = write_topology(
+        root,
+        FakeURLs(fake.url),
+        models={"a": {"concurrency_limit": 64}},
+        groups={"g": {"echelon1": {"models": ["a"], "max_retries": 0, **LIMITS}}},
+        wrappers={"w": {"type": "task_group", "target": "g.echelon1"}},
+    )
+    sides = {
+        "local": Runtime.from_config(root).start(),
+        "redis": Runtime.from_config(root, state=redis.url).start(),
+    }
+    try:
+        wrappers = {name: rt.factory.get_wrapper("w") for name, rt in sides.items()}
+        times: dict[str, list[float]] = {name: [] for name in sides}
+        for w in wrappers.values():  # warm-up: connections, scripts loaded
+            for _ in range(50):
+                w.generate(MESSAGES)
+        for r in range(rounds):
+            order = list(wrappers.items()) if r % 2 == 0 else list(wrappers.items())[::-1]
+            for name, w in order:
+                for _ in range(per_block):
+                    start = time.perf_counter()
+                    w.generate(MESSAGES)
+                    times[name].append(time.perf_counter() - start)
+        report("sync, sequential", times)
+
+        async def timed(w: Any, n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                start = time.perf_counter()
+                await w.generate_async(MESSAGES)
+                out.append(time.perf_counter() - start)
+            return out
+
+        async def run() -> dict[str, list[float]]:
+            atimes: dict[str, list[float]] = {name: [] for name in sides}
+            for w in wrappers.values():
+                await timed(w, 50)
+            for r in range(rounds):
+                order = list(wrappers.items()) if r % 2 == 0 else list(wrappers.items())[::-1]
+                for name, w in order:
+                    atimes[name] += await timed(w, per_block)
+            return atimes
+
+        report("async, sequential", asyncio.run(run()))
+        status = sides["redis"].state_status()
+        print(f"  store: degraded={status['degraded']} outages={status['outages']}")
+    finally:
+        for rt in sides.values():
+            rt.stop()
+
+
+def report(label: str, times: dict[str, list[float]]) -> None:
+    local, shared = statistics.median(times["local"]), statistics.median(times["redis"])
+    p90 = {k: statistics.quantiles(v, n=10)[-1] for k, v in times.items()}
+    print(
+        f"{label}: median local {local * 1e3:.3f} ms, redis {shared * 1e3:.3f} ms, "
+        f"added {(shared - local) * 1e3:+.3f} ms (aim <= 0.3); p90 local {p90['local'] * 1e3:.3f} ms, "
+        f"redis {p90['redis'] * 1e3:.3f} ms; {len(times['local'])} calls each"
+    )
+
+
+def workers(redis: RedisServer, root: Path, seconds: int) -> None:
+    if shutil.which("wrk") is None:
+        print("workers: skipped (wrk is not installed; Debian package wrk)")
+        return
+    models = {
+        m: {
+            "model_type": "simulated",
+            "provider": "simulated",
+            "model_name": "sim",
+            "simulation": {"latency": 0.02},
+        }
+        for m in ("a", "b", "c")
+    }
+    root = write_topology(
+        root,
+        None,
+        models=models,
+        groups={"g": {"echelon1": {"models": list(models), "max_retries": 0, **LIMITS}}},
+        wrappers={"w": {"type": "task_group", "target": "g.echelon1"}},
+    )
+    script = root / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        'wrk.body = \'{"model": "w", "messages": [{"role": "user", "content": "hi"}]}\'\n'
+    )
+    results = {}
+    for n in (1, 2, 1, 2):
+        rate = serve_and_load(root, redis.url, n, script, seconds)
+        results.setdefault(n, []).append(rate)
+        print(f"  {n} worker(s): {rate:.0f} req/s")
+    one, two = statistics.median(results[1]), statistics.median(results[2])
+    print(
+        f"workers: 1 worker {one:.0f} req/s, 2 workers {two:.0f} req/s, ratio {two / one:.2f} (shared state on Redis)"
+    )
+
+
+def serve_and_load(root: Path, url: str, n: int, script: Path, seconds: int) -> float:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])),
+    }
+    argv = [sys.executable, "-m", "actors", "serve", "--config", str(root), "--port", "0", "--simulate"]
+    argv += ["--workers", str(n), "--state", url, "--log-level", "warning"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        base = read_line(proc, 60).strip()
+        if not base.startswith("http"):
+            raise RuntimeError("the daemon did not start")
+        target = base + "/v1/chat/completions"
+        subprocess.run(
+            ["wrk", "-t2", "-c64", "-d2s", "-s", str(script), target], capture_output=True, check=True
+        )
+        out = subprocess.run(
+            ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), target],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        line = next(x for x in out.splitlines() if x.startswith("Requests/sec:"))
+        return float(line.split()[1])
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=("added", "workers"))
+    args = parser.parse_args(argv)
+    rounds, per_block, seconds = (6, 100, 3) if args.quick else (10, 300, 5)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"python {platform.python_version()}, {os.cpu_count()} cores, load average {load:.2f}")
+    with tempfile.TemporaryDirectory() as tmp, RedisServer() as redis:
+        if args.only in (None, "added"):
+            with FakeProcess() as fake:
+                added(fake, redis, Path(tmp) / "added", rounds, per_block)
+        if args.only in (None, "workers"):
+            workers(redis, Path(tmp) / "workers", seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
