@@ -399,7 +399,7 @@ class Runtime:
         seen = {s["instance"]: s for s in instances}
         total = len(seen)
         healthy = sum(1 for s in seen.values() if s["available"])
-        return {
+        report = {
             "healthy": total > 0 and healthy > total / 2,
             "available": healthy > 0,
             "healthy_instances": healthy,
@@ -407,6 +407,10 @@ class Runtime:
             "health_ratio": healthy / total if total else 0.0,
             "instances": list(seen.values()),
         }
+        if self.state_config.shared:  # whether the limits are shared right now, or split
+            status = self.state_status()
+            report["shared_state"] = {"degraded": status["degraded"], "on_outage": status["on_outage"]}
+        return report
 
     def route_supports_tools(self, route: Route) -> bool:
         """Whether the route's first tier declares ``function_calling`` (pools: every member tier)."""

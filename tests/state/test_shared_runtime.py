@@ -118,3 +118,4 @@ def test_async_callers_share_one_concurrency_limit_with_threads_elsewhere(pair, 
     assert fake.stats("m")["requests"] == 16
     assert fake.stats("m")["peak_in_flight"] == 1
     assert a.state_status()["backend"] == "redis" and not a.state_status()["degraded"]
+    assert wa.health()["shared_state"] == {"degraded": False, "on_outage": "split"}
