@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors.breaker import BreakerState
@@ -161,30 +161,44 @@ class RedisState:
     def lease(
         self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
     ) -> Lease | Blocked:
-        refused = _Refusals(self._nudges)
-        while True:
-            result = self._local_lease(target, ticket, now, queue, refused)
-            if type(result) is not Lease:
-                return self._blocked(result, refused, target, ticket, now, queue)
-            owners, lease_id = self._owners_of(result.member), uuid.uuid4().hex
-            if self.store.degraded:
-                admitted = self._split_take(result, owners, lease_id, now, refused)
-            else:
-                try:
-                    answer = self.store.admit(owners, lease_id, self._estimate(result))
-                    admitted = self._judge(result, owners, lease_id, answer, now, refused)
-                except StoreUnavailable:
-                    admitted = self._split_take(result, owners, lease_id, now, refused)
-            if not admitted:
-                continue
-            if self._probe_ok(result, now):
-                return result
-            self.give_back(result, None, now, reason="another process is probing")
-            refused.down(result.member.name, now + RECOVERY_INTERVAL)
+        core = self._admission(target, ticket, now, queue)
+        answer: Any = None
+        try:
+            while True:
+                kind, lease, owners, lease_id = core.send(answer)
+                if kind == "admit":
+                    try:
+                        answer = self.store.admit(owners, lease_id, self._estimate(lease))
+                    except StoreUnavailable as exc:
+                        answer = exc
+                else:
+                    answer = self.give_back(lease, None, now, reason="another process is probing")
+        except StopIteration as done:
+            return done.value
 
     async def alease(
         self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
     ) -> Lease | Blocked:
+        core = self._admission(target, ticket, now, queue)
+        answer: Any = None
+        try:
+            while True:
+                kind, lease, owners, lease_id = core.send(answer)
+                if kind == "admit":
+                    try:
+                        answer = await self.store.aadmit(owners, lease_id, self._estimate(lease))
+                    except StoreUnavailable as exc:
+                        answer = exc
+                else:
+                    answer = await self.agive_back(lease, None, now, reason="another process is probing")
+        except StopIteration as done:
+            return done.value
+
+    def _admission(
+        self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
+    ) -> Generator[tuple[str, Lease, tuple[Owner, ...], str], Any, Lease | Blocked]:
+        """The decision, for ``lease`` and ``alease`` alike: it yields the I/O it needs (an
+        admission, a give-back) and is sent the answer; its return value is the lease's."""
         refused = _Refusals(self._nudges)
         while True:
             result = self._local_lease(target, ticket, now, queue, refused)
@@ -194,16 +208,16 @@ class RedisState:
             if self.store.degraded:
                 admitted = self._split_take(result, owners, lease_id, now, refused)
             else:
-                try:
-                    answer = await self.store.aadmit(owners, lease_id, self._estimate(result))
-                    admitted = self._judge(result, owners, lease_id, answer, now, refused)
-                except StoreUnavailable:
+                answer = yield ("admit", result, owners, lease_id)
+                if isinstance(answer, StoreUnavailable):
                     admitted = self._split_take(result, owners, lease_id, now, refused)
+                else:
+                    admitted = self._judge(result, owners, lease_id, answer, now, refused)
             if not admitted:
                 continue
             if self._probe_ok(result, now):
                 return result
-            await self.agive_back(result, None, now, reason="another process is probing")
+            yield ("give_back", result, owners, lease_id)
             refused.down(result.member.name, now + RECOVERY_INTERVAL)
 
     def _local_lease(

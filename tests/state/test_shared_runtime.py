@@ -52,7 +52,8 @@ def _one_tier(models: list[str], **settings: Any) -> dict[str, Any]:
     }
 
 
-def test_breaker_events_reach_the_other_process(pair, fake):
+def _opened_by_a(pair: Any, fake: Any) -> tuple[Runtime, Runtime, Any, Any]:
+    """Two runtimes on one instance, whose breaker the first has opened (two 500s)."""
     a, b = pair(models={"m": {}}, groups=_one_tier(["m"]))
     fake.configure("m", status=500)
     wa, wb = (rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"}) for rt in (a, b))
@@ -60,6 +61,11 @@ def test_breaker_events_reach_the_other_process(pair, fake):
         with pytest.raises(LLMError):
             wa.generate(MSG)
     assert _breaker(a, "m", "group:g") == "open"
+    return a, b, wa, wb
+
+
+def test_breaker_events_reach_the_other_process(pair, fake):
+    a, b, wa, wb = _opened_by_a(pair, fake)
     wait_until(lambda: _breaker(b, "m", "group:g") == "open", what="the open event in the other process")
     with pytest.raises(NoCapacityError):
         wb.generate(MSG)  # b judged nothing itself, yet skips the failing instance
@@ -74,12 +80,7 @@ def test_breaker_events_reach_the_other_process(pair, fake):
 
 
 def test_only_one_process_probes_a_recovering_instance(pair, fake):
-    a, b = pair(models={"m": {}}, groups=_one_tier(["m"]))
-    fake.configure("m", status=500)
-    wa, wb = (rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"}) for rt in (a, b))
-    for _ in range(2):
-        with pytest.raises(LLMError):
-            wa.generate(MSG)
+    a, b, wa, wb = _opened_by_a(pair, fake)
     wait_until(lambda: _breaker(b, "m", "group:g") == "open", what="the open event")
     fake.configure("m", latency=2.0)  # healthy again, but slow: a's trial is still running...
     now = time.monotonic()
