@@ -135,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         log_format=args.log_format or default_format(),
     )
     try:
+        if options.workers > 1:
+            from actors.daemon.workers import serve_workers
+
+            return serve_workers(options)
         return serve(options)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

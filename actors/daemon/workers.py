@@ -87,7 +87,7 @@ class _Workers:
     def wait_ready(self) -> str | None:
         """The URL once every worker listens; None if one died or the time ran out."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        url, listening = "", set()
+        url, listening = "", set[int]()
         while len(listening) < len(self.procs):
             if any(not p.is_alive() for p in self.procs.values()) or time.monotonic() > deadline:
                 return None

@@ -23,6 +23,7 @@ enforces ``limit // replicas`` of every limit on its own (``on_outage: split``) 
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import threading
 import time
@@ -40,7 +41,8 @@ from actors.target import Blocked, Lease
 
 if TYPE_CHECKING:
     from actors.config import LLMConfig, StateConfig
-    from actors.state.owner import ChangeListener, Ticket, Waiter
+    from actors.state.owner import ChangeListener, StateOwner, Ticket, Waiter
+    from actors.table import LeaseTable
     from actors.target import Member, Target
 
 __all__ = ["RedisState"]
@@ -138,8 +140,13 @@ class RedisState:
     # -- what the local owner keeps ---------------------------------------------------------------
 
     @property
-    def table(self) -> Any:
+    def table(self) -> LeaseTable:
+        """The local owner's table: rotation, queues and breakers are this process's own."""
         return self.local.table
+
+    @table.setter
+    def table(self, value: LeaseTable) -> None:  # the seam's attribute is settable; keep one table
+        self.local.table = value
 
     def _owners_of(self, member: Member) -> tuple[Owner, ...]:
         key = (member.name, member.tier)
@@ -172,7 +179,8 @@ class RedisState:
                     except StoreUnavailable as exc:
                         answer = exc
                 else:
-                    answer = self.give_back(lease, None, now, reason="another process is probing")
+                    self.give_back(lease, None, now, reason="another process is probing")
+                    answer = None
         except StopIteration as done:
             return done.value
 
@@ -190,7 +198,8 @@ class RedisState:
                     except StoreUnavailable as exc:
                         answer = exc
                 else:
-                    answer = await self.agive_back(lease, None, now, reason="another process is probing")
+                    await self.agive_back(lease, None, now, reason="another process is probing")
+                    answer = None
         except StopIteration as done:
             return done.value
 
@@ -202,7 +211,7 @@ class RedisState:
         refused = _Refusals(self._nudges)
         while True:
             result = self._local_lease(target, ticket, now, queue, refused)
-            if type(result) is not Lease:
+            if not isinstance(result, Lease):
                 return self._blocked(result, refused, target, ticket, now, queue)
             owners, lease_id = self._owners_of(result.member), uuid.uuid4().hex
             if self.store.degraded:
@@ -601,7 +610,7 @@ class RedisState:
         for name in config.models:
             if name not in keep:  # new settings (a new key, say): judged afresh everywhere
                 owner = self.store.owner(f"i:{name}", health=True)
-                self._fact(lambda owner=owner: self.store.enable(owner))
+                self._fact(functools.partial(self.store.enable, owner))
 
     def targets(self) -> Mapping[str, Target]:
         return self.local.targets()
@@ -648,3 +657,7 @@ def _without_windows(config: LLMConfig) -> LLMConfig:
 def _consume(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+if TYPE_CHECKING:
+    _: type[StateOwner] = RedisState  # mypy checks that RedisState implements the seam

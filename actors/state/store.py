@@ -477,7 +477,7 @@ class RedisStore:
                     if not self.ping():
                         self._failed(ConnectionError("no answer to a PING after a call timed out"))
                 if self.degraded:
-                    pubsub = _close(pubsub)
+                    pubsub = _closed(pubsub)
                     if not self.ping():
                         self._stop.wait(RECOVERY_INTERVAL)
                         continue
@@ -492,15 +492,15 @@ class RedisStore:
                     next_renewal = time.monotonic() + renew_every
                     self.renew()
             except StoreUnavailable:
-                pubsub = _close(pubsub)
+                pubsub = _closed(pubsub)
             except _FAILURES as exc:
-                pubsub = _close(pubsub)
+                pubsub = _closed(pubsub)
                 self._failed(exc)
             except BaseException:  # never let the watcher die quietly: a dead one never recovers
                 _log.exception("shared state watcher error; carrying on")
-                pubsub = _close(pubsub)
+                pubsub = _closed(pubsub)
                 self._stop.wait(RECOVERY_INTERVAL)
-        _close(pubsub)
+        _closed(pubsub)
 
     def _subscribe(self) -> Any:
         # Its own connection, with a longer read timeout: it mostly waits for messages.
@@ -544,7 +544,8 @@ class RedisStore:
         self._async.clear()
 
 
-def _close(pubsub: Any) -> None:
+def _closed(pubsub: Any) -> Any:
+    """Close ``pubsub`` if there is one; None, for the variable that held it."""
     if pubsub is not None:
         try:
             pubsub.close()
