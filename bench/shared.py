@@ -2,7 +2,7 @@
 
     python bench/shared.py               # both figures (about a minute)
     python bench/shared.py --quick       # a short run
-    python bench/shared.py --only added|workers
+    python bench/shared.py --only added|events|workers
 
 1. added: the median time of one ``wrapper.generate`` (sync, sequential) through a tier with a
    ``concurrency_limit`` and an ``rpm_limit`` and a model with a ``concurrency_limit``, with state
@@ -10,7 +10,9 @@
    alternate between the two runtimes to cancel drift. The difference is what the backend adds
    per request: one admission script and one release script (aim <= 0.3 ms). Also the same for
    ``generate_async`` (sequential, one event loop).
-2. workers: throughput of ``serve --simulate --workers 2 --state redis://...`` against one worker,
+2. events: how long a breaker event published by one process takes to reach another's
+   handler through the store's pub/sub channel (bar: 100 ms).
+3. workers: throughput of ``serve --simulate --workers 2 --state redis://...`` against one worker,
    on simulated providers with 20 ms latency, driven by ``wrk`` (64 connections) when it is
    installed. On a machine with 2 cores shared with other work, expect noise: the ratio matters.
 
@@ -111,6 +113,42 @@ def report(label: str, times: dict[str, list[float]]) -> None:
     )
 
 
+def events(redis: RedisServer, n: int) -> None:
+    """How long a breaker event takes from one process's store connection to another's handler."""
+    import threading
+
+    from actors.config.state import StateConfig
+    from actors.state.store import RedisStore
+
+    config = StateConfig(backend="redis", url=redis.url, key_prefix="bench-events")
+    delays: list[float] = []
+    heard = threading.Event()
+
+    def on_event(event: dict[str, Any]) -> None:
+        delays.append(time.perf_counter() - float(event["t"]))
+        heard.set()
+
+    sender, receiver = RedisStore(config, timeout=0.5), RedisStore(config, timeout=0.5, on_event=on_event)
+    receiver.start()
+    try:
+        while not heard.is_set():  # until the subscription is live
+            sender.publish({"k": "warm-up", "t": time.perf_counter()})
+            heard.wait(0.05)
+        delays.clear()
+        for _ in range(n):
+            heard.clear()
+            sender.publish({"k": "open", "i": "i:m", "r": "group:g", "s": 30, "t": time.perf_counter()})
+            heard.wait(1)
+    finally:
+        sender.close()
+        receiver.close()
+    q = statistics.quantiles(delays, n=100)
+    print(
+        f"events: a breaker event reaches another process's handler in {statistics.median(delays) * 1e3:.2f} ms "
+        f"(median), p99 {q[98] * 1e3:.2f} ms, max {max(delays) * 1e3:.2f} ms over {len(delays)} (bar: 100 ms)"
+    )
+
+
 def workers(redis: RedisServer, root: Path, seconds: int) -> None:
     if shutil.which("wrk") is None:
         print("workers: skipped (wrk is not installed; Debian package wrk)")
@@ -181,7 +219,7 @@ def serve_and_load(root: Path, url: str, n: int, script: Path, seconds: int) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=("added", "workers"))
+    parser.add_argument("--only", choices=("added", "events", "workers"))
     args = parser.parse_args(argv)
     rounds, per_block, seconds = (6, 100, 3) if args.quick else (10, 300, 5)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -190,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "added"):
             with FakeProcess() as fake:
                 added(fake, redis, Path(tmp) / "added", rounds, per_block)
+        if args.only in (None, "events"):
+            events(redis, 200 if args.quick else 1000)
         if args.only in (None, "workers"):
             workers(redis, Path(tmp) / "workers", seconds)
     return 0

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisState"]
 
+#: The breaker transitions shared with the other processes (decisions stay local).
+_BREAKER_EVENTS = ("open", "half_open", "closed")
+
 #: Weight of the newest call in the per-instance token average that ``tpm`` debits up front.
 _TOKEN_EWMA = 0.2
 
@@ -493,7 +496,7 @@ class RedisState:
         """The local owner's change listener (under its lock): tell the supervisor, share breaker events."""
         if self.on_change is not None:
             self.on_change(instance, route, event, until)
-        if event in ("open", "closed") and not getattr(self._remote, "on", False):
+        if event in _BREAKER_EVENTS and not getattr(self._remote, "on", False):
             seconds = max(0.0, until - time.monotonic()) if until is not None else 0.0
             self._fact(
                 lambda: self.store.publish({"k": event, "i": f"i:{instance}", "r": route, "s": seconds})
@@ -515,13 +518,15 @@ class RedisState:
                 self._apply_disable(label.removeprefix("i:"), str(event.get("why", "")))
             elif kind == "enable":
                 self._apply_enable(label.removeprefix("i:"), now)
-            elif kind in ("open", "closed"):
+            elif kind in _BREAKER_EVENTS:
                 with self.lock:
                     gate = self.local.table.gates.get(label.removeprefix("i:"))
                     breaker = None if gate is None else gate.breakers.get(str(event.get("r")))
                     if breaker is not None:
                         if kind == "open":
                             breaker.open_for(now, float(event.get("s", 0)))
+                        elif kind == "half_open":
+                            breaker.end_open_period(now)  # trials may start here too (one probes)
                         elif breaker.state(now) is not BreakerState.CLOSED:
                             breaker.reset()
         finally:

@@ -73,6 +73,7 @@ def test_breaker_events_reach_the_other_process(pair, fake):
 
     fake.clear("m")
     a.state.probe_passed("m", time.monotonic())  # half-open in a: a trial call closes it
+    wait_until(lambda: _breaker(b, "m", "group:g") == "half_open", what="the half-open event")
     assert wa.generate(MSG).instance == "m"
     assert _breaker(a, "m", "group:g") == "closed"
     wait_until(lambda: _breaker(b, "m", "group:g") == "closed", what="the closed event in the other process")
@@ -120,3 +121,21 @@ def test_async_callers_share_one_concurrency_limit_with_threads_elsewhere(pair, 
     assert fake.stats("m")["peak_in_flight"] == 1
     assert a.state_status()["backend"] == "redis" and not a.state_status()["degraded"]
     assert wa.health()["shared_state"] == {"degraded": False, "on_outage": "split"}
+
+
+def test_on_outage_closed_refuses_while_the_store_is_away(tmp_path, fake, redis_server):
+    root = write_topology(
+        tmp_path / "cfg", fake, models={"m": {}}, groups={"g": {"echelon1": {"models": ["m"]}}}
+    )
+    (root / "llms" / "state.yaml").write_text(f"backend: redis\nurl: {redis_server.url}\non_outage: closed\n")
+    with Runtime.from_config(root) as rt:
+        w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+        assert w.generate(MSG).instance == "m"
+        redis_server.kill()
+        wait_until(lambda: rt.state_status()["degraded"], what="the outage to be noticed")
+        with pytest.raises(NoCapacityError, match="shared state store unavailable"):
+            w.generate(MSG, timeout=2)
+        assert fake.stats("m")["requests"] == 1  # refused, not sent
+        redis_server.start()
+        wait_until(lambda: not rt.state_status()["degraded"], what="recovery")
+        assert w.generate(MSG).instance == "m"
