@@ -30,6 +30,7 @@ import structlog
 
 from actors.config import load_config
 from actors.config.state import with_override
+from actors.daemon.server import bind
 
 __all__ = ["serve_workers"]
 
@@ -39,13 +40,6 @@ _log = structlog.get_logger("llm_actors.daemon")
 STARTUP_TIMEOUT = 60.0
 #: A worker that dies more often than this per minute is not started again.
 MAX_RESTARTS_PER_MINUTE = 5
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def _worker(options: Any, sock: socket.socket, ready: Any) -> None:
@@ -112,7 +106,7 @@ def serve_workers(options: Any) -> int:
     """Serve with ``options.workers`` worker processes; returns the exit status."""
     from actors.daemon import accesslog
 
-    accesslog.configure(options.log_level)
+    accesslog.configure(options.log_level, options.log_format)
     config = load_config(options.config)  # a ConfigError surfaces here, once, not N times
     state = with_override(config.state, options.state)
     pending: collections.deque[int] = collections.deque()
@@ -120,7 +114,8 @@ def serve_workers(options: Any) -> int:
         sig: signal.signal(sig, lambda sig, frame: pending.append(sig))
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     }
-    sock = _bind(options.host, options.port)
+    sock = bind(options.host, options.port)  # PortInUse says what to do; the workers inherit it
+    sock.set_inheritable(True)
     workers = _Workers(options, sock)
     try:
         for index in range(options.workers):

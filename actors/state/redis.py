@@ -41,6 +41,7 @@ from actors.target import Blocked, Lease
 
 if TYPE_CHECKING:
     from actors.config import LLMConfig, StateConfig
+    from actors.resilience import PaceDecision
     from actors.state.owner import ChangeListener, StateOwner, Ticket, Waiter
     from actors.table import LeaseTable
     from actors.target import Member, Target
@@ -133,9 +134,12 @@ class RedisState:
         self._split: dict[str, Permits] = {}
         self._tokens: dict[str, float] = {}
         self._nudges = 0  # ``free`` nudges heard so far (a sequence, read without the lock)
+        self._expiry_wakes: dict[str, float] = {}  # owner label -> when its oldest lease expires
         self._remote = threading.local()  # set while applying another process's event
         self._facts: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
-        self.store = store or RedisStore(state, on_event=self._on_event, on_change=self._on_degraded)
+        self.store = store or RedisStore(
+            state, on_event=self._on_event, on_change=self._on_degraded, on_tick=self._on_tick
+        )
         self.store.start()
         self._sender = threading.Thread(target=self._send, name="llm-actors-state-facts", daemon=True)
         self._sender.start()
@@ -268,7 +272,17 @@ class RedisState:
                 if answer.owner
                 else [member.name]
             )
-            refused.full(names, now + answer.wait)
+            if answer.detail == "concurrency":
+                # A slot frees on a release (a nudge wakes us) or, if its holder died, when its
+                # lease expires: the watcher's tick wakes us then. Either may come any moment.
+                label = owners[answer.owner].label
+                with self.lock:
+                    due = self._expiry_wakes.get(label)
+                    if due is None or now + answer.wait < due:
+                        self._expiry_wakes[label] = now + answer.wait
+                refused.full(names, now)
+            else:
+                refused.full(names, now + answer.wait)
         elif answer.code == 3:
             self._apply_park(member.name, answer.wait, answer.detail)
             refused.down(member.name, now + answer.wait)
@@ -343,8 +357,10 @@ class RedisState:
         retry_after: float | None = None,
         reason: str = "",
         tokens: int = 0,
+        pace: PaceDecision | None = None,
+        ttfb: float | None = None,
     ) -> None:
-        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
+        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens, pace, ttfb)
         if held is None or held.split:
             return
         if park is None and outcome is not Outcome.FATAL:
@@ -371,8 +387,10 @@ class RedisState:
         retry_after: float | None = None,
         reason: str = "",
         tokens: int = 0,
+        pace: PaceDecision | None = None,
+        ttfb: float | None = None,
     ) -> None:
-        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens)
+        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens, pace, ttfb)
         if held is None or held.split:
             return
         if park is None and outcome is not Outcome.FATAL:
@@ -407,10 +425,14 @@ class RedisState:
         retry_after: float | None,
         reason: str,
         tokens: int,
+        pace: PaceDecision | None = None,
+        ttfb: float | None = None,
     ) -> tuple[_Held | None, tuple[float, str] | None]:
-        """The local half of a give-back; returns what the store must hear, and the park to share."""
+        """The local half of a give-back; returns what the store must hear, and the park to share
+        (a 429's, or one the provider's rate-limit headers asked for)."""
         name = lease.member.name
         park = None
+        parking = lease.member.gate.parking
         with self.lock:  # this process's share first: the local give-back wakes a waiter that needs it
             held = self._held.pop(lease, None)
             if held is not None and self._split:
@@ -421,13 +443,14 @@ class RedisState:
             if tokens:
                 last = self._tokens.get(name)
                 self._tokens[name] = tokens if last is None else last + _TOKEN_EWMA * (tokens - last)
-        self.local.give_back(lease, outcome, now, retry_after=retry_after, reason=reason, tokens=tokens)
+            before = parking.parked_until
+        self.local.give_back(
+            lease, outcome, now, retry_after=retry_after, reason=reason, tokens=tokens, pace=pace, ttfb=ttfb
+        )
         with self.lock:
-            if outcome is Outcome.RATE_LIMITED:
-                parking = lease.member.gate.parking
-                seconds = (parking.parked_until or now) - now
-                if seconds > 0:
-                    park = (seconds, parking.reason or reason)
+            until = parking.parked_until
+            if until is not None and until > now and until != before:
+                park = (until - now, parking.reason or reason or "rate limited")
         if held is not None and held.probe:
             owner = held.owners[0]
             self._fact(lambda: self.store.end_probe(owner))
@@ -542,6 +565,19 @@ class RedisState:
             for target in self.local.table.targets.values():
                 if target.waiters:
                     target.wake_head()
+
+    def _on_tick(self) -> None:
+        """The watcher's tick (every 0.1 s at most): wake the waiters of owners whose oldest lease
+        has expired since it refused them (a holder that died sends no nudge)."""
+        if not self._expiry_wakes:
+            return
+        now = time.monotonic()
+        with self.lock:
+            due = [label for label, at in self._expiry_wakes.items() if at <= now]
+            for label in due:
+                del self._expiry_wakes[label]
+        for label in due:
+            self._wake(label)
 
     def _wake(self, label: str) -> None:
         kind, _, name = label.partition(":")

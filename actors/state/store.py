@@ -154,6 +154,7 @@ class RedisStore:
         timeout: float | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         on_change: Callable[[bool], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.timeout = call_timeout() if timeout is None else timeout
@@ -162,6 +163,7 @@ class RedisStore:
         self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl_ms = int(config.lease_ttl * 1000)
         self.on_event = on_event
+        self.on_tick = on_tick  # called by the watcher at least every 0.1 s while the store answers
         self.on_change = on_change  # called with True when degrading, False when back
         self.degraded_since: float | None = None
         self.degraded_reason = ""
@@ -488,6 +490,8 @@ class RedisStore:
                 message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
                 if message is not None:
                     self._dispatch(message)
+                if self.on_tick is not None:
+                    self.on_tick()
                 if time.monotonic() >= next_renewal:
                     next_renewal = time.monotonic() + renew_every
                     self.renew()
