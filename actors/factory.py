@@ -18,7 +18,7 @@ from actors.config import LLMConfig
 from actors.errors import ConfigError, WrapperConfigError, WrapperFactoryError
 from actors.proxy import Host as WrapperHost
 from actors.proxy import PollingPoolWrapper, TaskGroupWrapper, WrapperProxy
-from actors.table import Route
+from actors.state.table import Route
 
 __all__ = ["Host", "LLMWrapperFactory", "build_route", "resolve_pool_name"]
 

@@ -28,7 +28,7 @@ from actors.errors import LLMCallError
 from actors.request import Call, LoopWaiter, RequestRun
 from actors.resilience import HedgePolicy
 from actors.response import LLMResponse, StreamChunk
-from actors.target import Lease
+from actors.state.target import Lease
 
 __all__ = ["HedgeCounts", "HedgeLoop", "run_hedged", "stream_hedged"]
 

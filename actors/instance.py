@@ -7,10 +7,10 @@ from typing import Any
 
 import pykka
 
-from actors.gate import InstanceGate
 from actors.outcome import Outcome
 from actors.protocol import AttemptDone, CountingActor
 from actors.rotation import Ewma
+from actors.state.gate import InstanceGate
 
 __all__ = ["InstanceActor", "InstanceHandle"]
 

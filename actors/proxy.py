@@ -23,9 +23,9 @@ from actors.outcome import Outcome
 from actors.request import RequestRun
 from actors.response import Attempt, EmbeddingResponse, LLMResponse, StreamChunk
 from actors.state.owner import StateOwner
+from actors.state.table import LeaseTable, Route
+from actors.state.target import Lease
 from actors.stats import CallStats
-from actors.table import LeaseTable, Route
-from actors.target import Lease
 
 __all__ = [
     "DEFAULT_QUEUE_TIMEOUT",

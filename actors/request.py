@@ -26,11 +26,11 @@ from actors.errors import (
     NoCapacityError,
 )
 from actors.fallback import FallbackPlan, Verdict
-from actors.gate import NEVER
 from actors.outcome import Outcome
 from actors.resilience import RetryBudget
 from actors.response import Attempt, LLMResponse
-from actors.target import Blocked, Lease
+from actors.state.gate import NEVER
+from actors.state.target import Blocked, Lease
 
 if TYPE_CHECKING:
     from actors.state.owner import StateOwner

@@ -24,7 +24,6 @@ import pykka
 from actors.config import LLMConfig, StateConfig, load_config
 from actors.config.state import with_override
 from actors.factory import LLMWrapperFactory
-from actors.gate import InstanceGate
 from actors.group import TaskGroupActor
 from actors.hedging import HedgeCounts, HedgeLoop
 from actors.instance import InstanceActor, InstanceHandle
@@ -35,12 +34,13 @@ from actors.providers import HTTPClients, SimulatedProvider, SimulationControl, 
 from actors.reply import ask_sync
 from actors.response import EmbeddingResponse, LLMResponse
 from actors.scheduler import Scheduler
+from actors.state.gate import InstanceGate
 from actors.state.local import LocalState
 from actors.state.owner import ChangeListener, StateOwner
 from actors.state.split import split_limits
+from actors.state.table import LeaseTable, Route, group_route, pool_label
+from actors.state.target import Lease
 from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
-from actors.table import LeaseTable, Route, group_route, pool_label
-from actors.target import Lease
 
 __all__ = ["FLUSH_INTERVAL", "Runtime", "StateFactory"]
 

@@ -29,7 +29,7 @@ from actors.fake.topology import write_topology  # noqa: E402
 from actors.outcome import Outcome  # noqa: E402
 from actors.reply import ask_sync  # noqa: E402
 from actors.state.local import LocalState  # noqa: E402
-from actors.table import pool_label  # noqa: E402
+from actors.state.table import pool_label  # noqa: E402
 
 ROUNDS = 20_000
 THREADS = 16

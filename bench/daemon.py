@@ -55,7 +55,7 @@ from _wrk import Run, available, script, wrk  # noqa: E402
 from actors.messages import normalize_messages  # noqa: E402
 from actors.providers.base import merge_params  # noqa: E402
 from actors.runtime import Runtime  # noqa: E402
-from actors.table import pool_label  # noqa: E402
+from actors.state.table import pool_label  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}]
 PARAMS = {"max_tokens": 16}

@@ -10,7 +10,7 @@ import pytest
 
 from actors.compat import PollingPoolManager, TaskGroupManager
 from actors.runtime import Runtime
-from actors.table import pool_label
+from actors.state.table import pool_label
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config"
 

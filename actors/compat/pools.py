@@ -14,7 +14,7 @@ from actors.errors import ConfigError, WrapperConfigError
 from actors.protocol import GetStats
 from actors.reply import ask_async
 from actors.runtime import Runtime
-from actors.table import Route
+from actors.state.table import Route
 
 __all__ = ["PollingPoolManager", "PollingPoolView"]
 

@@ -3,8 +3,8 @@
 One lock, not one per object: a lease touches a target's queue, a gate and a budget at once; a
 single lock makes that atomic without lock-ordering rules, and under the GIL it costs well under
 a microsecond uncontended. It is held for microseconds, never across I/O or a wait. The gates,
-budgets and targets it guards (``actors.gate``, ``actors.target``, built by ``LeaseTable``) are
-its data: nothing else changes them.
+budgets and targets it guards (``actors.state.gate``, ``actors.state.target``, built by
+``LeaseTable``) are its data: nothing else changes them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors.breaker import BreakerState
-from actors.gate import NEVER, InstanceGate
-from actors.table import LeaseTable
-from actors.target import Blocked, Lease, Target
+from actors.state.gate import NEVER, InstanceGate
+from actors.state.table import LeaseTable
+from actors.state.target import Blocked, Lease, Target
 
 if TYPE_CHECKING:
     from actors.config import LLMConfig

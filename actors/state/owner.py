@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from actors.config import LLMConfig
     from actors.outcome import Outcome
     from actors.resilience import PaceDecision
-    from actors.table import LeaseTable
-    from actors.target import Blocked, Lease, Target
+    from actors.state.table import LeaseTable
+    from actors.state.target import Blocked, Lease, Target
 
 __all__ = ["ChangeListener", "StateOwner", "Ticket", "Waiter"]
 
@@ -71,8 +71,8 @@ class Ticket(Protocol):
 class StateOwner(Protocol):
     """The closed API through which everything reads and changes request state."""
 
-    #: The targets, gates and budgets routes are built from (``actors.table``); read it, never
-    #: change it. A reconfigure replaces it, so its identity tells a cache a reload happened.
+    #: The targets, gates and budgets routes are built from (``actors.state.table``); read it,
+    #: never change it. A reconfigure replaces it, so its identity tells a cache a reload happened.
     table: LeaseTable
 
     # -- the request path (callers; one call per admission, one per give-back) -------------------

@@ -32,19 +32,19 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors.breaker import BreakerState
-from actors.gate import Permits
 from actors.outcome import Outcome
+from actors.state.gate import Permits
 from actors.state.local import LocalState
 from actors.state.split import share
 from actors.state.store import RECOVERY_INTERVAL, Admission, Owner, RedisStore, StoreUnavailable
-from actors.target import Blocked, Lease
+from actors.state.target import Blocked, Lease
 
 if TYPE_CHECKING:
     from actors.config import LLMConfig, StateConfig
     from actors.resilience import PaceDecision
     from actors.state.owner import ChangeListener, StateOwner, Ticket, Waiter
-    from actors.table import LeaseTable
-    from actors.target import Member, Target
+    from actors.state.table import LeaseTable
+    from actors.state.target import Member, Target
 
 __all__ = ["RedisState"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from actors.gate import NEVER
 from actors.outcome import Outcome
+from actors.state.gate import NEVER
 from actors.state.owner import StateOwner
-from actors.target import Blocked, Lease
+from actors.state.target import Blocked, Lease
 
 from .conftest import Ticket, Waiter, tier
 

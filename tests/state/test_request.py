@@ -9,7 +9,7 @@ from actors.backoff import Backoff
 from actors.errors import AllAttemptsFailedError, LLMTimeoutError, NoCapacityError, ServiceUnavailableError
 from actors.outcome import Outcome
 from actors.request import Call, Fail, RequestRun, Sleep, Wait
-from actors.target import Lease
+from actors.state.target import Lease
 
 from .conftest import Ticket, Waiter, tier
 

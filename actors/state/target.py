@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from actors.gate import NEVER, EchelonBudget, InstanceGate
+from actors.state.gate import NEVER, EchelonBudget, InstanceGate
 
 __all__ = ["Blocked", "Lease", "Member", "Target"]
 

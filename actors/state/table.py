@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from actors.fallback import FallbackPlan, Step, plan_class
-from actors.gate import EchelonBudget, InstanceGate
 from actors.order import group_plan, tier_order
 from actors.resilience import HedgePolicy, OutlierDetector, RetryBudget, SessionRing
 from actors.rotation import make_strategy
-from actors.target import Member, Target
+from actors.state.gate import EchelonBudget, InstanceGate
+from actors.state.target import Member, Target
 
 if TYPE_CHECKING:
     from actors.config import LLMConfig
