@@ -6,7 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+from actors.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "config"
@@ -26,3 +29,24 @@ def edit_yaml(path: Path, change: Callable[[Any], object]) -> None:
 def write_yaml(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def edit(file: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
+    """A mutation of the config tree: ``change`` applied to ``file``'s data."""
+    return lambda llms: edit_yaml(llms / file, change)
+
+
+def single_issue(
+    llms: Path, mutate: Callable[[Path], None], file: str, path: str, message: str
+) -> ConfigError:
+    """Apply ``mutate``; loading must fail with exactly one issue naming ``file``, ``path`` and ``message``."""
+    mutate(llms)
+    with pytest.raises(ConfigError) as info:
+        load_config(llms, environ={})
+    issues = info.value.issues
+    assert len(issues) == 1, "\n".join(map(str, issues))
+    [issue] = issues
+    assert issue.file == str(llms / file)
+    assert issue.path == path
+    assert message in issue.message
+    return info.value

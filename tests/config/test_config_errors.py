@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_helpers import edit_yaml
+from config_helpers import edit, edit_yaml, single_issue
 
 from actors.config import ConfigError, load_config
 
@@ -23,10 +23,6 @@ FAST_POOL = "polling_pools/fast_pool.yaml"
 WRAPPERS = "wrappers.yaml"
 GPT4 = "provider/openai/openai-gpt4.yaml"
 OLLAMA = "provider/local/ollama-llama3.yaml"
-
-
-def edit(file: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
-    return lambda llms: edit_yaml(llms / file, change)
 
 
 def write(file: str, text: str) -> Callable[[Path], None]:
@@ -366,17 +362,9 @@ CASES = [
 def test_error_names_file_and_field(
     llms: Path, mutate: Callable[[Path], None], file: str, path: str, message: str
 ) -> None:
-    mutate(llms)
-    with pytest.raises(ConfigError) as info:
-        load_config(llms, environ={})
-    issues = info.value.issues
-    assert len(issues) == 1, "\n".join(map(str, issues))
-    [issue] = issues
-    assert issue.file == str(llms / file)
-    assert issue.path == path
-    assert message in issue.message
+    error = single_issue(llms, mutate, file, path, message)
     # The rendered error carries all of it.
-    assert f"{llms / file}" in str(info.value) and message in str(info.value)
+    assert f"{llms / file}" in str(error) and message in str(error)
 
 
 def test_every_problem_is_collected_before_raising(llms: Path) -> None:

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_helpers import edit_yaml
+from config_helpers import edit, edit_yaml, single_issue
 
-from actors.config import ConfigError, load_config
+from actors.config import load_config
 
 pytestmark = pytest.mark.usefixtures("no_keys")
 
@@ -70,10 +70,6 @@ def test_every_key_loads(llms: Path) -> None:
     assert (pfb.hedge.after, pfb.hedge.max_extra) == (0.25, 1)
     assert (pfb.retry_budget.ratio, pfb.retry_budget.min_per_second) == (0.5, 10.0)
     assert cfg.models["openai-gpt4"].pace_from_headers is False
-
-
-def edit(file: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
-    return lambda llms: edit_yaml(llms / file, change)
 
 
 CASES = [
@@ -161,12 +157,4 @@ CASES = [
 def test_error_names_file_and_field(
     llms: Path, mutate: Callable[[Path], None], file: str, path: str, message: str
 ) -> None:
-    mutate(llms)
-    with pytest.raises(ConfigError) as info:
-        load_config(llms, environ={})
-    issues = info.value.issues
-    assert len(issues) == 1, "\n".join(map(str, issues))
-    [issue] = issues
-    assert issue.file == str(llms / file)
-    assert issue.path == path
-    assert message in issue.message
+    single_issue(llms, mutate, file, path, message)
