@@ -228,12 +228,9 @@ class RequestRun:
         if self.delay:
             return self._sleep()
         now = self.clock()
-        if now >= self.deadline:
-            return Fail(self._deadline_error())
-        if self.paid < len(self.attempts) and self.budget is not None:
-            refused = self._over_budget(now)
-            if refused is not None:
-                return refused
+        ended = self._ended(now)
+        if ended is not None:
+            return ended
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
             queue = make_waiter if self._may_queue(now) else None
@@ -247,12 +244,9 @@ class RequestRun:
         if self.delay:
             return self._sleep()
         now = self.clock()
-        if now >= self.deadline:
-            return Fail(self._deadline_error())
-        if self.paid < len(self.attempts) and self.budget is not None:
-            refused = self._over_budget(now)
-            if refused is not None:
-                return refused
+        ended = self._ended(now)
+        if ended is not None:
+            return ended
         plan, state = self.plan, self.state
         while (step := plan.step) is not None:
             queue = make_waiter if self._may_queue(now) else None
@@ -323,6 +317,14 @@ class RequestRun:
         """The request stops waiting (done, failed or cancelled): leave any queue it is in."""
         if self.waiter is not None:
             self.state.leave(self, self.clock())
+
+    def _ended(self, now: float) -> Fail | None:
+        """Before any lease: past the deadline, or a retry the budget refuses, ends the request."""
+        if now >= self.deadline:
+            return Fail(self._deadline_error())
+        if self.paid < len(self.attempts) and self.budget is not None:
+            return self._over_budget(now)
+        return None
 
     def _over_budget(self, now: float) -> Fail | None:
         """Before a retry: the retry budget grants it, or the request ends with its last error."""
