@@ -84,10 +84,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
+    # Only the keys written in this mapping are checked, before the merge (<<) keys are
+    # flattened in: YAML 1.1 lets a written key override a merged one, and the base
+    # constructor does so (merged pairs come first, and the last one wins).
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             first = seen.get(key)

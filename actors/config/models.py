@@ -7,10 +7,9 @@ reference to a group that exists, no fallback cycles) are checked in ``actors.co
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
 from pydantic import (
@@ -52,6 +51,18 @@ __all__ = [
     "WrapperConfig",
     "WrapperType",
 ]
+
+
+#: The largest TCP port; a URL's port must be 1 to this.
+MAX_PORT = 65_535
+
+#: The longest duration any setting may give, a day: longer is a slip (milliseconds written as
+#: seconds), and far longer overflows the C timeouts that sockets and locks take.
+MAX_SECONDS = 86_400.0
+
+
+#: A positive, finite number (a weight).
+FinitePositive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
@@ -102,7 +113,7 @@ def header_value_problem(value: str) -> str | None:
 class SimulationConfig(Strict):
     """How the in-process ``simulated`` provider behaves (also used by ``simulate=True``)."""
 
-    latency: float = Field(0.02, ge=0, description="seconds before answering")
+    latency: float = Field(0.02, ge=0, le=MAX_SECONDS, description="seconds before answering")
     failure_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail")
     failure_status: int = Field(503, ge=400, le=599, description="HTTP status a failure imitates")
     reply: str | None = Field(None, description="fixed reply text; default echoes the last user message")
@@ -131,14 +142,20 @@ class ModelConfig(Strict):
     parameters: dict[str, Any] = Field(default_factory=dict)
     # Headers may carry credentials (a proxy's token), so they stay out of repr.
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
-    timeout: float = Field(60.0, gt=0, description="seconds for one attempt")
+    timeout: float = Field(60.0, gt=0, le=MAX_SECONDS, description="seconds for one attempt")
     rpm_limit: int | None = Field(None, gt=0)
     tpm_limit: int | None = Field(None, gt=0)
     concurrency_limit: int | None = Field(None, gt=0)
     context_window: int | None = Field(None, gt=0)
-    input_price: float | None = Field(None, ge=0, description="USD per million prompt tokens")
-    output_price: float | None = Field(None, ge=0, description="USD per million completion tokens")
-    weight: float = Field(1.0, gt=0, description="share under the weighted rotation strategy")
+    input_price: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="USD per million prompt tokens"
+    )
+    output_price: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="USD per million completion tokens"
+    )
+    weight: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="share under the weighted rotation strategy"
+    )
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     pace_from_headers: bool = Field(
         True, description="park or pace the instance from its answers' rate-limit headers"
@@ -196,10 +213,13 @@ class ModelConfig(Strict):
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL, e.g. https://api.openai.com/v1")
         try:  # the same parser the providers use, so what loads here also connects
-            if not httpx.URL(value).host:
+            url = httpx.URL(value)
+            if not url.host:
                 raise ValueError("has no host")
         except (httpx.InvalidURL, ValueError) as exc:
             raise ValueError(f"is not a valid URL ({exc}); e.g. https://api.openai.com/v1") from None
+        if url.port is not None and not 1 <= url.port <= MAX_PORT:
+            raise ValueError(f"has port {url.port}, outside 1-{MAX_PORT}; e.g. http://127.0.0.1:11434/v1")
         value = value.rstrip("/")
         if model_type == "anthropic" and value.endswith("/v1"):
             raise ValueError(
@@ -268,7 +288,7 @@ class EchelonConfig(Strict):
     concurrency_limit: PositiveInt | None = Field(None, description="requests in flight across the tier")
     rpm_limit: PositiveInt | None = Field(None, description="requests per rolling 60 s across the tier")
     priority: int = Field(1, description="lower is tried first; echelonN defaults to N")
-    timeout: PositiveFloat | None = Field(None, description="seconds per attempt")
+    timeout: PositiveFloat | None = Field(None, le=MAX_SECONDS, description="seconds per attempt")
     max_retries: int = Field(
         1, ge=0, description="further attempts within the tier, each on another instance when there is one"
     )
@@ -312,7 +332,7 @@ class CircuitBreakerConfig(Strict):
     """When an instance is taken out of rotation and how it is let back in."""
 
     failure_threshold: PositiveInt = Field(5, description="consecutive failures that open the breaker")
-    recovery_time: PositiveFloat = Field(60.0, description="seconds the breaker stays open")
+    recovery_time: PositiveFloat = Field(60.0, le=MAX_SECONDS, description="seconds the breaker stays open")
     half_open_requests: PositiveInt = Field(1, description="trial calls admitted at once when half-open")
 
 
@@ -341,8 +361,10 @@ class HedgeConfig(Strict):
         # One clear message rather than one per member of the union.
         if value == "p95":
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_SECONDS:
             return float(value)
+        if isinstance(value, (int, float)) and value > MAX_SECONDS:
+            raise ValueError(f"must be at most {MAX_SECONDS:g} seconds (a day); got {value!r}")
         raise ValueError(f"must be a positive number of seconds or 'p95'; got {value!r}")
 
 
@@ -370,7 +392,7 @@ class FallbackConfig(Strict):
         default_factory=list, description="refs tried after the group's own tiers"
     )
     max_attempts: PositiveInt = Field(3, description="attempts of one request overall")
-    retry_delay: NonNegativeFloat = Field(1.0, description="seconds of the first backoff")
+    retry_delay: NonNegativeFloat = Field(1.0, le=MAX_SECONDS, description="seconds of the first backoff")
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
     retry_budget: RetryBudgetConfig = Field(default_factory=RetryBudgetConfig)
     hedge: HedgeConfig | None = None
@@ -503,7 +525,7 @@ class OutlierDetectionConfig(Strict):
     max_ejection_percent: float = Field(
         34.0, ge=0, le=100, description="most of the pool ejected at once (rounded down)"
     )
-    base_ejection_time: PositiveFloat = Field(30.0, allow_inf_nan=False, description="seconds")
+    base_ejection_time: PositiveFloat = Field(30.0, le=MAX_SECONDS, description="seconds")
 
 
 class PollingPoolConfig(Strict):
@@ -513,10 +535,12 @@ class PollingPoolConfig(Strict):
     description: str = ""
     task_groups: list[str] = Field(min_length=1, description="refs: group or group.tier")
     rotation_strategy: RotationStrategy = RotationStrategy.ROUND_ROBIN
-    weights: dict[str, PositiveFloat] | None = Field(None, description="model name -> weight, for 'weighted'")
-    health_check_interval: PositiveFloat = 30.0
+    weights: dict[str, FinitePositive] | None = Field(
+        None, description="model name -> weight, for 'weighted'"
+    )
+    health_check_interval: PositiveFloat = Field(30.0, le=MAX_SECONDS)
     failure_threshold: PositiveInt = 3
-    recovery_time: PositiveFloat = 60.0
+    recovery_time: PositiveFloat = Field(60.0, le=MAX_SECONDS)
     fallback_config: PoolFallbackConfig | None = None
     outlier_detection: OutlierDetectionConfig | None = None
     affinity: Literal["session"] | None = Field(
@@ -562,7 +586,9 @@ class WrapperConfig(Strict):
     max_instance_attempts: PositiveInt | None = Field(
         None, validate_default=True, description="overrides the pool's"
     )
-    timeout: PositiveFloat | None = Field(None, description="deadline of one request, every attempt included")
+    timeout: PositiveFloat | None = Field(
+        None, le=MAX_SECONDS, description="deadline of one request, every attempt included"
+    )
     description: str = ""
 
     @field_validator("target", "fallback_groups", "pool", "max_instance_attempts")
@@ -618,5 +644,5 @@ class GlobalFallbackConfig(Strict):
 
     enabled: bool = True
     max_attempts: PositiveInt = 3
-    retry_delay: NonNegativeFloat = 1.0
+    retry_delay: NonNegativeFloat = Field(1.0, le=MAX_SECONDS)
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from actors.config.models import Strict
+from actors.config.models import MAX_PORT, Strict
 
 __all__ = ["DEFAULT_REDIS_URL", "StateConfig", "redact_url", "with_override"]
 
@@ -44,9 +44,11 @@ class StateConfig(Strict):
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("has no host; e.g. redis://127.0.0.1:6379/0")
         try:
-            parts.port  # noqa: B018  (raises on a port that is not a number)
+            port = parts.port  # raises on a port that is not a number, or is above 65535
         except ValueError:
-            raise ValueError("has an invalid port; e.g. redis://127.0.0.1:6379/0") from None
+            port = -1
+        if port is not None and not 1 <= port <= MAX_PORT:
+            raise ValueError(f"has an invalid port (1-{MAX_PORT}); e.g. redis://127.0.0.1:6379/0")
         return value
 
     @field_validator("key_prefix")

@@ -369,3 +369,40 @@ def test_no_config_directory_is_an_error(tmp_path: Path) -> None:
         load_config(tmp_path / "nope")
     with pytest.raises(ConfigError, match="expected a directory containing llms/"):
         load_config(tmp_path)
+
+
+# ----------------------------------------------------------------------------- YAML merge keys
+
+MERGED_GROUP = """\
+name: fast_group
+echelon1: &tier
+  models: [openai-gpt4]
+  timeout: 30
+  max_retries: 3
+echelon3:
+  <<: *tier
+  models: [openai-gpt3.5-turbo]
+echelon2:
+  <<: *tier
+  models: [openai-gpt4-turbo]
+  timeout: 25
+"""
+
+
+def test_a_key_written_after_a_merge_overrides_the_merged_one(llms: Path) -> None:
+    # YAML 1.1 merge semantics: the mapping's own key wins over the one merged in by <<.
+    (llms / "groups" / "fast_group.yaml").write_text(MERGED_GROUP, encoding="utf-8")
+    group = load_config(llms, environ={}).groups["fast_group"]
+    assert group.tiers["echelon2"].models == ["openai-gpt4-turbo"]
+    assert (group.tiers["echelon2"].timeout, group.tiers["echelon2"].max_retries) == (25, 3)
+    assert (group.tiers["echelon1"].models, group.tiers["echelon1"].timeout) == (["openai-gpt4"], 30)
+
+
+def test_a_key_written_twice_next_to_a_merge_is_still_a_duplicate(llms: Path) -> None:
+    path = llms / "groups" / "fast_group.yaml"
+    path.write_text(MERGED_GROUP + "  timeout: 20\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(llms, environ={})
+    [issue] = info.value.issues
+    assert (issue.file, issue.path) == (str(path), "")
+    assert "key 'timeout' appears twice (first on line 12)" in issue.message
