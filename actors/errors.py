@@ -69,6 +69,9 @@ __all__ = [
 class LLMError(Exception):
     """Base class of every error raised by llm-actors."""
 
+    #: True when the retry budget refused this request a retry, so it ended with this error.
+    retry_budget_exhausted: bool = False
+
 
 class ConfigIssue:
     """One problem in a configuration: where it is and what is wrong."""
@@ -274,6 +277,23 @@ class WrapperExecutionError(WrapperError):
     """A wrapper failed while executing a request."""
 
     error_code = "WRAPPER_EXECUTION_ERROR"
+
+
+def mark_retry_budget_exhausted(error: BaseException, attempts: int) -> BaseException:
+    """``error``, marked (attribute and message) as ending a request the retry budget refused
+    a retry: an operator can then tell it from a request that ran out of candidates."""
+    if not isinstance(error, LLMError) or error.retry_budget_exhausted:
+        return error
+    error.retry_budget_exhausted = True
+    note = (
+        f"; retry budget exhausted: no retry after {attempts} attempt(s), as retries are at their "
+        "limit (fallback_config.retry_budget); the route's upstream is failing often"
+    )
+    if isinstance(error, LLMCallError):
+        error.message += note  # its __str__ shows ``message``
+    else:
+        error.args = (f"{error.args[0] if error.args else type(error).__name__}{note}", *error.args[1:])
+    return error
 
 
 # Names the original design used, kept so its code ports with import changes only.

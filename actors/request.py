@@ -24,6 +24,7 @@ from actors.errors import (
     LLMCallError,
     LLMTimeoutError,
     NoCapacityError,
+    mark_retry_budget_exhausted,
 )
 from actors.fallback import FallbackPlan, Verdict
 from actors.outcome import Outcome
@@ -337,7 +338,8 @@ class RequestRun:
             return None
         self.plan.stop()
         self.state.leave(self, now)
-        return Fail(self.last_error if self.last_error is not None else self._exhausted_error())
+        error = self.last_error if self.last_error is not None else self._exhausted_error()
+        return Fail(mark_retry_budget_exhausted(error, tried))
 
     # -- outcomes (the driver's ``Attempt`` gives the lease back) -------------------------------
 

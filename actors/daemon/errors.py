@@ -17,6 +17,9 @@ nothing available, every attempt failed, draining       503     unavailable
 the request's deadline passed (``LLMTimeoutError``)     504     timeout
 anything else                                           500     internal
 =====================================================  ======  =================================
+
+A request that ended because the retry budget refused it a retry says "retry budget exhausted"
+in its message and carries ``x-llm-actors-retry-budget: exhausted``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,14 @@ def retry_after_header(seconds: float | None) -> dict[str, str]:
 
 def from_llm_error(exc: BaseException) -> APIError:
     """The answer for an error a wrapper raised."""
+    error = _answer(exc)
+    if isinstance(exc, LLMError) and exc.retry_budget_exhausted:
+        # The message says so too; the header lets a proxy or a dashboard count it.
+        error.headers["x-llm-actors-retry-budget"] = "exhausted"
+    return error
+
+
+def _answer(exc: BaseException) -> APIError:
     if isinstance(exc, BadRequestError):
         return APIError(400, "invalid_request", str(exc), headers=_upstream_status(exc))
     if isinstance(exc, LLMTimeoutError):

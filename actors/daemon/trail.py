@@ -37,6 +37,7 @@ EXPOSED_HEADERS = (
     "x-llm-actors-failed",
     "x-llm-actors-overhead-ms",
     "x-llm-actors-count-source",
+    "x-llm-actors-retry-budget",
     "retry-after",
     "retry-after-ms",
 )

@@ -19,7 +19,7 @@ def daemon(fake_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     root = write_topology(
         tmp_path_factory.mktemp("resilience"),
         fake_provider,
-        models={**{n: {} for n in four}, "f1": {}, "f2": {}, "r1": {}, "r2": {}},
+        models={**{n: {} for n in [*four, "f1", "f2", "r1", "r2", "b1", "b2", "b3", "b4"]}},
         groups={
             "g": {"echelon1": {"models": four}},
             "failing": {
@@ -31,6 +31,18 @@ def daemon(fake_provider: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 },
             },
             "r": {"echelon1": {"models": ["r1", "r2"]}},
+            "refusing": {
+                "echelon1": {"models": ["b1", "b2"], "max_retries": 1},
+                "fallback_config": {
+                    "retry_delay": 0,
+                    "retry_budget": {"ratio": 0, "min_per_second": 0},  # no retries at all
+                    "circuit_breaker": {"failure_threshold": 100},
+                },
+            },
+            "retrying": {
+                "echelon1": {"models": ["b3", "b4"], "max_retries": 1},
+                "fallback_config": {"retry_delay": 0, "circuit_breaker": {"failure_threshold": 100}},
+            },
         },
         pools={
             "sticky": {"task_groups": ["g.echelon1"], "affinity": "session"},
@@ -110,3 +122,21 @@ def test_counters_in_metrics_and_stats(fake, daemon):
     stats = daemon.get("/v1/stats").json()["resilience"]
     assert stats["retry_budgets"]["group:failing"]["exhausted_total"] == 2
     assert stats["paced"]["r1"] == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_request_the_budget_refused_is_marked_in_body_and_header(fake, daemon, path):
+    for name in ("b1", "b2", "b3", "b4"):
+        fake.configure(name, status=503)
+    body = {"model": "refusing", "max_tokens": 20, "messages": MSG}
+    r = daemon.post(path, json=body)
+    assert r.status_code == 503, r.text
+    assert r.headers["x-llm-actors-retry-budget"] == "exhausted"
+    assert r.headers["x-llm-actors-attempts"] == "1"
+    assert "retry budget exhausted" in r.json()["error"]["message"]
+    # A request that failed with its retries granted carries neither.
+    r = daemon.post(path, json={**body, "model": "retrying"})
+    assert r.status_code == 503, r.text
+    assert "x-llm-actors-retry-budget" not in r.headers
+    assert r.headers["x-llm-actors-attempts"] == "2"
+    assert "retry budget" not in r.json()["error"]["message"]

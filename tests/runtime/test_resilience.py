@@ -52,6 +52,37 @@ def test_past_the_retry_budget_a_request_ends_with_its_last_error(fake, runtime_
     assert snap["retries"] == 2 and snap["requests"] == 5 and snap["exhausted_total"] == 3
 
 
+def test_a_request_the_budget_refused_says_so_and_a_plain_failure_does_not(fake, runtime_for):
+    rt = runtime_for(**failing_group(ratio=0, min_per_second=0.1))  # one retry in the window
+    for name in "ab":
+        fake.configure(name, status=503)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    with pytest.raises(actors.AllAttemptsFailedError) as plain:
+        w.generate(MSG)  # the retry is granted: both instances fail, nothing was refused
+    assert plain.value.retry_budget_exhausted is False
+    assert "retry budget" not in str(plain.value)
+    with pytest.raises(actors.ServiceUnavailableError) as refused:
+        w.generate(MSG)
+    assert refused.value.retry_budget_exhausted is True
+    assert "retry budget exhausted: no retry after 1 attempt(s)" in str(refused.value)
+    assert refused.value.status_code == 503  # still the last attempt's own error
+
+
+async def test_an_async_request_the_budget_refused_says_so(fake, runtime_for):
+    rt = runtime_for(**failing_group(ratio=0, min_per_second=0))
+    for name in "ab":
+        fake.configure(name, status=503)
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    with pytest.raises(actors.ServiceUnavailableError) as refused:
+        await w.generate_async(MSG)
+    assert refused.value.retry_budget_exhausted is True
+    assert "retry budget exhausted" in str(refused.value)
+    with pytest.raises(actors.ServiceUnavailableError) as streamed:
+        async for _ in w.stream_generate_async(MSG):
+            pass
+    assert streamed.value.retry_budget_exhausted is True
+
+
 async def test_the_budget_holds_for_async_requests_too(fake, runtime_for):
     rt = runtime_for(**failing_group(ratio=0, min_per_second=0.1))
     for name in "ab":
