@@ -66,6 +66,19 @@ class OutlierDetector:
         #: Ejections since start (for statistics).
         self.ejections = 0
 
+    def adopt(self, previous: OutlierDetector, names: Iterable[str]) -> None:
+        """After a reload: carry on ``previous``'s count of ejections and, for the members among
+        ``names`` (instances whose settings did not change), their measurements and ejections.
+
+        The member records are shared, not copied: an attempt leased before the reload measures
+        into the same record as one leased after it.
+        """
+        self.ejections = previous.ejections
+        for name in names:
+            old = previous.members.get(name)
+            if old is not None and name in self.members:
+                self.members[name] = old
+
     def is_ejected(self, name: str, now: float) -> bool:
         member = self.members.get(name)
         return member is not None and member.ejected_until is not None and now < member.ejected_until

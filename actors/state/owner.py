@@ -181,9 +181,10 @@ class StateOwner(Protocol):
     def reconfigure(self, config: LLMConfig, providers: Mapping[str, Any], keep: Iterable[str]) -> None:
         """Adopt a new configuration without dropping a lease.
 
-        Instances in ``keep`` (settings unchanged) keep breakers, parking and permits; changed
-        ones adopt their new settings and are judged afresh; leases taken before give back to
-        what the new limits count; a disable that came from an answer is lifted.
+        Instances in ``keep`` (settings unchanged) keep breakers, parking, permits and their
+        pools' outlier ejections; changed ones adopt their new settings and are judged afresh;
+        leases taken before give back to what the new limits count; a disable that came from an
+        answer is lifted.
         """
         ...
 

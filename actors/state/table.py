@@ -101,6 +101,26 @@ def _retry_budget(previous: LeaseTable | None, route: str, config: Any) -> Retry
     return RetryBudget(config.ratio, config.min_per_second)
 
 
+def _outliers(
+    previous: LeaseTable | None, pool: str, names: list[str], od: Any, keep: frozenset[str]
+) -> OutlierDetector | None:
+    """The pool's detector; a reload keeps the ejections (and measurements) of kept instances,
+    as it keeps their breakers and parking."""
+    if od is None:
+        return None
+    detector = OutlierDetector(
+        names,
+        latency_factor=od.latency_factor,
+        min_requests=od.min_requests,
+        max_ejection_percent=od.max_ejection_percent,
+        base_ejection_time=od.base_ejection_time,
+    )
+    old = previous.targets.get(pool_label(pool)) if previous is not None else None
+    if old is not None and old.outliers is not None:
+        detector.adopt(old.outliers, keep)
+    return detector
+
+
 def _hedge(config: Any) -> HedgePolicy | None:
     return None if config is None else HedgePolicy(config.after, config.max_extra)
 
@@ -211,22 +231,13 @@ class LeaseTable:
                 **({"weights": weights} if pool.rotation_strategy == "weighted" else {}),
             )
             names = [m.name for m in members]
-            od = pool.outlier_detection
             table.targets[pool_label(pname)] = Target(
                 pool_label(pname),
                 route,
                 members,
                 rotation,
                 affinity=SessionRing(names) if pool.affinity == "session" else None,
-                outliers=None
-                if od is None
-                else OutlierDetector(
-                    names,
-                    latency_factor=od.latency_factor,
-                    min_requests=od.min_requests,
-                    max_ejection_percent=od.max_ejection_percent,
-                    base_ejection_time=od.base_ejection_time,
-                ),
+                outliers=_outliers(previous, pname, names, pool.outlier_detection, keep),
             )
         for name in keep:
             gate = table.gates[name]

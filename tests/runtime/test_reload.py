@@ -187,3 +187,40 @@ def test_stats_read_while_reloading_never_fail(fake, runtime_for):
         for t in pollers:
             t.join(10)
     assert not errors, errors[:3]
+
+
+def test_a_reload_keeps_the_ejections_of_instances_it_keeps(fake, runtime_for):
+    od = {"min_requests": 3, "latency_factor": 3, "base_ejection_time": 600, "max_ejection_percent": 34}
+    rt = runtime_for(**topology("abc", outlier_detection=od, failure_threshold=100))
+    fake.configure("c", latency=0.6)
+    w = rt.factory.get_wrapper("pw")
+    for _ in range(9):
+        w.generate(MSG)
+    before = rt.stats()["resilience"]["outlier_detection"]["pool:p"]
+    assert list(before["ejected"]) == ["c"]
+    root = config_dir(rt)
+    edit(root / "llms/polling_pools/p.yaml", lambda d: d.update(health_check_interval=45))
+    summary = rt.reload(root)
+    assert "c" in summary["kept"]
+    after = rt.stats()["resilience"]["outlier_detection"]["pool:p"]
+    assert after["ejected"] == before["ejected"]  # the same end, not a fresh start or none
+    assert after["ejections_total"] == 1
+    fake.reset()
+    assert {w.generate(MSG).instance for _ in range(6)} == {"a", "b"}
+    assert "c" not in [instance for instance, _ in fake.log]
+
+
+def test_a_reload_that_changes_an_instance_lets_it_back_in_measured_afresh(fake, runtime_for):
+    od = {"min_requests": 3, "latency_factor": 3, "base_ejection_time": 600, "max_ejection_percent": 34}
+    rt = runtime_for(**topology("abc", outlier_detection=od, failure_threshold=100))
+    fake.configure("c", latency=0.6)
+    w = rt.factory.get_wrapper("pw")
+    for _ in range(9):
+        w.generate(MSG)
+    assert list(rt.stats()["resilience"]["outlier_detection"]["pool:p"]["ejected"]) == ["c"]
+    fake.clear("c")
+    root = config_dir(rt)
+    edit(root / "llms/provider/openai/c.yaml", lambda d: d.update(timeout=30))
+    assert rt.reload(root)["changed"] == ["c"]
+    assert rt.stats()["resilience"]["outlier_detection"]["pool:p"]["ejected"] == {}
+    assert "c" in {w.generate(MSG).instance for _ in range(3)}
