@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -116,6 +116,7 @@ class Runtime:
         self.factory = LLMWrapperFactory(self)  # its wrappers need a started runtime
         self.hedges = HedgeCounts()  # hedged attempts by outcome, over reloads
         self.hedge_loop = HedgeLoop()  # where sync callers' hedged requests run
+        self._state_listeners: tuple[ChangeListener, ...] = ()  # replaced, never changed in place
         self.started = False
         self._stop_lock = threading.Lock()
         # Attempt reports wait here until the next flush: telling an actor per attempt would
@@ -377,6 +378,21 @@ class Runtime:
 
         scheduler.call_later(FLUSH_INTERVAL, tick)
 
+    def add_state_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call ``listener(instance, route, event, until)`` on every change the state owner
+        publishes (a breaker opens, turns half-open or closes; an instance is parked, disabled
+        or ejected), whichever owner holds the state; returns a function that removes it.
+
+        It is called on the thread that made the change, inside the owner: keep it as short as
+        a queue append. An exception it raises is logged and does not reach the request.
+        """
+        self._state_listeners = (*self._state_listeners, listener)
+
+        def remove() -> None:
+            self._state_listeners = tuple(x for x in self._state_listeners if x is not listener)
+
+        return remove
+
     def _on_state_change(self, instance: str, route: str, event: str, until: float | None) -> None:
         supervisor = self.supervisor
         if supervisor is not None:
@@ -384,6 +400,11 @@ class Runtime:
                 supervisor.tell(StateChanged(instance, route, event, until))
             except pykka.ActorDeadError:  # stopped by a reload or stop() meanwhile
                 pass
+        for listener in self._state_listeners:
+            try:
+                listener(instance, route, event, until)
+            except Exception:
+                log.exception("a state listener failed on %s %s %s", instance, route, event)
 
     # -- views ----------------------------------------------------------------------------------
 

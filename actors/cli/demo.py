@@ -298,19 +298,15 @@ class _Demo:
         self.watch(done)
 
     def listen(self) -> None:
-        """Hear every breaker change of the broken instances as it happens (a listener chained to
-        the state owner's), so a breaker that opens and turns half-open between two requests is
-        still told."""
-        state: Any = self.rt.state
-        chained = state.on_change
+        """Hear every breaker change of the broken instances as it happens (the runtime's state
+        listener, whichever owner holds the state), so a breaker that opens and turns half-open
+        between two requests is still told."""
 
         def heard(name: str, route: str, event: str, until: float | None) -> None:
             if (name, route) in self.breakers and event in ("open", "half_open", "closed"):
                 self.events.append((name, route, event))  # deque.append: safe from any thread
-            if chained is not None:
-                chained(name, route, event, until)
 
-        state.on_change = heard
+        self.rt.add_state_listener(heard)
 
     def watch(self, done: int) -> None:
         """Say each breaker change of a broken instance on a route this demo uses, in order."""

@@ -185,3 +185,21 @@ def test_probes_also_cover_instances_reached_only_through_a_group(fake, runtime_
     assert w.generate(MSG).instance == "b"
     wait_until(lambda: rt.table.gates["a"].disabled_reason is None)
     assert ("a", "probe_passed") in [(h["instance"], h["event"]) for h in rt.supervisor_stats()["history"]]
+
+
+def test_a_state_listener_hears_each_change_until_removed(fake, runtime_for):
+    rt = runtime_for(**pool_of(["a", "b"], failure_threshold=1, recovery_time=600))
+    heard: list[tuple[str, str, str]] = []
+
+    def broken(*_):
+        raise RuntimeError("a listener's bug")
+
+    rt.add_state_listener(broken)  # logged; neither the request nor the next listener suffers
+    remove = rt.add_state_listener(lambda name, route, event, until: heard.append((name, route, event)))
+    fake.configure("a", status=503)
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    assert w.generate(MSG).instance == "b"
+    assert heard == [("a", "pool:p", "open")]
+    remove()
+    rt.state.probe_passed("a", time.monotonic())  # open -> half-open, unheard now
+    assert heard == [("a", "pool:p", "open")]

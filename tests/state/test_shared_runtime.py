@@ -64,6 +64,19 @@ def _opened_by_a(pair: Any, fake: Any) -> tuple[Runtime, Runtime, Any, Any]:
     return a, b, wa, wb
 
 
+def test_a_state_listener_hears_the_other_process_s_breaker_events(pair, fake):
+    # What the demo listens to: the runtime's state listener, whichever owner holds the state.
+    a, b = pair(models={"m": {}}, groups=_one_tier(["m"]))
+    heard: list[tuple[str, str, str]] = []
+    b.add_state_listener(lambda name, route, event, until: heard.append((name, route, event)))
+    fake.configure("m", status=500)
+    wa = a.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    for _ in range(2):
+        with pytest.raises(LLMError):
+            wa.generate(MSG)
+    wait_until(lambda: ("m", "group:g", "open") in heard, what="the open event heard in the other process")
+
+
 def test_breaker_events_reach_the_other_process(pair, fake):
     a, b, wa, wb = _opened_by_a(pair, fake)
     wait_until(lambda: _breaker(b, "m", "group:g") == "open", what="the open event in the other process")
