@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest request body accepted; larger ones get 413 (default: %(default)s)",
     )
     add(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a client may take to send a request body; slower ones get 408 (default: %(default)s)",
+    )
+    add(
         "--cors-origin",
         action="append",
         default=[],
@@ -108,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
         or args.threads < 1
         or args.grace < 0
         or args.max_body < 1
+        or not 0 < args.body_timeout <= 3600
     ):
         print(
             "error: --port must be 0-65535, --workers 1-64, --threads and --max-body at least 1, "
-            "--grace at least 0",
+            "--grace at least 0, --body-timeout more than 0 and at most 3600",
             file=sys.stderr,
         )
         return 2
@@ -130,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get(KEY_ENV) or None,
         grace=args.grace,
         max_body=args.max_body,
+        body_timeout=args.body_timeout,
         log_level=args.log_level,
         cors_origins=tuple(args.cors_origin),
         log_format=args.log_format or default_format(),

@@ -40,6 +40,7 @@ _ERROR_TYPES = {
     "not_found": "not_found_error",
     "no_route": "not_found_error",
     "too_large": "request_too_large",
+    "request_timeout": "invalid_request_error",
     "rate_limited": "rate_limit_error",
     "unavailable": "overloaded_error",
     "timeout": "timeout_error",

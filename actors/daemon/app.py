@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from types import ModuleType
@@ -328,11 +329,17 @@ class _Handlers:
             raise _too_large(int(declared), limit)
         parts: list[bytes] = []
         size = 0
-        async for part in request.stream():
-            size += len(part)
-            if size > limit:
-                raise _too_large(size, limit)
-            parts.append(part)
+        seconds = self.state.body_timeout
+        try:
+            # uvicorn bounds idle connections, not a body trickled a byte at a time.
+            async with asyncio.timeout(seconds):
+                async for part in request.stream():
+                    size += len(part)
+                    if size > limit:
+                        raise _too_large(size, limit)
+                    parts.append(part)
+        except TimeoutError:
+            raise _slow_body(size, seconds) from None
         return b"".join(parts)
 
     # -- catalogue, health, statistics -----------------------------------------------------------
@@ -433,6 +440,17 @@ def _refusal(exc: Exception, param: str) -> APIError:
         why = f"the request body has an unexpected shape ({type(exc).__name__}: {exc}); check it against the API"
         return APIError(400, "invalid_request", why)
     raise exc
+
+
+def _slow_body(size: int, seconds: float) -> APIError:
+    # Connection: close, so uvicorn drops the socket rather than read the rest of the trickle.
+    return APIError(
+        408,
+        "request_timeout",
+        f"the request body did not arrive within {seconds:g} s ({size} bytes came); send it "
+        "whole and promptly, or ask the operator to raise serve --body-timeout",
+        headers={"connection": "close"},
+    )
 
 
 def _too_large(size: int, limit: int) -> APIError:

@@ -9,6 +9,7 @@ failure                                                status  kind
 bad body, bad field, ``BadRequestError`` from upstream  400     invalid_request
 our own key missing or wrong                            401     authentication
 unknown ``model``                                       404     not_found
+body not sent within ``--body-timeout``                 408     request_timeout
 body over ``--max-body``                                413     too_large
 every candidate parked (``NoCapacityError`` with      429     rate_limited (+ ``Retry-After``)
 ``rate_limited``; ``AllAttemptsFailedError`` whose

@@ -32,6 +32,7 @@ _ERROR_TYPES = {
     "not_found": ("invalid_request_error", "model_not_found"),
     "no_route": ("invalid_request_error", "not_found"),
     "too_large": ("invalid_request_error", "request_too_large"),
+    "request_timeout": ("invalid_request_error", "request_timeout"),
     "rate_limited": ("rate_limit_error", "rate_limit_exceeded"),
     "unavailable": ("server_error", "service_unavailable"),
     "timeout": ("server_error", "timeout"),

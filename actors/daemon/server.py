@@ -61,6 +61,7 @@ class ServeOptions:
     api_key: str | None = None
     grace: float = 30.0
     max_body: int = 4 * 1024 * 1024
+    body_timeout: float = 30.0
     log_level: str = "info"
     cors_origins: tuple[str, ...] = ()
     log_format: str = "json"
@@ -232,6 +233,7 @@ def serve(options: ServeOptions, *, sockets: list[Any] | None = None, on_ready: 
             config_dir=options.config,
             api_key=options.api_key,
             max_body=options.max_body,
+            body_timeout=options.body_timeout,
             threads=options.threads,
             worker=options.worker,
             workers=options.workers,

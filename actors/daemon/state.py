@@ -52,6 +52,7 @@ class DaemonState:
         config_dir: str | Path,
         api_key: str | None = None,
         max_body: int = 4 * 1024 * 1024,
+        body_timeout: float = 30.0,
         threads: int = 4,
         worker: int | None = None,
         workers: int = 1,
@@ -61,6 +62,7 @@ class DaemonState:
         self.models = ModelDirectory(runtime)
         self.keys = KeyCheck(api_key)
         self.max_body = max_body
+        self.body_timeout = body_timeout  # seconds a client has to send its whole request body
         self.executor = ThreadPoolExecutor(max(1, threads), thread_name_prefix="llm-actors-daemon")
         self.in_flight = 0
         self.draining = False
