@@ -23,20 +23,15 @@ from pydantic import BaseModel, ValidationError
 
 from actors.config.diagnostics import format_path, issues_from_validation
 from actors.config.env import expand, substitute
-from actors.config.models import (
-    KEYED_TYPES,
-    GlobalFallbackConfig,
-    ModelConfig,
-    PollingPoolConfig,
-    RegistryConfig,
-    TaskGroupConfig,
-    WrapperConfig,
-    header_value_problem,
-)
+from actors.config.groups import TaskGroupConfig
+from actors.config.instances import KEYED_TYPES, ModelConfig, header_value_problem
+from actors.config.pools import PollingPoolConfig
 from actors.config.refs import Sources, check_references
+from actors.config.registry import GlobalFallbackConfig, RegistryConfig
 from actors.config.shape import MAX_DEPTH, nests_too_deep, shape_problem
 from actors.config.state import StateConfig
 from actors.config.topology import LLMConfig
+from actors.config.wrappers import WrapperConfig
 from actors.errors import ConfigError, ConfigIssue
 from actors.secrets import Masker
 

@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.config.diagnostics import did_you_mean, format_path, unknown
-from actors.config.models import (
-    ECHELON_RE,
-    ModelConfig,
-    PollingPoolConfig,
-    TaskGroupConfig,
-    WrapperConfig,
-    WrapperType,
-)
+from actors.config.groups import ECHELON_RE, TaskGroupConfig
+from actors.config.instances import ModelConfig
+from actors.config.pools import PollingPoolConfig
+from actors.config.wrappers import WrapperConfig, WrapperType
 from actors.errors import ConfigIssue
 
 __all__ = ["Sources", "check_references", "parse_ref", "ref_problem"]

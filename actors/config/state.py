@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from actors.config.models import MAX_PORT, Strict
+from actors.config.base import MAX_PORT, Strict
 
 __all__ = ["DEFAULT_REDIS_URL", "StateConfig", "redact_url", "with_override"]
 

@@ -7,19 +7,15 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from actors.config.base import Strict
 from actors.config.diagnostics import unknown
-from actors.config.models import (
-    EchelonConfig,
-    GlobalFallbackConfig,
-    ModelConfig,
-    PollingPoolConfig,
-    RegistryConfig,
-    Strict,
-    TaskGroupConfig,
-    WrapperConfig,
-)
+from actors.config.groups import EchelonConfig, TaskGroupConfig
+from actors.config.instances import ModelConfig
+from actors.config.pools import PollingPoolConfig
 from actors.config.refs import check_references, parse_ref, ref_problem
+from actors.config.registry import GlobalFallbackConfig, RegistryConfig
 from actors.config.state import StateConfig
+from actors.config.wrappers import WrapperConfig
 from actors.errors import ConfigError, ConfigIssue
 
 __all__ = ["LLMConfig"]
