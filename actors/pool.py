@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from actors.protocol import AttemptDone, CountingActor
@@ -29,18 +30,26 @@ class PoolActor(CountingActor):
     """Keeps a pool's membership as the supervisor rotates instances out and in.
 
     Leases skip an unavailable member at once (its gate says so); membership is the slower,
-    explained view of the same facts, for health reports and the rotation history.
+    explained view of the same facts, for health reports and the rotation history. After a
+    reload, ``previous`` (the status of the actor this one replaces) carries the history and
+    who is out on; the new supervisor then brings it up to the state owner's view.
     """
 
     handlers = {**CountingActor.handlers, Rotate: "_on_rotate"}
 
-    def __init__(self, name: str, members: list[str], config: Any) -> None:
+    def __init__(
+        self, name: str, members: list[str], config: Any, previous: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(list(members))
         self.name = name
         self.members = list(members)
         self.config = config
         self.out_of_rotation: dict[str, str] = {}
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
+        if previous is not None:
+            self.history.extend(previous.get("rotation_history", ()))
+            out = previous.get("out_of_rotation", {})
+            self.out_of_rotation = {n: reason for n, reason in out.items() if n in self.per_key}
 
     def key_of(self, m: AttemptDone) -> str:
         return m.instance

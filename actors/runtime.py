@@ -40,7 +40,7 @@ from actors.state.owner import ChangeListener, StateOwner
 from actors.state.split import split_limits
 from actors.state.table import LeaseTable, Route, group_route, pool_label
 from actors.state.target import Lease
-from actors.supervisor import Crashed, Prober, RotationSupervisor, StateChanged
+from actors.supervisor import Crashed, Prober, Reconcile, RotationSupervisor, StateChanged
 
 __all__ = ["FLUSH_INTERVAL", "Runtime", "StateFactory"]
 
@@ -184,8 +184,13 @@ class Runtime:
         self.handles[gate.name] = handle
         self._start_instance(handle)
 
-    def _start_topology(self) -> None:
-        """Start the group and pool actors and the supervisor for the current configuration."""
+    def _start_topology(self, previous: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Start the group and pool actors and the supervisor for the current configuration.
+
+        ``previous`` (a reload) holds the status of the pool actors stopped before: the new ones
+        carry their rotation history on, and the supervisor brings who is out of rotation up to
+        the state owner's view.
+        """
         cfg, state = self.config, self.state
         assert state is not None and self.scheduler is not None and self.prober is not None
         targets = state.targets()
@@ -198,7 +203,7 @@ class Runtime:
         pools: dict[str, _Members] = {}
         for pname, pool in cfg.pools.items():
             target = targets[pool_label(pname)]
-            ref = PoolActor.start(pname, list(target.names), pool)
+            ref = PoolActor.start(pname, list(target.names), pool, (previous or {}).get(pname))
             self.pool_refs[pname] = ref
             owner_of[target.label] = ref
             pools[pname] = _Members(ref, target.route, list(target.names), float(pool.health_check_interval))
@@ -218,7 +223,20 @@ class Runtime:
             self.prober,
             self._restart_instance,
         )
+        if previous is not None:
+            # Told once the runtime forwards state changes to it: none falls between its read and them.
+            self.supervisor.tell(Reconcile())
         ask_sync(self.supervisor, GetStats)  # surfaces a start-up failure now, not later
+
+    def _pool_views(self, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
+        """Each pool actor's status, for the actor a reload starts in its place."""
+        views = {}
+        for name, ref in self.pool_refs.items():
+            try:
+                views[name] = ask_sync(ref, GetStats, timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):  # the new one starts without its history
+                log.warning("pool %r did not report its rotation before the reload", name)
+        return views
 
     def _stop_topology(self) -> None:
         refs = [self.supervisor, *self.pool_refs.values(), *self.group_refs.values()]
@@ -255,6 +273,7 @@ class Runtime:
             state.reconfigure(new, providers, keep)
             self.providers = providers
             self.flush()
+            previous = self._pool_views()
             self._stop_topology()
             removed = [n for n in old.models if n not in keep]
             for name in removed:
@@ -264,7 +283,7 @@ class Runtime:
             for name in new.models:
                 if name not in keep:
                     self._add_instance(state.table.gates[name])
-            self._start_topology()
+            self._start_topology(previous)
             dropped = [name for factory in list(self._factories) for name in factory.rebind()]
             self._sync_declared_wrappers(old, new)
         return {

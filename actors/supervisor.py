@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -24,15 +24,24 @@ from actors.instance import InstanceHandle
 from actors.pool import Rotate
 from actors.protocol import GetStats
 from actors.scheduler import Scheduler
+from actors.state.table import pool_label
 
 if TYPE_CHECKING:
     from actors.state.owner import StateOwner
 
-__all__ = ["Crashed", "Prober", "RotationSupervisor", "StateChanged"]
+__all__ = ["Crashed", "Prober", "Reconcile", "RotationSupervisor", "StateChanged", "held_out"]
 
 log = logging.getLogger(__name__)
 
 HISTORY = 500
+
+#: Why each event takes an instance out of a pool's rotation (a disable adds its own reason).
+OUT_REASONS = {
+    "open": "circuit breaker open",
+    "parked": "rate limited",
+    "disabled": "disabled",
+    "ejected": "ejected: slow outlier",
+}
 
 
 class StateChanged:
@@ -67,6 +76,45 @@ class _ProbeResult:
     def __init__(self, instance: str, error: BaseException | None) -> None:
         self.instance = instance
         self.error = error
+
+
+class Reconcile:
+    """After a reload: bring every pool's rotation to the state owner's view of its members.
+
+    The events that built the pools' view went to the supervisor this one replaces, and so did
+    the recovery timers they set.
+    """
+
+    __slots__ = ()
+
+
+def held_out(
+    snapshot: Mapping[str, Any] | None,
+    route: str,
+    *,
+    ejected_until: float | None = None,
+    disabled_by_answer: bool = False,
+) -> list[tuple[str, float | None]]:
+    """What keeps an instance out of the rotation of the pool judging it on ``route``, as
+    ``(event, until)`` pairs, worst first: the events the supervisor would have heard.
+
+    ``snapshot`` is the state owner's snapshot of the instance, ``ejected_until`` the end of its
+    ejection from the pool. A disable counts only when an answer caused it: at a fresh start a
+    pool does not list the instances the configuration disables either.
+    """
+    if snapshot is None:
+        return []
+    if snapshot["state"] == "disabled":
+        return [("disabled", None)] if disabled_by_answer else []
+    held: list[tuple[str, float | None]] = []
+    if snapshot.get("parked_until") is not None:
+        held.append(("parked", snapshot["parked_until"]))
+    breaker = snapshot.get("breakers", {}).get(route)
+    if breaker is not None and breaker["state"] == "open":
+        held.append(("open", breaker["open_until"]))
+    if ejected_until is not None:
+        held.append(("ejected", ejected_until))
+    return held
 
 
 class Crashed:
@@ -132,6 +180,7 @@ class RotationSupervisor(Actor):
         _RecoveryDue: "_on_recovery",
         _ProbeDue: "_on_probe_due",
         _ProbeResult: "_on_probe_result",
+        Reconcile: "_on_reconcile",
         Crashed: "_on_crashed",
         GetStats: "_on_get_stats",
     }
@@ -185,21 +234,45 @@ class RotationSupervisor(Actor):
                 "timestamp": time.time(),
             }
         )
-        if m.event in ("open", "parked", "disabled", "ejected"):
-            reason = {
-                "open": "circuit breaker open",
-                "parked": "rate limited",
-                "disabled": "disabled",
-                "ejected": "ejected: slow outlier",
-            }[m.event]
-            if m.event == "disabled":
-                reason = f"disabled: {self.state.disabled_reason(m.instance)}"
+        if m.event in OUT_REASONS:
             every_pool = m.event not in ("open", "ejected")  # both are one route's verdict
+            reason = self._reason(m.instance, m.event)
             self._rotate(m.instance, m.route, out=True, reason=reason, every_pool=every_pool)
             if m.until is not None:
-                self.scheduler.call_at(m.until, functools.partial(self._tell, _RecoveryDue(m.instance)))
+                self._recover_at(m.instance, m.until)
         elif m.event in ("closed", "half_open"):
             self._rotate(m.instance, m.route, out=False, reason=m.event, every_pool=False)
+
+    def _on_reconcile(self, m: Reconcile) -> None:
+        now = self.clock()
+        snapshot = self.state.snapshot(now)
+        targets = self.state.targets()
+        due: set[tuple[str, float]] = set()
+        for pool, entry in self.pools.items():
+            outliers = getattr(targets.get(pool_label(pool)), "outliers", None)
+            for name in entry.members:
+                held = held_out(
+                    snapshot.get(name),
+                    entry.route,
+                    ejected_until=outliers.ejected_until(name, now) if outliers is not None else None,
+                    # Only an answer's disable makes the instance worth probing.
+                    disabled_by_answer=self.state.needs_probe(name, entry.route, now),
+                )
+                if held:
+                    entry.ref.tell(Rotate(name, True, self._reason(name, held[0][0])))
+                    due.update((name, until) for _, until in held if until is not None)
+                else:
+                    entry.ref.tell(Rotate(name, False, "reloaded"))
+        for name, until in due:
+            self._recover_at(name, until)
+
+    def _reason(self, instance: str, event: str) -> str:
+        if event == "disabled":
+            return f"disabled: {self.state.disabled_reason(instance)}"
+        return OUT_REASONS[event]
+
+    def _recover_at(self, instance: str, until: float) -> None:
+        self.scheduler.call_at(until, functools.partial(self._tell, _RecoveryDue(instance)))
 
     def _on_recovery(self, m: _RecoveryDue) -> None:
         """A breaker's open period or a parking ended: back into rotation where it is healthy.

@@ -224,3 +224,62 @@ def test_a_reload_that_changes_an_instance_lets_it_back_in_measured_afresh(fake,
     assert rt.reload(root)["changed"] == ["c"]
     assert rt.stats()["resilience"]["outlier_detection"]["pool:p"]["ejected"] == {}
     assert "c" in {w.generate(MSG).instance for _ in range(3)}
+
+
+def pool_status_view(rt):
+    status = rt.pool_status("p")
+    return status["out_of_rotation"], [(h["instance"], h["event"]) for h in status["rotation_history"]]
+
+
+def test_a_reload_keeps_the_pool_rotation_of_an_instance_whose_breaker_is_open(fake, runtime_for):
+    rt = runtime_for(**topology("ab"))
+    fake.configure("a", status=503, times=1)
+    rt.factory.get_wrapper("pw").generate(MSG)
+    wait_until(lambda: "a" in rt.pool_status("p")["out_of_rotation"], what="a rotated out")
+    root = config_dir(rt)
+    edit(root / "llms/polling_pools/p.yaml", lambda d: d.update(health_check_interval=45))
+    assert "a" in rt.reload(root)["kept"]
+    out, history = pool_status_view(rt)
+    assert out == {"a": "circuit breaker open"}  # as the state owner holds it
+    assert history == [("a", "out")]  # the history goes on, without a second "out"
+    assert rt.pool_status("p")["in_rotation"] == ["b"]
+
+
+def test_a_reload_keeps_the_pool_rotation_of_an_ejected_instance(fake, runtime_for):
+    od = {"min_requests": 3, "latency_factor": 3, "base_ejection_time": 600, "max_ejection_percent": 34}
+    rt = runtime_for(**topology("abc", outlier_detection=od, failure_threshold=100))
+    fake.configure("c", latency=0.6)
+    w = rt.factory.get_wrapper("pw")
+    for _ in range(9):
+        w.generate(MSG)
+    wait_until(lambda: "c" in rt.pool_status("p")["out_of_rotation"], what="c rotated out")
+    root = config_dir(rt)
+    edit(root / "llms/polling_pools/p.yaml", lambda d: d.update(health_check_interval=45))
+    assert "c" in rt.reload(root)["kept"]
+    out, history = pool_status_view(rt)
+    assert out == {"c": "ejected: slow outlier"}
+    assert history == [("c", "out")]
+
+
+def test_after_a_reload_the_pool_lets_an_instance_back_in_when_its_breaker_recovers(fake, runtime_for):
+    # No probes and no traffic: only the recovery timer of the new supervisor brings it back.
+    rt = runtime_for(**topology("ab", recovery_time=1, health_check_interval=3600))
+    fake.configure("a", status=503, times=1)
+    rt.factory.get_wrapper("pw").generate(MSG)
+    wait_until(lambda: ("a", "out") in pool_status_view(rt)[1], what="a rotated out")
+    root = config_dir(rt)
+    edit(root / "llms/polling_pools/p.yaml", lambda d: d.update(description="reloaded"))
+    rt.reload(root)
+    wait_until(lambda: pool_status_view(rt) == ({}, [("a", "out"), ("a", "in")]), what="a back in")
+
+
+def test_a_reload_that_changes_an_instance_rotates_it_back_in(fake, runtime_for):
+    rt = runtime_for(**topology("ab"))
+    fake.configure("a", status=503, times=1)
+    rt.factory.get_wrapper("pw").generate(MSG)
+    wait_until(lambda: "a" in rt.pool_status("p")["out_of_rotation"], what="a rotated out")
+    root = config_dir(rt)
+    edit(root / "llms/provider/openai/a.yaml", lambda d: d.update(timeout=30))
+    assert rt.reload(root)["changed"] == ["a"]  # judged afresh: its breaker starts closed
+    assert pool_status_view(rt) == ({}, [("a", "out"), ("a", "in")])
+    assert rt.pool_status("p")["rotation_history"][-1]["reason"] == "reloaded"

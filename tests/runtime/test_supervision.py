@@ -10,6 +10,7 @@ from waiting import wait_until
 
 import actors
 from actors.fake import FakeProvider
+from actors.supervisor import held_out
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -203,3 +204,41 @@ def test_a_state_listener_hears_each_change_until_removed(fake, runtime_for):
     remove()
     rt.state.probe_passed("a", time.monotonic())  # open -> half-open, unheard now
     assert heard == [("a", "pool:p", "open")]
+
+
+def _snap(state="closed", parked_until=None, breaker="closed", open_until=None):
+    return {
+        "state": state,
+        "parked_until": parked_until,
+        "breakers": {"pool:p": {"state": breaker, "open_until": open_until}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "options", "held"),
+    [
+        (_snap(), {}, []),
+        (_snap("open", breaker="open", open_until=9.0), {}, [("open", 9.0)]),
+        (_snap("half_open", breaker="half_open"), {}, []),  # trials are in rotation
+        (
+            _snap("parked", parked_until=5.0, breaker="open", open_until=9.0),
+            {},
+            [("parked", 5.0), ("open", 9.0)],
+        ),
+        (_snap(), {"ejected_until": 7.0}, [("ejected", 7.0)]),
+        (_snap("disabled"), {"disabled_by_answer": True}, [("disabled", None)]),
+        (_snap("disabled"), {}, []),  # the configuration's disable: never listed, as at a fresh start
+        (None, {"ejected_until": 7.0}, []),  # not an instance the owner knows
+    ],
+)
+def test_held_out_reads_what_keeps_an_instance_out_of_a_pool(snapshot, options, held):
+    assert held_out(snapshot, "pool:p", **options) == held
+
+
+def test_a_breaker_open_on_another_route_does_not_hold_an_instance_out_of_this_pool():
+    snapshot = {
+        "state": "open",
+        "parked_until": None,
+        "breakers": {"group:g": {"state": "open", "open_until": 9.0}},
+    }
+    assert held_out(snapshot, "pool:p") == []
