@@ -20,7 +20,7 @@ def runtime_for(tmp_path: Path, fake: Any) -> Iterator[Callable[..., Runtime]]:
     started: list[Runtime] = []
 
     def make(**topology: Any) -> Runtime:
-        options = {k: topology.pop(k) for k in ("simulate", "group_probe_interval") if k in topology}
+        options = {k: topology.pop(k) for k in ("simulate", "group_probe_interval", "state") if k in topology}
         root = write_topology(tmp_path / f"cfg{len(started)}", fake, **topology)
         rt = Runtime.from_config(root, **options).start()
         started.append(rt)

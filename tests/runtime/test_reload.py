@@ -231,8 +231,12 @@ def pool_status_view(rt):
     return status["out_of_rotation"], [(h["instance"], h["event"]) for h in status["rotation_history"]]
 
 
-def test_a_reload_keeps_the_pool_rotation_of_an_instance_whose_breaker_is_open(fake, runtime_for):
-    rt = runtime_for(**topology("ab"))
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "redis"])
+def test_a_reload_keeps_the_pool_rotation_of_an_instance_whose_breaker_is_open(
+    fake, runtime_for, request, shared
+):
+    state = {"state": request.getfixturevalue("redis_server").url} if shared else {}
+    rt = runtime_for(**topology("ab"), **state)
     fake.configure("a", status=503, times=1)
     rt.factory.get_wrapper("pw").generate(MSG)
     wait_until(lambda: "a" in rt.pool_status("p")["out_of_rotation"], what="a rotated out")
