@@ -189,13 +189,19 @@ def test_stats_read_while_reloading_never_fail(fake, runtime_for):
     assert not errors, errors[:3]
 
 
-def test_a_reload_keeps_the_ejections_of_instances_it_keeps(fake, runtime_for):
+def with_c_ejected(fake, runtime_for):
+    """A runtime whose pool p (a, b, c) has ejected the slow c, for 600 s; and the pool's wrapper."""
     od = {"min_requests": 3, "latency_factor": 3, "base_ejection_time": 600, "max_ejection_percent": 34}
     rt = runtime_for(**topology("abc", outlier_detection=od, failure_threshold=100))
     fake.configure("c", latency=0.6)
     w = rt.factory.get_wrapper("pw")
     for _ in range(9):
         w.generate(MSG)
+    return rt, w
+
+
+def test_a_reload_keeps_the_ejections_of_instances_it_keeps(fake, runtime_for):
+    rt, w = with_c_ejected(fake, runtime_for)
     before = rt.stats()["resilience"]["outlier_detection"]["pool:p"]
     assert list(before["ejected"]) == ["c"]
     root = config_dir(rt)
@@ -211,12 +217,7 @@ def test_a_reload_keeps_the_ejections_of_instances_it_keeps(fake, runtime_for):
 
 
 def test_a_reload_that_changes_an_instance_lets_it_back_in_measured_afresh(fake, runtime_for):
-    od = {"min_requests": 3, "latency_factor": 3, "base_ejection_time": 600, "max_ejection_percent": 34}
-    rt = runtime_for(**topology("abc", outlier_detection=od, failure_threshold=100))
-    fake.configure("c", latency=0.6)
-    w = rt.factory.get_wrapper("pw")
-    for _ in range(9):
-        w.generate(MSG)
+    rt, w = with_c_ejected(fake, runtime_for)
     assert list(rt.stats()["resilience"]["outlier_detection"]["pool:p"]["ejected"]) == ["c"]
     fake.clear("c")
     root = config_dir(rt)
@@ -250,12 +251,7 @@ def test_a_reload_keeps_the_pool_rotation_of_an_instance_whose_breaker_is_open(
 
 
 def test_a_reload_keeps_the_pool_rotation_of_an_ejected_instance(fake, runtime_for):
-    od = {"min_requests": 3, "latency_factor": 3, "base_ejection_time": 600, "max_ejection_percent": 34}
-    rt = runtime_for(**topology("abc", outlier_detection=od, failure_threshold=100))
-    fake.configure("c", latency=0.6)
-    w = rt.factory.get_wrapper("pw")
-    for _ in range(9):
-        w.generate(MSG)
+    rt, _ = with_c_ejected(fake, runtime_for)
     wait_until(lambda: "c" in rt.pool_status("p")["out_of_rotation"], what="c rotated out")
     root = config_dir(rt)
     edit(root / "llms/polling_pools/p.yaml", lambda d: d.update(health_check_interval=45))
