@@ -3,7 +3,8 @@
 It hears every state change of every instance (breaker opened or closed, parked, disabled),
 rotates the instance out of the pools it belongs to and back in when its time comes, drives the
 breaker timers and the active health probes from the runtime's one scheduler, and restarts an
-actor that crashed.
+actor that crashed. After a reload, ``Reconcile`` rebuilds the pools' rotation from the state
+owner, since the events and timers behind it went to the supervisor it replaces.
 """
 
 from __future__ import annotations
