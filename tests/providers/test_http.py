@@ -71,6 +71,16 @@ async def test_anthropic_request_shape(make, fake, mode):
     }
 
 
+async def test_no_cookie_from_one_answer_goes_out_with_the_next(provider, fake, mode):
+    # The clients are shared by every caller: one caller's cookies must not reach the next.
+    fake.configure("inst", headers={"set-cookie": "session=s3cr3t; Path=/"})
+    await complete(provider, mode)
+    await complete(provider, mode)
+    sent = fake.requests("inst")
+    assert len(sent) == 2
+    assert "cookie" not in sent[-1]["headers"]
+
+
 async def test_stream(provider, fake, mode):
     chunks, error = await collect(provider, mode, CONVERSATION)
     assert error is None
