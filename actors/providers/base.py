@@ -30,7 +30,7 @@ import httpx
 from actors import jsonio
 from actors.config.models import ModelConfig
 from actors.errors import BadRequestError, ConfigError, LLMCallError, LLMError
-from actors.providers.clients import HTTPClients, default_clients, origin_of
+from actors.providers.clients import HTTPClients, SyncSender, default_clients, origin_of
 from actors.providers.errors import (
     ErrorContext,
     classify_status,
@@ -475,6 +475,8 @@ class HTTPProvider(Provider):
         typed = any(k.lower() == "content-type" for k in self._headers)  # a model's own wins
         self._json_headers = self._headers if typed else {**self._headers, **_JSON_TYPE}
         self._timeout = httpx.Timeout(model.timeout)
+        # (the sync client's default headers, ours and our JSON ones over them): see ``_sent``
+        self._merged: tuple[httpx.Headers, httpx.Headers, httpx.Headers] | None = None
 
     def url(self, path: str, query: str = "") -> str:
         """The URL of ``path`` under base_url, with ``query`` and base_url's own query."""
@@ -526,11 +528,9 @@ class HTTPProvider(Provider):
         if deadline is None:
             return self._reply(Answer.of(self._send(request, timeout)), start)
         # httpx bounds each read; reading the body in parts bounds the whole exchange too.
-        client = self.clients.sync_client(self._origin)
         try:
-            with client.stream(
-                request.method, _parsed_url(request.url), **self._send_args(request, timeout)
-            ) as response:
+            response = self._open(request, timeout)
+            try:
                 parts = []
                 for part in response.iter_bytes():
                     if time.monotonic() > deadline:
@@ -538,6 +538,8 @@ class HTTPProvider(Provider):
                             "the request's deadline passed during the body", request=response.request
                         )
                     parts.append(part)
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
         return self._reply(Answer.of(response, b"".join(parts)), start)
@@ -590,11 +592,9 @@ class HTTPProvider(Provider):
     ) -> Iterator[StreamChunk]:
         request = self._prepare(messages, params, stream=True)
         decoder = self.stream_decoder()
-        client = self.clients.sync_client(self._origin)
         try:
-            with client.stream(
-                request.method, _parsed_url(request.url), **self._send_args(request, timeout)
-            ) as response:
+            response = self._open(request, timeout)
+            try:
                 if not _is_event_stream(response.status_code, response.headers):
                     response.read()
                     yield from self._whole(Answer.of(response))
@@ -602,6 +602,8 @@ class HTTPProvider(Provider):
                 decoder.rate_limits = self._rate_limits(response.headers.raw)
                 for event in iter_sse(_until(response.iter_lines(), deadline, response)):
                     yield from decoder.feed(event)
+            finally:
+                response.close()
             yield from decoder.end()
         except httpx.HTTPError as exc:
             raise decoder.failed(classify_transport(self.errors, exc, self._seconds(timeout))) from exc
@@ -655,24 +657,44 @@ class HTTPProvider(Provider):
         except (ValueError, TypeError, RecursionError) as exc:
             raise unencodable(self.errors, exc) from None
 
-    def _send_args(self, request: HTTPRequest, timeout: float | None) -> dict[str, Any]:
+    def _open(self, request: HTTPRequest, timeout: float | None) -> httpx.Response:
+        """``request`` sent by the sync client; the response's body is not read yet (close it)."""
         headers, content = self._wire(request)
-        return {
-            "headers": headers,
-            "content": content,
-            # The usual attempt timeout is the model's own: its Timeout is built once.
-            "timeout": self._timeout
-            if timeout is None or timeout == self._timeout.read
-            else httpx.Timeout(max(timeout, _MIN_TIMEOUT)),
-        }
+        sender = self.clients.sync_sender(self._origin)
+        # The usual attempt timeout is the model's own: its Timeout is built once.
+        if timeout is None or timeout == self._timeout.read:
+            bound = self._timeout
+        else:
+            bound = httpx.Timeout(max(timeout, _MIN_TIMEOUT))
+        return sender.open(
+            request.method, _parsed_url(request.url), self._sent(sender, headers), content, bound
+        )
+
+    def _sent(self, sender: SyncSender, headers: Mapping[str, str]) -> httpx.Headers:
+        """``headers`` as sent: over the client's defaults, merged once for this provider's own."""
+        merged = self._merged
+        if merged is None or merged[0] is not sender.defaults:
+            merged = self._merged = (
+                sender.defaults,
+                sender.with_defaults(self._headers),
+                sender.with_defaults(self._json_headers),
+            )
+        if headers is self._json_headers:
+            return merged[2]
+        if headers is self._headers:
+            return merged[1]
+        return sender.with_defaults(headers)
 
     def _send(self, request: HTTPRequest, timeout: float | None) -> httpx.Response:
         try:
-            return self.clients.sync_client(self._origin).request(
-                request.method, _parsed_url(request.url), **self._send_args(request, timeout)
-            )
+            response = self._open(request, timeout)
+            try:
+                response.read()
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise classify_transport(self.errors, exc, self._seconds(timeout)) from exc
+        return response
 
     async def _afetch(self, request: HTTPRequest, timeout: float | None) -> Answer:
         headers, body = self._wire(request)

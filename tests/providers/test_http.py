@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from actors.config.models import ModelConfig
-from actors.errors import ConfigError
-from actors.providers import AnthropicProvider, OpenAICompatibleProvider, OpenAIProvider, make_provider
+from actors.errors import ConfigError, LLMCallError
+from actors.providers import (
+    AnthropicProvider,
+    HTTPClients,
+    OpenAICompatibleProvider,
+    OpenAIProvider,
+    make_provider,
+)
 
 from .helpers import KEY, TOOLS, USER, collect, complete, probe
 
@@ -79,6 +87,43 @@ async def test_no_cookie_from_one_answer_goes_out_with_the_next(provider, fake, 
     sent = fake.requests("inst")
     assert len(sent) == 2
     assert "cookie" not in sent[-1]["headers"]
+
+
+def test_a_sync_call_sends_what_the_httpx_client_would_and_logs_its_request_line(make, fake, clients, caplog):
+    # Sync calls skip httpx.Client.send for the client's transport; the request must not change.
+    caplog.set_level(logging.INFO, logger="httpx")
+    provider = make("openai", headers={"Accept": "application/json"})  # over a client default
+    assert provider.call(USER, {"max_tokens": 5}, timeout=5).content
+    request = provider.build_request(USER, {"max_tokens": 5}, stream=False)
+    headers, content = provider._wire(request)
+    client = clients.sync_client(provider._origin)
+    assert client.post(request.url, content=content, headers=headers).status_code == 200
+    ours, httpx_own = fake.requests("inst")
+    assert ours["headers"] == httpx_own["headers"] and ours["body"] == httpx_own["body"]
+    assert ours["headers"]["accept"] == "application/json"
+    assert ours["headers"]["user-agent"].startswith("python-httpx/")
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert lines[0] == f'HTTP Request: POST {request.url} "HTTP/1.1 200 OK"'
+
+
+def test_sync_calls_honour_a_proxy_from_the_environment(fake, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:1")  # nothing listens there
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with HTTPClients() as clients:
+        model = ModelConfig(
+            name="inst",
+            model_type="openai",
+            model_name="m",
+            base_url=fake.openai_base_url("inst"),
+            api_key=KEY,
+        )
+        provider = make_provider(model, clients)
+        with pytest.raises(LLMCallError, match="connect"):
+            provider.call(USER, {}, timeout=5)
+    assert fake.requests("inst") == []
 
 
 async def test_stream(provider, fake, mode):
