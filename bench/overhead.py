@@ -12,14 +12,14 @@ after a warm-up, interleaved to cancel drift; nothing is logged inside the timed
 garbage collector is left alone.
 
 1. sequential sync: median time of ``wrapper.generate`` through a round-robin polling pool vs
-   ``httpx.Client.post(...).json()``.                                  bar: ratio <= 1.25 (aim 1.10)
-2. 16 threads sync: throughput, wrapper vs direct (one shared httpx.Client). bar: ratio >= 0.80
+   ``httpx.Client.post(...).json()``.                                  bar: ratio <= 1.10
+2. 16 threads sync: throughput, wrapper vs direct (one shared httpx.Client). bar: ratio >= 0.90
 3. asyncio: rounds of 500 concurrent ``generate_async`` vs ``httpx.AsyncClient.post``; throughput
-   ratio (bar >= 0.80), the longest event-loop stall seen by a 5 ms ticker (bar < 20 ms) and the
-   most threads alive (bar: actors + scheduler + prober + a small constant). Every round starts
-   both sides on fresh clients primed with a few requests: httpcore 1.0.9's pool is quadratic in
-   its connections (encode/httpcore#1035), so a burst that inherits ~200 idle connections from
-   the previous one runs up to 20x slower, on either side, by chance.
+   ratio (bar >= 1.00), the longest event-loop stall seen by a 5 ms ticker (bar: no longer than in
+   the direct rounds) and the most threads alive (bar: actors + scheduler + prober + a small
+   constant). Every round starts both sides on fresh clients primed with a few requests: httpcore
+   1.0.9's pool is quadratic in its connections (encode/httpcore#1035), so a burst that inherits
+   ~200 idle connections from the previous one runs up to 20x slower, on either side, by chance.
 4. scale: 1,000 simulated instances in 100 pools: load and start time (bar: start < 3 s), RSS
    growth (bar < 300 MB), and no thread left after ``stop()``.
 """
@@ -65,10 +65,10 @@ TICK = 0.005
 WARM_BURST = 16  # requests that prime each fresh async client before a round
 
 BARS = {
-    "sequential": "<= 1.25 (aim <= 1.10)",
-    "threads": ">= 0.80",
-    "async": ">= 0.80",
-    "stall": "< 20 ms",
+    "sequential": "<= 1.10",
+    "threads": ">= 0.90",
+    "async": ">= 1.00",
+    "stall": "<= direct's",
     "async threads": "<= actors + 2 + const",
     "start": "< 3 s",
     "rss": "< 300 MB",
@@ -213,9 +213,8 @@ def bench_sequential(b: Bench, s: Settings) -> None:
     print(f"   requests: {len(w)} each, blocks of {s.seq_block} interleaved, {s.seq_warmup} warm-up each")
     print(f"   direct : median {md:8.1f} us   p90 {pct(d, 0.9):8.1f} us   p99 {pct(d, 0.99):8.1f} us")
     print(f"   wrapper: median {mw:8.1f} us   p90 {pct(w, 0.9):8.1f} us   p99 {pct(w, 0.99):8.1f} us")
-    aim = "aim met" if ratio <= 1.10 else "aim 1.10 missed"
-    ok = ratio <= 1.25
-    print(f"   ratio {ratio:.3f} (added {mw - md:+.1f} us per request)   bar <= 1.25: {verdict(ok)} ({aim})")
+    ok = ratio <= 1.10
+    print(f"   ratio {ratio:.3f} (added {mw - md:+.1f} us per request)   bar <= 1.10: {verdict(ok)}")
     b.rows.append(
         Row("1. sequential sync, median ratio", f"{ratio:.3f} ({mw - md:+.0f} us)", BARS["sequential"], ok)
     )
@@ -285,7 +284,7 @@ def bench_threads(b: Bench, s: Settings) -> None:
         client.close()
     rate = {k: v[0] / v[1] for k, v in total.items()}
     ratio = rate["wrapper"] / rate["direct"]
-    ok = ratio >= 0.80
+    ok = ratio >= 0.90
     print(f"2. {THREADS} threads sync throughput: wrapper.generate vs one shared httpx.Client")
     print(
         f"   {s.thr_rounds * 2} x {s.thr_seconds / 2:.2f} s per side, ABBA order, {s.thr_warmup} s warm-up each"
@@ -296,7 +295,7 @@ def bench_threads(b: Bench, s: Settings) -> None:
             f"   {k:7}: {rate[k]:8.0f} req/s  ({req} requests; bench process CPU {100 * cpu / wall:3.0f}%, "
             f"fake server CPU {100 * srv / wall:3.0f}%)"
         )
-    print(f"   ratio {ratio:.3f}   bar >= 0.80: {verdict(ok)}")
+    print(f"   ratio {ratio:.3f}   bar >= 0.90: {verdict(ok)}")
     b.rows.append(Row(f"2. {THREADS} threads sync, throughput ratio", f"{ratio:.3f}", BARS["threads"], ok))
 
 
@@ -395,7 +394,7 @@ def bench_async(b: Bench, s: Settings) -> None:
     rate = {k: v[0] / v[1] for k, v in total.items()}
     median_rate = {k: statistics.median(v) for k, v in per_round.items()}
     ratio = rate["wrapper"] / rate["direct"]
-    ok = ratio >= 0.80
+    ok = ratio >= 1.00
     print(
         f"3. asyncio: {ASYNC_CONCURRENCY} concurrent generate_async vs httpx.AsyncClient.post, "
         f"{s.async_rounds} rounds each, alternating, {s.async_warmup} warm-up round each; every round on fresh clients "
@@ -419,7 +418,7 @@ def bench_async(b: Bench, s: Settings) -> None:
         )
     print(
         f"   throughput ratio {ratio:.3f} (all rounds; of the median rounds {median_rate['wrapper'] / median_rate['direct']:.3f})   "
-        f"bar >= 0.80: {verdict(ok)}"
+        f"bar >= 1.00: {verdict(ok)}"
     )
     b.rows.append(
         Row(f"3. asyncio x{ASYNC_CONCURRENCY}, throughput ratio", f"{ratio:.3f}", BARS["async"], ok)
@@ -427,9 +426,9 @@ def bench_async(b: Bench, s: Settings) -> None:
 
     stall_ms = 1000 * ticker.stall.get("wrapper", 0.0)
     direct_ms = 1000 * ticker.stall.get("direct", 0.0)
-    stall_ok = stall_ms < 20
+    stall_ok = stall_ms <= direct_ms
     print(
-        f"   longest event-loop stall (wrapper rounds) {stall_ms:.1f} ms (direct rounds {direct_ms:.1f} ms)   bar < 20 ms: {verdict(stall_ok)}"
+        f"   longest event-loop stall (wrapper rounds) {stall_ms:.1f} ms (direct rounds {direct_ms:.1f} ms)   bar <= direct's: {verdict(stall_ok)}"
     )
     b.rows.append(
         Row(
