@@ -23,6 +23,7 @@ class Plan:
     headers: list[tuple[str, str]] = field(default_factory=list)  # beyond the framing ones
     body: bytes | None = None  # a complete body, sent with Content-Length
     events: list[bytes] = field(default_factory=list)  # stream pieces, sent chunked when body is None
+    opening: int = 0  # how many of the events come before the first piece of content
     cut: bool = False  # close the connection after the events instead of ending the body
     latency: float = 0.0
     chunk_delay: float = 0.0
@@ -68,6 +69,7 @@ def plan_chat(shape: Shape, body: Any, fault: Fault | None, seq: int) -> Plan:
         return plan
     opening, content, closing = shape.stream(reply)
     plan.chunk_delay = fault.chunk_delay
+    plan.opening = len(opening)
     if fault.fail_mid_stream is None:
         plan.events = opening + content + closing
     else:

@@ -126,15 +126,18 @@ class FakeProvider:
 
     # -- holding requests -----------------------------------------------------------------------
 
-    def hold(self, *instances: str) -> None:
+    def hold(self, *instances: str, after: int = 0) -> None:
         """From now on, requests of ``instances`` arrive (and count as in flight) but wait before
-        their fault plan until ``release``: a test can act while they are surely running. Model
-        listings, which health probes use, are not held."""
+        their fault plan until ``release``: a test can act while they are surely running. With
+        ``after`` > 0, a streamed answer first sends its head, its opening events and ``after``
+        pieces of content, then waits (other answers wait before their plan as with 0): a test
+        can see what reaches a client before the next event exists. Model listings, which health
+        probes use, are not held."""
         hub = self._hub
 
         def hold_all() -> None:
             for instance in instances:
-                hub.hold(instance)
+                hub.hold(instance, after)
 
         self._call(self._on_loop(hold_all))
 
@@ -146,9 +149,9 @@ class FakeProvider:
         return self._call(self._on_loop(lambda: sum(hub.release(n) for n in names)))
 
     @contextlib.contextmanager
-    def holding(self, *instances: str) -> Iterator[FakeProvider]:
+    def holding(self, *instances: str, after: int = 0) -> Iterator[FakeProvider]:
         """``hold`` for a block; releases on the way out even if the block fails."""
-        self.hold(*instances)
+        self.hold(*instances, after=after)
         try:
             yield self
         finally:

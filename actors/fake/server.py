@@ -21,10 +21,11 @@ from actors.fake.plan import Plan, plan_chat, plan_count_tokens, plan_embeddings
 from actors.fake.recorder import InstanceStats, Recorder
 from actors.fake.shapes import SHAPES, Shape
 
-__all__ = ["Connection", "Hub"]
+__all__ = ["Connection", "Hold", "Hub"]
 
 _CLOSE = object()  # step: close the connection (after flushing what was written)
 _HANG = object()  # step: wait until the connection or the server goes away
+_HOLD = object()  # step: where a hold that lets part of a stream out waits (see ``Hold``)
 _JSON = ("content-type", "application/json")
 _SSE = (("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"))
 _CHAT_APIS = {"chat/completions": "openai", "messages": "anthropic"}
@@ -40,6 +41,18 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+class Hold:
+    """Requests of one instance wait on ``event`` until released: before their plan, or, with
+    ``after`` > 0, a stream once its head, opening events and first ``after`` pieces of content
+    are out (other answers still wait before their plan)."""
+
+    __slots__ = ("after", "event")
+
+    def __init__(self, after: int = 0) -> None:
+        self.event = asyncio.Event()
+        self.after = after
+
+
 class Hub:
     """Loop-side state every connection shares: faults, the recorder, open connections."""
 
@@ -49,7 +62,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self.seq = itertools.count(1)
         # Instances whose requests wait (counted in flight) until released; see ``hold``.
-        self.holds: dict[str, asyncio.Event] = {}
+        self.holds: dict[str, Hold] = {}
 
     def protocol(self) -> Connection:
         return Connection(self)
@@ -64,20 +77,21 @@ class Hub:
             conn.transport.abort()
         return tasks
 
-    def hold(self, instance: str) -> None:
-        """Make new requests of ``instance`` (not model listings) wait before their plan until
-        ``release``."""
-        self.holds.setdefault(instance, asyncio.Event())
+    def hold(self, instance: str, after: int = 0) -> None:
+        """Make new requests of ``instance`` (not model listings) wait until ``release``: before
+        their plan, or after ``after`` pieces of a stream's content (see ``Hold``). An instance
+        already held keeps its hold."""
+        self.holds.setdefault(instance, Hold(after))
 
     def release(self, instance: str | None = None) -> int:
         """Let the held requests of ``instance`` (or of all) go on; returns how many were waiting."""
         names = list(self.holds) if instance is None else [instance]
         waiting = 0
         for name in names:
-            event = self.holds.pop(name, None)
-            if event is not None:
-                waiting += sum(1 for c in self.connections if c.held is event)
-                event.set()
+            hold = self.holds.pop(name, None)
+            if hold is not None:
+                waiting += sum(1 for c in self.connections if c.held is hold.event)
+                hold.event.set()
         return waiting
 
     def reset(self) -> None:
@@ -218,7 +232,9 @@ class Connection(asyncio.Protocol):
         fault = self.hub.faults.draw(instance)
         shape = SHAPES[api]
         seq = next(self.hub.seq)
-        return self._play(self._held(instance, self._steps(plan_chat(shape, body, fault, seq), shape, seq)))
+        hold = self.hub.holds.get(instance)
+        steps = self._steps(plan_chat(shape, body, fault, seq), shape, seq, hold)
+        return self._play(self._held(hold, steps))
 
     def _other(self, instance: str, endpoint: str, request: h11.Request, raw: bytes) -> bool:
         api, shape_name, planner = _OTHER_APIS[endpoint]
@@ -229,15 +245,19 @@ class Connection(asyncio.Protocol):
         self._exchange = self.hub.recorder.begin(instance, api, body, _headers(request), _query(request))
         shape = SHAPES[shape_name]
         plan = planner(shape, body, self.hub.faults.draw(instance))
-        return self._play(self._held(instance, self._steps(plan, shape, next(self.hub.seq))))
+        return self._play(
+            self._held(self.hub.holds.get(instance), self._steps(plan, shape, next(self.hub.seq)))
+        )
 
-    def _held(self, instance: str, steps: list[Any]) -> list[Any]:
-        """``steps`` behind the instance's hold, if it has one (model listings are never held:
-        health probes use them)."""
-        hold = self.hub.holds.get(instance)
+    def _held(self, hold: Hold | None, steps: list[Any]) -> list[Any]:
+        """``steps`` with the instance's hold in them, if it has one: where ``_steps`` marked it
+        in a stream, else first (model listings are never held: health probes use them)."""
         if hold is not None:
-            self.held = hold
-            steps.insert(0, hold)
+            self.held = hold.event
+            if _HOLD in steps:
+                steps[steps.index(_HOLD)] = hold.event
+            else:
+                steps.insert(0, hold.event)
         return steps
 
     def _models(self, instance: str, request: h11.Request) -> bool:
@@ -284,8 +304,16 @@ class Connection(asyncio.Protocol):
         if name == "_hold" and len(parts) == 2 and parts[1]:
             instance = unquote(parts[1])
             if method == b"POST":
-                hub.hold(instance)
-                return self._answer(200, {"instance": instance, "held": True})
+                try:
+                    fields = json.loads(raw or b"{}")
+                    after = fields.get("after", 0) if isinstance(fields, dict) else None
+                    if type(after) is not int or after < 0:
+                        raise ValueError('the body may only say {"after": n}, n >= 0 pieces of a stream')
+                except ValueError as exc:
+                    return self._answer(400, {"error": str(exc)})
+                hub.hold(instance, after)
+                answer: dict[str, Any] = {"instance": instance, "held": True}
+                return self._answer(200, {**answer, "after": after} if after else answer)
             if method == b"DELETE":
                 return self._answer(200, {"instance": instance, "released": hub.release(instance)})
             return self._answer(405, {"error": "use POST or DELETE"}, [("allow", "POST, DELETE")])
@@ -307,9 +335,9 @@ class Connection(asyncio.Protocol):
         self.transport.write(send(response) + send(h11.Data(data=body)) + send(h11.EndOfMessage()))
         return self._next_cycle()
 
-    def _steps(self, plan: Plan, shape: Shape, seq: int) -> list[Any]:
+    def _steps(self, plan: Plan, shape: Shape, seq: int, hold: Hold | None = None) -> list[Any]:
         """Compile a plan into steps: bytes to write, seconds to wait, an event to wait on
-        (a hold, inserted by the caller), or _HANG / _CLOSE."""
+        (a hold, put in by ``_held``; a stream's marked by _HOLD), or _HANG / _CLOSE."""
         self._status = plan.status
         steps: list[Any] = []
         if plan.latency:
@@ -333,11 +361,19 @@ class Connection(asyncio.Protocol):
         out = send(
             h11.Response(status_code=plan.status, headers=headers, reason=_REASONS.get(plan.status, b""))
         )
+        # The event a stream's hold lets out last (none: the hold waits before the plan).
+        split = plan.opening + hold.after - 1 if hold is not None and hold.after else -1
         for i, event in enumerate(plan.events):
             if plan.chunk_delay and i:
                 steps += [out, plan.chunk_delay]
                 out = b""
             out += send(h11.Data(data=event))
+            if i == split:
+                steps += [out, _HOLD]
+                out = b""
+        if split >= len(plan.events):  # fewer pieces than the hold lets out: it waits before the end
+            steps += [out, _HOLD]
+            out = b""
         if plan.cut:
             steps += [out, plan.chunk_delay, _CLOSE] if plan.chunk_delay else [out, _CLOSE]
         else:

@@ -82,3 +82,58 @@ def test_embeddings_are_held_but_model_listings_are_not(fake):
         assert not held.done()
         fake.release("a")
         assert held.result().status_code == 200
+
+
+def _events(lines: Any) -> Any:
+    """The data of each SSE event from ``lines``, as they come."""
+    for line in lines:
+        if line.startswith("data: "):
+            yield line[len("data: ") :]
+
+
+@pytest.mark.parametrize("chunk_delay", [0.0, 0.001])
+def test_a_stream_held_midway_sends_its_first_piece_then_waits(fake, chunk_delay):
+    if chunk_delay:
+        fake.configure("a", chunk_delay=chunk_delay)
+    fake.hold("a", after=1)
+    body = {"model": "m", "messages": [{"role": "user", "content": "one two three"}], "stream": True}
+    url = f"{fake.openai_base_url('a')}/chat/completions"
+    with httpx.Client(timeout=20) as client, client.stream("POST", url, json=body) as response:
+        events = _events(response.iter_lines())
+        role = next(events)
+        first = next(events)  # arrives while the fake holds the rest: no release has happened yet
+        assert '"role":"assistant"' in role and '"content":"echo:"' in first
+        assert fake.stats("a")["in_flight"] == 1
+        assert fake.release("a") == 1
+        rest = list(events)
+    assert rest[-1] == "[DONE]" and '"content":" one"' in rest[0]
+
+
+def test_a_hold_after_more_pieces_than_a_stream_has_waits_before_its_end(fake):
+    fake.hold("a", after=50)
+    body = {"model": "m", "messages": USER, "stream": True}
+    url = f"{fake.openai_base_url('a')}/chat/completions"
+    with httpx.Client(timeout=20) as client, client.stream("POST", url, json=body) as response:
+        events = _events(response.iter_lines())
+        assert next(e for e in events if e == "[DONE]")  # every event, then the body stays open
+        assert fake.release("a") == 1
+        assert list(events) == []
+
+
+def test_a_hold_midway_leaves_whole_answers_held_before_their_plan(fake):
+    with fake.holding("a", after=1), ThreadPoolExecutor(1) as pool:
+        held = pool.submit(chat, fake, "a")
+        assert fake.wait_for_in_flight("a", 1)
+        assert not held.done()
+        fake.release("a")
+        assert held.result().status_code == 200
+
+
+def test_hold_midway_over_http(fake):
+    with httpx.Client(timeout=5) as client:
+        r = client.post(f"{fake.url}/_hold/a", json={"after": 2})
+        assert r.status_code == 200 and r.json() == {"instance": "a", "held": True, "after": 2}
+        for bad in ({"after": -1}, {"after": "2"}, [1]):
+            r = client.post(f"{fake.url}/_hold/b", json=bad)
+            assert r.status_code == 400 and "after" in r.json()["error"]
+        assert client.delete(f"{fake.url}/_hold/a").json() == {"instance": "a", "released": 0}

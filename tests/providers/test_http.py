@@ -141,6 +141,24 @@ async def test_stream(provider, fake, mode):
         assert body["stream_options"] == {"include_usage": True}
 
 
+async def test_a_stream_yields_each_piece_before_the_next_one_exists(provider, fake, mode):
+    # The fake sends the head, the opening events and the first piece of text, then holds the
+    # rest until released: a reader that waited for more bytes to delimit an event (a line, a
+    # chunk, a buffer) would time out here instead of yielding the piece.
+    with fake.holding("inst", after=1):
+        if mode == "sync":
+            chunks = provider.stream(CONVERSATION, {}, timeout=5)
+            first = next(chunks)
+        else:
+            achunks = provider.astream(CONVERSATION, {}, timeout=5)
+            first = await achunks.__anext__()
+        assert first.delta == "echo:"
+        assert fake.release("inst") == 1  # only now does the rest of the stream exist
+        rest = list(chunks) if mode == "sync" else [c async for c in achunks]
+    assert "".join(c.delta for c in rest) == " hello there"
+    assert rest[-1].finish_reason == "stop"
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_tool_call(provider, fake, mode, streamed):
     params = {"tools": TOOLS, "tool_choice": "auto"}
