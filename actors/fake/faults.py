@@ -17,11 +17,15 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 class Fault(BaseModel):
     """How one instance misbehaves; every field is optional and the defaults answer normally.
 
-    When several fields are set they apply in this order: ``latency``, then ``hang``, ``drop``,
-    ``status``, ``garbage``, and for streams ``chunk_delay`` / ``fail_mid_stream``. ``headers``,
-    ``retry_after`` and ``retry_after_ms`` go on whatever response is sent. ``failure_rate`` and
-    ``times`` choose which requests the fault applies to; ``reply`` is not a fault and applies to
-    every normal answer until the instance is cleared.
+    When several fields are set they apply in this order: ``latency``, then ``hang``, ``drop``
+    (closed cleanly) or ``reset`` (a reset, as by a server that crashed), ``status``, ``garbage``, and for streams ``chunk_delay`` / ``fail_mid_stream``. ``headers``,
+    ``retry_after`` and ``retry_after_ms`` go on whatever response is sent, and ``close_after``
+    closes the connection once it is out, unannounced (no ``Connection: close``), as a server
+    whose keep-alive timer fires right then: a client may try to reuse the closed connection.
+    ``close_on_reuse`` answers normally, then resets the connection, unread, when its next
+    request arrives (a server that closed it just as that request crossed its FIN).
+    ``failure_rate`` and ``times`` choose which requests the fault applies to; ``reply`` is not
+    a fault and applies to every normal answer until the instance is cleared.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,7 +39,10 @@ class Fault(BaseModel):
     chunk_delay: float = Field(0.0, ge=0)
     hang: bool = False
     drop: bool = False
+    reset: bool = False
     garbage: bool = False
+    close_after: bool = False
+    close_on_reuse: bool = False
     fail_mid_stream: int | None = Field(None, ge=0)
     failure_rate: float | None = Field(None, ge=0, le=1)
     seed: int | None = None

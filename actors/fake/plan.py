@@ -28,14 +28,27 @@ class Plan:
     latency: float = 0.0
     chunk_delay: float = 0.0
     hang: bool = False
+    close_after: bool = False  # close the connection once the answer is out, without saying so
+    close_on_reuse: bool = False  # reset the connection when its next request arrives
+    reset: bool = False  # with no status: reset the connection rather than close it
+
+
+def _plan(fault: Fault) -> Plan:
+    """A plan with what every answer takes from the fault: headers, latency, connection ends."""
+    return Plan(
+        headers=fault.response_headers(),
+        latency=fault.latency,
+        close_after=fault.close_after,
+        close_on_reuse=fault.close_on_reuse,
+    )
 
 
 def _replace(plan: Plan, fault: Fault, shape: Shape, body: Any, stream: bool) -> bool:
     """Fill ``plan`` with what the fault sends instead of an answer; False if it sends none."""
     if fault.hang:
         plan.status, plan.hang = None, True
-    elif fault.drop:
-        plan.status = None
+    elif fault.drop or fault.reset:
+        plan.status, plan.reset = None, fault.reset
     elif fault.status is not None:
         valid = isinstance(body, dict)
         model = str(body.get("model") or "") if valid else ""
@@ -56,7 +69,7 @@ def plan_chat(shape: Shape, body: Any, fault: Fault | None, seq: int) -> Plan:
     """The plan for a chat request (``body`` is the parsed JSON, or None if it did not parse)."""
     fault = fault or _NORMAL
     stream = isinstance(body, dict) and body.get("stream") is True
-    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    plan = _plan(fault)
     if _replace(plan, fault, shape, body, stream):
         return plan
     problem = shape.validate(body)
@@ -85,7 +98,7 @@ def plan_chat(shape: Shape, body: Any, fault: Fault | None, seq: int) -> Plan:
 def plan_models(shape: Shape, fault: Fault | None) -> Plan:
     """The plan for a model listing, the cheap call health probes make."""
     fault = fault or _NORMAL
-    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    plan = _plan(fault)
     if not _replace(plan, fault, shape, None, False):
         plan.body = shape.models()
     return plan
@@ -94,7 +107,7 @@ def plan_models(shape: Shape, fault: Fault | None) -> Plan:
 def plan_embeddings(shape: Shape, body: Any, fault: Fault | None) -> Plan:
     """The plan for an embeddings request (OpenAI's ``/v1/embeddings``)."""
     fault = fault or _NORMAL
-    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    plan = _plan(fault)
     if _replace(plan, fault, shape, body, False):
         return plan
     problem = "We could not parse the JSON body of your request." if not isinstance(body, dict) else None
@@ -129,7 +142,7 @@ def plan_embeddings(shape: Shape, body: Any, fault: Fault | None) -> Plan:
 def plan_count_tokens(shape: Shape, body: Any, fault: Fault | None) -> Plan:
     """The plan for Anthropic's ``/v1/messages/count_tokens``: the words of system and messages."""
     fault = fault or _NORMAL
-    plan = Plan(headers=fault.response_headers(), latency=fault.latency)
+    plan = _plan(fault)
     if _replace(plan, fault, shape, body, False):
         return plan
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body.get("model"):

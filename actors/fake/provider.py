@@ -175,6 +175,12 @@ class FakeProvider:
         oldest first (the last ``keep_requests`` of them)."""
         return self._recorder.requests(instance)
 
+    def open_connections(self) -> int:
+        """How many client connections are open (keep-alive ones too); a closed one is gone
+        once its close has been sent."""
+        hub = self._hub
+        return self._call(self._on_loop(lambda: len(hub.connections)))
+
     def wait_for_in_flight(self, instance: str, n: int, timeout: float = 5.0) -> bool:
         """Block until ``instance`` has at least ``n`` requests in flight; False on timeout."""
         recorder = self._recorder

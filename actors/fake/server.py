@@ -11,6 +11,8 @@ import asyncio
 import http
 import itertools
 import json
+import socket
+import struct
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,6 +26,8 @@ from actors.fake.shapes import SHAPES, Shape
 __all__ = ["Connection", "Hold", "Hub"]
 
 _CLOSE = object()  # step: close the connection (after flushing what was written)
+_CLOSE_AFTER = object()  # step: close it after a complete answer (a keep-alive timer firing)
+_RESET = object()  # step: reset the connection
 _HANG = object()  # step: wait until the connection or the server goes away
 _HOLD = object()  # step: where a hold that lets part of a stream out waits (see ``Hold``)
 _JSON = ("content-type", "application/json")
@@ -119,6 +123,7 @@ class Connection(asyncio.Protocol):
         self._status: int | None = None
         self._head_sent = False
         self.held: asyncio.Event | None = None  # the hold this connection's request waits on
+        self._reset_next = False  # a close_on_reuse answer went out: reset on the next request
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -127,8 +132,17 @@ class Connection(asyncio.Protocol):
         self.hub.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._reset_next:
+            self._reset()
+            return
         self.h11.receive_data(data)
         self._pump()
+
+    def _reset(self) -> None:
+        # No linger: the close sends a reset, as a socket closed with data unread does.
+        sock = self.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -337,8 +351,9 @@ class Connection(asyncio.Protocol):
 
     def _steps(self, plan: Plan, shape: Shape, seq: int, hold: Hold | None = None) -> list[Any]:
         """Compile a plan into steps: bytes to write, seconds to wait, an event to wait on
-        (a hold, put in by ``_held``; a stream's marked by _HOLD), or _HANG / _CLOSE."""
+        (a hold, put in by ``_held``; a stream's marked by _HOLD), or _HANG / _CLOSE / _CLOSE_AFTER / _RESET."""
         self._status = plan.status
+        self._reset_next = plan.close_on_reuse
         steps: list[Any] = []
         if plan.latency:
             steps.append(plan.latency)
@@ -346,7 +361,7 @@ class Connection(asyncio.Protocol):
             steps.append(_HANG)
             return steps
         if plan.status is None:
-            steps.append(_CLOSE)
+            steps.append(_RESET if plan.reset else _CLOSE)
             return steps
         send = self.h11.send
         request_id = (shape.request_id_header, f"req_fake{seq}")
@@ -356,6 +371,8 @@ class Connection(asyncio.Protocol):
                 status_code=plan.status, headers=headers, reason=_REASONS.get(plan.status, b"")
             )
             steps.append(send(response) + send(h11.Data(data=plan.body)) + send(h11.EndOfMessage()))
+            if plan.close_after:
+                steps.append(_CLOSE_AFTER)
             return steps
         headers = [*_SSE, request_id, *plan.headers, ("transfer-encoding", "chunked")]
         out = send(
@@ -378,12 +395,14 @@ class Connection(asyncio.Protocol):
             steps += [out, plan.chunk_delay, _CLOSE] if plan.chunk_delay else [out, _CLOSE]
         else:
             steps.append(out + send(h11.EndOfMessage()))
+            if plan.close_after:
+                steps.append(_CLOSE_AFTER)
         return steps
 
     def _play(self, steps: list[Any], start: int = 0) -> bool:
         """Carry out steps until one has to wait; True if the request is done and the
         connection is ready for the next one."""
-        last = len(steps) - 1
+        last = len(steps) - (2 if steps and steps[-1] is _CLOSE_AFTER else 1)  # the answer's last write
         for i in range(start, len(steps)):
             step = steps[i]
             if type(step) is bytes:
@@ -392,9 +411,12 @@ class Connection(asyncio.Protocol):
                     self._settle(self._status)
                 self._head_sent = True
                 self.transport.write(step)
-            elif step is _CLOSE:
+            elif step is _CLOSE or step is _CLOSE_AFTER or step is _RESET:
                 self._settle(self._status)
-                self.transport.close()
+                if step is _RESET:
+                    self._reset()
+                else:
+                    self.transport.close()
                 return False
             else:
                 self.task = asyncio.get_running_loop().create_task(self._resume(steps, i))

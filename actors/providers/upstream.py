@@ -12,8 +12,12 @@ on httpx. httpx stays the sync client and the client users configure (``httpx.Li
 from __future__ import annotations
 
 import codecs
+import contextvars
+import errno
 import logging
+import select
 import urllib.request
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -156,6 +160,46 @@ class LineSplitter:
         return [line]
 
 
+# Whether the current task's last aiohttp request went out on a pooled (reused) connection.
+_REUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("actors_upstream_reused", default=False)
+
+
+def _closed_by_peer(protocol: Any) -> bool:
+    """Whether an idle pooled connection has something to read: its server's FIN (or a last
+    word such as a 408) that the loop has not handled yet. An idle HTTP/1.1 connection has
+    nothing to say, so either way it must not carry a request (httpcore checks the same)."""
+    transport = protocol.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+if aiohttp is not None:
+
+    class _Connector(aiohttp.TCPConnector):
+        """A pool that never hands out a connection its server closed while it sat idle, and
+        tells ``_REUSED`` whether the one handed out had carried a request before."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._used: weakref.WeakSet[Any] = weakref.WeakSet()
+
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+            while True:
+                conn = await super().connect(req, traces, timeout)
+                protocol = conn.protocol
+                reused = protocol in self._used
+                if reused and _closed_by_peer(protocol):
+                    conn.close()  # its server has closed it: drop it and take the next
+                    continue
+                self._used.add(protocol)
+                _REUSED.set(reused)
+                return conn
+
+
 class _AioReply:
     __slots__ = ("_response", "headers", "raw_headers", "status")
 
@@ -207,7 +251,7 @@ class AioUpstream:
         self._timeouts: dict[float, Any] = {}
 
     def _open(self) -> Any:
-        connector = aiohttp.TCPConnector(
+        connector = _Connector(
             limit=self._limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=self._limits.keepalive_expiry,
@@ -242,10 +286,28 @@ class AioUpstream:
             method, url, headers=headers, data=body, timeout=self._timeout(timeout), allow_redirects=False
         )
 
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> Any:
+        """The response, its body unread. A request that met a reused connection its server had
+        already closed is sent once more: a server closes an idle connection when its keep-alive
+        timer fires, and if its FIN was still on the way when the pool checked, the request
+        reaches a closed socket, which answers with a reset (or the write fails). The server
+        never read it. A clean close without an answer is not retried: the server may have read
+        the request (a model call costs money), and neither is anything on a fresh connection."""
+        _REUSED.set(False)
+        try:
+            return await self._request(method, url, headers, body, timeout)
+        except aiohttp.ClientConnectionError as exc:
+            if not (_REUSED.get() and _unread(exc)):
+                raise
+            _log.debug("a pooled connection was closed by its server (%s); sending again", exc)
+        return await self._request(method, url, headers, body, timeout)
+
     async def fetch(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
     ) -> Answer:
-        response = await self._request(method, url, headers, body, timeout)
+        response = await self._send(method, url, headers, body, timeout)
         _logged(response)
         try:
             data = await response.read()
@@ -256,7 +318,7 @@ class AioUpstream:
     def stream(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
     ) -> _AioStream:
-        return _AioStream(self._request(method, url, headers, body, timeout))
+        return _AioStream(self._send(method, url, headers, body, timeout))
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -269,6 +331,15 @@ class AioUpstream:
             # The public close() returns an awaitable that a closed loop cannot run; this marks
             # the pool closed (so collection does not warn) and the sockets go with it.
             session.connector._close()
+
+
+def _unread(exc: BaseException) -> bool:
+    """Whether a transport error says the server's socket was closed with our request unread
+    (a reset), or that the request could not be written at all."""
+    reset = getattr(
+        aiohttp, "ClientConnectionResetError", ()
+    )  # aiohttp >= 3.10: write to a closing transport
+    return isinstance(exc, reset) or getattr(exc, "errno", None) in (errno.ECONNRESET, errno.EPIPE)
 
 
 def _logged(response: Any) -> None:

@@ -268,6 +268,40 @@ def test_drop_closes_without_a_response(fake, client):
     assert openai(client, fake, "a").status_code == 200
 
 
+def _raw_chat(sock: socket.socket, fake: FakeProvider, instance: str) -> bytes:
+    """Send one keep-alive chat request on ``sock``; return what arrives until the answer's end
+    (its body is JSON with a Content-Length), or until the server closes."""
+    body = json.dumps({"model": "m", "messages": USER}).encode()
+    head = f"POST /{instance}/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+    sock.sendall(head.encode() + b"content-type: application/json\r\n\r\n" + body)
+    data = b""
+    while (piece := sock.recv(65536)) and not data.endswith(b"}"):
+        data += piece
+        if data.endswith(b"}"):
+            break
+    return data
+
+
+def test_connection_ends_after_or_instead_of_an_answer(fake):
+    host, port = fake.url.removeprefix("http://").split(":")
+    fake.configure("a", close_after=True, times=1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        answer = _raw_chat(sock, fake, "a")
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" not in answer.lower()
+        assert sock.recv(10) == b""  # then closed, unannounced
+    fake.configure("a", close_on_reuse=True, times=1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        answer = _raw_chat(sock, fake, "a")
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" not in answer.lower()
+        with pytest.raises(ConnectionResetError):  # the next request is met with a reset, unread
+            _raw_chat(sock, fake, "a")
+    fake.configure("a", reset=True, times=1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        with pytest.raises(ConnectionResetError):
+            _raw_chat(sock, fake, "a")
+    assert fake.stats("a")["requests"] == 3  # the one met with a reset on reuse never arrived
+
+
 def test_garbage_body_and_garbage_stream(fake, client):
     fake.configure("a", garbage=True)
     r = openai(client, fake, "a")

@@ -1,17 +1,25 @@
-"""The async upstream: line splitting as httpx does it, the backend choice, aiohttp's errors classified."""
+"""The async upstream: line splitting as httpx does it, the backend choice, aiohttp's errors
+classified, pooled connections that their server closed."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
 
 import aiohttp
 import httpx
 import pytest
+from waiting import wait_until
 
+from actors.config.models import ModelConfig
 from actors.errors import LLMTimeoutError, ServiceUnavailableError
-from actors.providers import HTTPClients
+from actors.fake import FakeProvider
+from actors.providers import HTTPClients, Provider, make_provider
 from actors.providers.errors import ErrorContext, classify_transport
 from actors.providers.upstream import AioUpstream, HttpxUpstream, LineSplitter
+
+from .helpers import USER
 
 
 def split(pieces: list[str]) -> list[str]:
@@ -88,3 +96,76 @@ CTX = ErrorContext(instance="i", provider="openai", model_name="m", base_url="ht
 def test_aiohttp_errors_are_classified_like_httpx_ones(exc, kind, code):
     error = classify_transport(CTX, exc, 2.0)
     assert type(error) is kind and error.error_code == code
+
+
+# -- pooled connections their server closed -----------------------------------------------------
+
+SENT_AGAIN = "sending again"
+
+
+@pytest.fixture
+def own_fake() -> Iterator[FakeProvider]:
+    """A fake of this test's own, so that its open connections are this test's."""
+    with FakeProvider() as fake:
+        yield fake
+
+
+def _provider(fake: FakeProvider, clients: HTTPClients) -> Provider:
+    config = ModelConfig(
+        name="inst", model_type="openai", model_name="m", base_url=fake.openai_base_url("inst"), api_key="k"
+    )
+    return make_provider(config, clients)
+
+
+async def _ask(provider: Provider, streamed: bool) -> str:
+    if streamed:
+        return "".join([c.delta async for c in provider.astream(USER, {}, timeout=5)])
+    return (await provider.acall(USER, {}, timeout=5)).content
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_pooled_connection_its_server_closed_is_not_used(own_fake, clients, caplog, streamed):
+    own_fake.configure("inst", close_after=True)  # each answer's connection closes right after it
+    provider = _provider(own_fake, clients)
+    caplog.set_level(logging.DEBUG, logger="actors.upstream")
+    assert await _ask(provider, streamed) == "echo: hello there"
+    # A blocking wait: the loop does not run, so aiohttp has not read the FIN yet and still
+    # counts the connection as open. Only the pool's own check can tell.
+    wait_until(lambda: own_fake.open_connections() == 0, what="the fake to close the connection")
+    assert await _ask(provider, streamed) == "echo: hello there"
+    assert own_fake.stats("inst")["requests"] == 2
+    assert SENT_AGAIN not in caplog.text  # the closed connection was never written to
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_request_reset_on_a_reused_connection_is_sent_once_more(own_fake, clients, caplog, streamed):
+    # The server resets the connection when the next request arrives, unread: as when it closed
+    # the idle connection just as the request crossed its FIN. The request never reached it.
+    own_fake.configure("inst", close_on_reuse=True)
+    provider = _provider(own_fake, clients)
+    caplog.set_level(logging.DEBUG, logger="actors.upstream")
+    assert await _ask(provider, streamed) == "echo: hello there"
+    assert await _ask(provider, streamed) == "echo: hello there"
+    assert own_fake.stats("inst")["requests"] == 2  # each answered once, none lost
+    assert caplog.text.count(SENT_AGAIN) == 1
+
+
+async def test_a_reused_connection_closed_without_an_answer_is_not_sent_again(own_fake, clients, caplog):
+    # A clean close after the server read the request: it may have run it, so no second send.
+    provider = _provider(own_fake, clients)
+    caplog.set_level(logging.DEBUG, logger="actors.upstream")
+    assert await _ask(provider, False) == "echo: hello there"
+    own_fake.configure("inst", drop=True, times=1)
+    with pytest.raises(ServiceUnavailableError):
+        await _ask(provider, False)
+    assert own_fake.stats("inst")["requests"] == 2 and SENT_AGAIN not in caplog.text
+
+
+async def test_a_reset_on_a_fresh_connection_is_not_sent_again(own_fake, clients, caplog):
+    # The server refused the request outright: that is the instance's answer, for the runtime to judge.
+    own_fake.configure("inst", reset=True, times=1)
+    provider = _provider(own_fake, clients)
+    caplog.set_level(logging.DEBUG, logger="actors.upstream")
+    with pytest.raises(ServiceUnavailableError):
+        await _ask(provider, False)
+    assert own_fake.stats("inst")["requests"] == 1 and SENT_AGAIN not in caplog.text
