@@ -15,7 +15,7 @@ import httpx
 
 from actors.fake.process import read_line
 
-__all__ = ["DaemonProcess", "LiteLLMProcess", "litellm_available", "rss_bytes"]
+__all__ = ["DaemonProcess", "LiteLLMProcess", "RelayProcess", "litellm_available", "rss_bytes"]
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -106,6 +106,28 @@ class DaemonProcess(_Child):
             self.stop()
             raise SystemExit(f"the daemon did not start (said {self.url!r}); run it by hand to see why")
         _wait_healthy(self.url + "/healthz", self.proc, 20)
+        return self
+
+
+class RelayProcess(_Child):
+    """``bench/_relay.py``: a byte relay to ``host:port``; ``url`` is its origin once it listens."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+
+    def start(self) -> RelayProcess:
+        argv = [
+            sys.executable,
+            str(Path(__file__).with_name("_relay.py")),
+            self.target[0],
+            str(self.target[1]),
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = read_line(self.proc, 15).strip()
+        if not line.isdigit():
+            self.stop()
+            raise SystemExit(f"the relay did not start (said {line!r})")
+        self.url = f"http://127.0.0.1:{line}"
         return self
 
 

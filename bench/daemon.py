@@ -17,9 +17,10 @@ Figures and bars (on a 2-core machine):
 
 - throughput at ``--connections`` (64): daemon / direct >= 0.09 (aim 0.2); CPU per request;
 - median latency at 1 connection: daemon - direct <= 1.0 ms (aim 0.5);
-- streaming: time to the first event (the fake's events 2 ms apart, as a model streams
-  tokens), daemon - direct <= 1 ms; 500 concurrent streams complete; the first event of a reply
-  sent in one burst is shown too;
+- streaming: time to the first text (the fake's events 2 ms apart, as a model streams
+  tokens), daemon - direct <= 1 ms; 500 concurrent streams complete; the first text of a reply
+  sent in one burst is shown too, and, for reference, both through a byte relay in front of the
+  fake (``bench/_relay.py``: one more process on the path, doing nothing but forwarding);
 - memory: the daemon's RSS after 100,000 requests <= 1.2 x its RSS after 1,000.
 
 Exits 1 if a bar is missed.
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent
@@ -48,7 +50,7 @@ if str(_REPO) not in sys.path:
 
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
-from _servers import DaemonProcess, LiteLLMProcess, litellm_available, rss_bytes  # noqa: E402
+from _servers import DaemonProcess, LiteLLMProcess, RelayProcess, litellm_available, rss_bytes  # noqa: E402
 from _topology import FakeProcess, FakeURLs, write_topology  # noqa: E402
 from _wrk import Run, available, script, wrk  # noqa: E402
 
@@ -176,7 +178,7 @@ async def _first_event(session: aiohttp.ClientSession, side: Side) -> tuple[floa
 
 
 async def streaming(sides: list[Side], args: argparse.Namespace, into: str) -> None:
-    """Time to the first event at one connection, into each side's list ``into``: ``args.streams``
+    """Time to the first text at one connection, into each side's list ``into``: ``args.streams``
     per side, in batches of 20 alternating sides, so that drift in the machine's load falls on both."""
     sessions = {s.name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for s in sides}
     try:
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         request = {"model": WRAPPER, "messages": MESSAGES, **PARAMS}
         daemon_body = json.dumps(request).encode()
         daemon_stream = json.dumps({**request, "stream": True}).encode()
-        servers: dict[str, DaemonProcess | LiteLLMProcess] = {}
+        servers: dict[str, DaemonProcess | LiteLLMProcess | RelayProcess] = {}
         statuses: dict[str, int | None] = {}
         try:
             sides = [Side("direct", url, body, headers, stream_body)]
@@ -310,12 +312,17 @@ def main(argv: list[str] | None = None) -> int:
             for name in [name for name in servers if name != "daemon"]:  # quiet for the rest
                 statuses[name] = servers.pop(name).stop()
             print("  streaming ...", flush=True)
+            origin = urlsplit(fake.url)
+            relay = RelayProcess(str(origin.hostname), int(origin.port or 80)).start()
+            servers["relay"] = relay
+            relayed = Side("relay", url.replace(fake.url, relay.url), body, headers, stream_body)
             # The fake writes a whole reply at once unless told to space its events. Spaced as a
-            # model streams tokens, the first event is timed alone; in a burst, the time includes
+            # model streams tokens, the first text is timed alone; in a burst, the time includes
             # the rest of the burst (on two busy cores the client waits for a CPU meanwhile).
-            asyncio.run(streaming(sides[:2], args, "ttfb_burst"))
+            asyncio.run(streaming([*sides[:2], relayed], args, "ttfb_burst"))
             space_events(fake.url, SPACING)
-            asyncio.run(streaming(sides[:2], args, "ttfb"))
+            asyncio.run(streaming([*sides[:2], relayed], args, "ttfb"))
+            servers.pop("relay").stop()  # not a server under test: its exit status is not reported
             space_events(fake.url, 0.02)  # slow streams, so that all of them are open at once
             completed, took = asyncio.run(concurrent_streams(sides[1], args.concurrent_streams))
             space_events(fake.url, None)
@@ -324,11 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         print("  memory ...", flush=True)
         rss = memory(root, sides[1], args, tmp)
     load_after = os.getloadavg()
-    return report(sides, (completed, took, args.concurrent_streams), rss, statuses, load_before, load_after)
+    return report(
+        sides, relayed, (completed, took, args.concurrent_streams), rss, statuses, load_before, load_after
+    )
 
 
 def report(
     sides: list[Side],
+    relayed: Side,
     streams: tuple[int, float, int],
     rss: tuple[int, int, int],
     statuses: dict[str, int | None],
@@ -358,11 +368,17 @@ def report(
     ratio = daemon.rate() / direct.rate()
     added = (daemon.median() - direct.median()) * 1e3
     ttfb_added = (ttfb_daemon - ttfb_direct) * 1e3
+    ttfb_relay = statistics.median(relayed.ttfb)
+    burst_relay = statistics.median(relayed.ttfb_burst)
     print(
-        f"  streaming, first event at 1 connection, events {SPACING * 1e3:g} ms apart: direct "
+        f"  streaming, first text at 1 connection, events {SPACING * 1e3:g} ms apart: direct "
         f"{ttfb_direct * 1e3:.3f} ms, daemon {ttfb_daemon * 1e3:.3f} ms (added {ttfb_added:+.3f} ms);"
         f" the whole reply in one burst: direct {burst_direct * 1e3:.3f} ms, daemon "
         f"{burst_daemon * 1e3:.3f} ms (added {(burst_daemon - burst_direct) * 1e3:+.3f} ms)"
+    )
+    print(
+        f"  for reference, a byte relay in front of the fake adds {(ttfb_relay - ttfb_direct) * 1e3:+.3f} ms"
+        f" (burst: {(burst_relay - burst_direct) * 1e3:+.3f} ms): one more process on the path, doing nothing"
     )
     print(f"  {completed}/{asked} concurrent streams completed in {took:.2f} s")
     print(
@@ -374,7 +390,7 @@ def report(
     bars = [
         (f"throughput ratio {ratio:.3f} >= 0.09 (aim 0.2)", ratio >= 0.09),
         (f"added median at 1 connection {added:.3f} ms <= 1.0 (aim 0.5)", added <= 1.0),
-        (f"added time to first event {ttfb_added:.3f} ms <= 1.0", ttfb_added <= 1.0),
+        (f"added time to first text {ttfb_added:.3f} ms <= 1.0", ttfb_added <= 1.0),
         (f"{completed}/{asked} concurrent streams complete", completed == asked),
         (f"RSS growth x{after / first:.3f} <= 1.2", after <= 1.2 * first),
         ("no errors", all(s.errors() == 0 for s in sides)),
