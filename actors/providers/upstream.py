@@ -333,13 +333,16 @@ class AioUpstream:
             session.connector._close()
 
 
-def _unread(exc: BaseException) -> bool:
-    """Whether a transport error says the server's socket was closed with our request unread
-    (a reset), or that the request could not be written at all."""
-    reset = getattr(
-        aiohttp, "ClientConnectionResetError", ()
-    )  # aiohttp >= 3.10: write to a closing transport
-    return isinstance(exc, reset) or getattr(exc, "errno", None) in (errno.ECONNRESET, errno.EPIPE)
+def _unread(exc: BaseException | None) -> bool:
+    """Whether a transport error (or one it wraps) says the server's socket was closed with our
+    request unread (a reset), or that the request could not be written at all."""
+    # aiohttp >= 3.10 raises ClientConnectionResetError for a write to a closing transport.
+    reset = getattr(aiohttp, "ClientConnectionResetError", ())
+    while exc is not None:
+        if isinstance(exc, reset) or getattr(exc, "errno", None) in (errno.ECONNRESET, errno.EPIPE):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def _logged(response: Any) -> None:
