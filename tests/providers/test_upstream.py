@@ -4,6 +4,7 @@ classified, pooled connections that their server closed."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Iterator
 
@@ -17,7 +18,7 @@ from actors.errors import LLMTimeoutError, ServiceUnavailableError
 from actors.fake import FakeProvider
 from actors.providers import HTTPClients, Provider, make_provider
 from actors.providers.errors import ErrorContext, classify_transport
-from actors.providers.upstream import AioUpstream, HttpxUpstream, LineSplitter
+from actors.providers.upstream import AioUpstream, HttpxUpstream, LineSplitter, _unread
 
 from .helpers import USER
 
@@ -169,3 +170,31 @@ async def test_a_reset_on_a_fresh_connection_is_not_sent_again(own_fake, clients
     with pytest.raises(ServiceUnavailableError):
         await _ask(provider, False)
     assert own_fake.stats("inst")["requests"] == 1 and SENT_AGAIN not in caplog.text
+
+
+def _wrapped(outer: BaseException, inner: BaseException) -> BaseException:
+    outer.__cause__ = inner
+    return outer
+
+
+@pytest.mark.parametrize(
+    "exc, unread",
+    [
+        (aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"), True),
+        (aiohttp.ClientOSError(errno.EPIPE, "Broken pipe"), True),
+        (aiohttp.ClientConnectionResetError("Cannot write to closing transport"), True),
+        # How aiohttp reports a request body it could not write: the reset is the cause.
+        (
+            _wrapped(
+                aiohttp.ClientOSError(None, "Can not write request body"),
+                aiohttp.ClientConnectionResetError("Cannot write to closing transport"),
+            ),
+            True,
+        ),
+        (aiohttp.ServerDisconnectedError(), False),  # a clean close: the server may have read it
+        (aiohttp.ClientOSError(errno.ETIMEDOUT, "timed out"), False),
+        (aiohttp.ClientPayloadError("cut short"), False),
+    ],
+)
+def test_which_failures_say_the_request_went_unread(exc, unread):
+    assert _unread(exc) is unread
