@@ -23,6 +23,7 @@ import pykka
 
 from actors.config import LLMConfig, StateConfig, load_config
 from actors.config.state import with_override
+from actors.errors import ConfigError
 from actors.factory import LLMWrapperFactory
 from actors.group import TaskGroupActor
 from actors.hedging import HedgeCounts, HedgeLoop
@@ -97,7 +98,7 @@ class Runtime:
         self.config = _simulated(config) if simulate else config
         # Makes the owner of request state: in-process by default; a shared one plugs in here.
         self.state_owner: StateFactory = state_owner or (
-            self._shared_owner() if self.state_config.shared else LocalState
+            self._shared_owner(overridden=state is not None) if self.state_config.shared else LocalState
         )
         self.group_probe_interval = group_probe_interval
         self.simulate = simulate
@@ -157,10 +158,20 @@ class Runtime:
         _live.add(self)
         return self
 
-    def _shared_owner(self) -> StateFactory:
+    def _shared_owner(self, *, overridden: bool) -> StateFactory:
         """Makes the owner of state shared on a Redis store (``state.yaml``, ``state=``)."""
-        from actors.state.redis import RedisState  # needs the redis extra
-
+        try:
+            from actors.state.redis import RedisState  # needs the redis extra
+        except ModuleNotFoundError as exc:
+            if exc.name != "redis":
+                raise
+            # A missing extra is a setup mistake: say what to install, not a traceback.
+            raise ConfigError(
+                "backend redis needs the redis client, which is not installed: "
+                "pip install 'llm-actors[redis]' (in a checkout: pip install -e '.[redis]')",
+                file="<state override>" if overridden else "llms/state.yaml",
+                path="url" if overridden else "backend",
+            ) from None
         return functools.partial(RedisState, state=self.state_config, processes=self.processes)
 
     def _sync_declared_wrappers(self, old: LLMConfig, new: LLMConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,19 @@ def test_passwords_are_masked_for_display() -> None:
     assert redact_url("redis://h:1/0") == "redis://h:1/0"
     assert "pw" not in StateConfig(url="redis://:pw@h:1/0").display_url
     assert "pw" not in repr(StateConfig(url="redis://:pw@h:1/0"))
+
+
+def test_a_redis_backend_without_the_redis_client_says_what_to_install(
+    llms: Path, no_keys: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors import Runtime
+
+    # As on a machine without the redis extra: the client and the modules built on it unimported.
+    monkeypatch.setitem(sys.modules, "redis", None)
+    for name in ("actors.state.redis", "actors.state.store"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.raises(ConfigError, match=r"<state override>: url: .*pip install 'llm-actors\[redis\]'"):
+        Runtime.from_config(llms, state="redis://127.0.0.1:6390/0")
+    write_yaml(llms / "state.yaml", {"backend": "redis", "url": "redis://127.0.0.1:6390/0"})
+    with pytest.raises(ConfigError, match=r"llms/state.yaml: backend: .*not installed"):
+        Runtime.from_config(llms)
