@@ -612,6 +612,12 @@ def test_cli_accepts_the_config_dir_and_no_backup(llms: Path, capsys: pytest.Cap
     assert "(no backups)" in capsys.readouterr().out
 
 
+def test_cli_takes_config_as_the_other_commands_do(llms: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["migrate", "--config", str(llms.parent), "--dry-run"]) == 0
+    assert "task group fast_group: would migrate" in capsys.readouterr().out
+    assert not (llms / "backup").exists()
+
+
 def test_cli_exit_1_when_a_file_fails(llms: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_group(llms, "broken_group", "echelon1: [\n")
     assert cli_main(["migrate", "--config-path", str(llms)]) == 1

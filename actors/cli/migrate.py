@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
         "--config-path",
+        "--config",  # what every other command takes
+        dest="config_path",
         default="config/llms",
         metavar="DIR",
         help="the llms directory, or the config directory above it (default: config/llms)",
