@@ -183,12 +183,9 @@ def _trailer(headers: Any, usage: Any) -> None:
 
 
 def _http_error(status: int, text: str) -> int:
-    try:
-        error = json.loads(text)["error"]
-        message = error.get("message") if isinstance(error, dict) else str(error)
-    except (ValueError, KeyError, TypeError):
-        message = text.strip() or "(no body)"
-    print(f"error: HTTP {status}: {message}", file=sys.stderr)
+    from actors.cli.output import daemon_error
+
+    print(f"error: HTTP {status}: {daemon_error(status, text)}", file=sys.stderr)
     return 1
 
 

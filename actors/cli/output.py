@@ -1,14 +1,28 @@
 """Plain-text output shared by the commands: aligned tables, a progress bar, a stdout that a
-closed pipe (``| head``) silences instead of killing with a traceback."""
+closed pipe (``| head``) silences instead of killing with a traceback, a daemon's error answer."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-__all__ = ["Out", "Progress", "table"]
+__all__ = ["Out", "Progress", "daemon_error", "table"]
+
+
+def daemon_error(status: int, text: str) -> str:
+    """A daemon's error answer as one line: its message, and for a 401 where this command's key goes."""
+    try:
+        error = json.loads(text)["error"]
+        message = str(error.get("message") if isinstance(error, dict) else error)
+    except (ValueError, KeyError, TypeError):
+        message = text.strip()[:500] or "(no body)"
+    if status == 401:
+        # The daemon's own advice names HTTP headers; a command user needs the option.
+        message = f"{message}; give the daemon's key with --api-key KEY or export LLM_ACTORS_API_KEY"
+    return message
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

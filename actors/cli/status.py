@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from actors.cli.output import table
+from actors.cli.output import daemon_error, table
 
 __all__ = ["add_arguments", "render", "run"]
 
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if response.status_code != 200:
         print(
-            f"error: HTTP {response.status_code} from {url}/v1/stats: {response.text.strip()[:500]}",
+            f"error: HTTP {response.status_code} from {url}/v1/stats: "
+            f"{daemon_error(response.status_code, response.text)}",
             file=sys.stderr,
         )
         return 1

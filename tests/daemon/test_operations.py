@@ -187,6 +187,17 @@ def test_status_says_when_the_daemon_is_unreachable(capsys):
     assert "cannot reach" in capsys.readouterr().err
 
 
+def test_chat_and_status_without_the_daemons_key_say_how_to_give_it(guarded, capsys, monkeypatch):
+    monkeypatch.delenv("LLM_ACTORS_API_KEY", raising=False)
+    assert cli(["chat", "--model", "good", "--url", guarded.url, "hi"]) == 1
+    assert cli(["status", "--url", guarded.url]) == 1
+    chat_error, status_error = capsys.readouterr().err.splitlines()
+    for line in (chat_error, status_error):
+        assert "HTTP 401" in line and "--api-key KEY or export LLM_ACTORS_API_KEY" in line
+    assert '{"error"' not in status_error  # the daemon's message, not its JSON
+    assert cli(["status", "--url", guarded.url, "--api-key", KEY]) == 0
+
+
 def test_chat_against_the_daemon(daemon, capsys):
     assert cli(["chat", "--model", "chat", "--url", daemon.url, "hi there"]) == 0
     captured = capsys.readouterr()
