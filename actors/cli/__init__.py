@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"actors.cli.{module_name}")
         modules[name] = module
-        summary = (module.__doc__ or "").strip().splitlines()[0]
+        # The docstring's reST literals read as noise in --help.
+        summary = (module.__doc__ or "").strip().splitlines()[0].replace("``", "")
         # No abbreviations: "--workers 2" must never be read as a prefix of another option.
         p = sub.add_parser(name, help=summary, description=summary, allow_abbrev=False)
         module.add_arguments(p)

@@ -19,3 +19,11 @@ def test_an_unknown_model_in_process_points_to_check_not_to_an_endpoint(capsys: 
     assert "fast_group_wrapper, thinking_group_wrapper, translation_wrapper" in err  # what it may name
     assert err.rstrip().endswith(f"(llm-actors check --config {config} lists them)")
     assert "/v1/models" not in err  # no daemon here
+
+
+def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]):
+    for argv in (["--help"], ["chat", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "a running daemon (--url)" in out and "``" not in out
