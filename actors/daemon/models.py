@@ -59,7 +59,11 @@ class ModelDirectory:
         """The 404 for a ``model`` that names nothing here, listing what it may name."""
         names = self.names()
         shown = ", ".join(names[:SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
-        hint = (did_you_mean(name, names) if isinstance(name, str) else "") or "."
+        hint = (
+            (_instance_hint(self.runtime.config, name) or did_you_mean(name, names))
+            if isinstance(name, str)
+            else ""
+        ) or "."
         return APIError(
             404,
             "not_found",
@@ -101,6 +105,28 @@ class ModelDirectory:
         """The ``/v1/models/{id}`` object for ``name``, or None if it names nothing here."""
         kind = self.kinds().get(name)
         return None if kind is None else _entry(name, kind, self._modes[name])
+
+
+def _instance_hint(config: Any, name: str) -> str:
+    """For a ``model`` naming an instance, or the upstream model of one (as a client written for
+    the provider does): the tiers that reach it, which are what a request names."""
+    instances = [m for m, spec in config.models.items() if name in (m, spec.model_name)]
+    if not instances:
+        return ""
+    what = (
+        f"; {name!r} is an instance"
+        if instances == [name]
+        else f"; {name!r} is the upstream model of instance{'s' * (len(instances) > 1)} {', '.join(instances)}"
+    )
+    tiers = [
+        f"{group}.{tier}"
+        for group, spec in config.groups.items()
+        for tier, _ in spec.tiers_by_priority()
+        if set(spec.tiers[tier].models) & set(instances)
+    ]
+    if not tiers:
+        return f"{what}, and no tier lists it: add it to one."
+    return f"{what}: name a tier that lists it ({', '.join(tiers)}) or a wrapper or pool over one."
 
 
 def _entry(name: str, kind: str, mode: str) -> dict[str, Any]:

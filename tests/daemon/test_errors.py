@@ -57,6 +57,15 @@ def test_an_unknown_model_is_404_listing_the_valid_ones(openai_client):
     assert info.value.body["code"] == "model_not_found"
 
 
+def test_a_model_naming_an_instance_or_its_upstream_model_is_404_naming_the_tiers_to_use(openai_client):
+    for model, what in (("fo2", "'fo2' is an instance"), ("fo2-model", "upstream model of instance fo2")):
+        with pytest.raises(openai.NotFoundError) as info:
+            openai_client.chat.completions.create(model=model, messages=MSG)
+        message = info.value.body["message"]
+        assert what in message and "name a tier that lists it (fo.echelon2)" in message, message
+        assert info.value.body["code"] == "model_not_found"
+
+
 def test_every_candidate_parked_is_429_with_retry_after(fake, openai_client):
     fake.configure("rl1", status=429, retry_after=7)
     with pytest.raises(openai.RateLimitError) as info:  # the attempt itself was rate limited
