@@ -37,6 +37,21 @@ def _names(names: list[str]) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "") if names else "none"
 
 
+def _state_line(runtime: Runtime) -> str:
+    """Where the limits live, when not in this process alone: a typo in ``--state`` shows here."""
+    status = runtime.state_status()
+    if status.get("backend") != "redis":
+        return ""
+    if not status.get("degraded"):
+        return f"  state          {status.get('url')} (limits shared with every process using it)"
+    meanwhile = (
+        "requests are refused (on_outage: closed)"
+        if status.get("on_outage") == "closed"
+        else "each process enforces its share of every limit (on_outage: split)"
+    )
+    return f"  state          {status.get('url')} UNAVAILABLE ({status.get('degraded_reason')}): {meanwhile} until it answers"
+
+
 def banner(url: str, runtime: Runtime, *, config_dir: str, version: str, grace: float, auth: bool) -> str:
     """The lines to print under the URL (the URL itself goes alone on the first line)."""
     config: Any = runtime.config
@@ -50,6 +65,9 @@ def banner(url: str, runtime: Runtime, *, config_dir: str, version: str, grace: 
         f"  groups         {_names(list(config.groups))} (and group.tier)",
         f"  operations     {url}/healthz  /readyz  /v1/stats  /metrics",
     ]
+    state = _state_line(runtime)
+    if state:
+        lines.append(state)
     disabled = disabled_instances(runtime)
     if disabled:
         total = len(runtime.config.models)
@@ -60,6 +78,9 @@ def banner(url: str, runtime: Runtime, *, config_dir: str, version: str, grace: 
             lines.append(
                 f"  so these wrappers have no instance at all (503 on every request): {_names(dead)}"
             )
-        lines.append("  Export the keys the model files name, or try it with --simulate (no keys needed).")
+        lines.append(
+            "  Export the keys the model files name and start it again (a reload sees only the "
+            "environment it started with), or try it with --simulate (no keys needed)."
+        )
     lines.append(f"Stop with Ctrl-C or SIGTERM: requests in flight get up to {grace:g} s to finish.")
     return "\n".join(lines)

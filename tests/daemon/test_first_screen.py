@@ -85,6 +85,18 @@ def test_serve_prints_a_banner_that_warns_about_disabled_instances(daemon):
     assert "Stop with Ctrl-C or SIGTERM" in text
 
 
+def test_the_banner_says_where_the_limits_live_and_that_the_store_is_away(topology):
+    pytest.importorskip("redis")
+    d = start_daemon(topology, "--state", "redis://127.0.0.1:9/0")  # nothing listens on port 9
+    try:
+        text = _banner(d)
+    finally:
+        d.stop()
+    state = next(line for line in text.splitlines() if line.startswith("  state "))
+    assert "redis://127.0.0.1:9/0 UNAVAILABLE" in state and "(on_outage: split) until it answers" in state
+    assert "start it again (a reload sees only the environment it started with)" in text
+
+
 def test_console_logs_are_lines_for_people(daemon):
     text = daemon.log_text()
     assert "listening" in text and "instances disabled" in text
