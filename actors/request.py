@@ -440,5 +440,7 @@ class RequestRun:
         return NoCapacityError(
             f"{self.label or 'request'}: no instance can take this request: "
             + (f"disabled: {reasons}" if reasons else "none is configured or enabled")
-            + "; fix the cause (a key, a quota) and reload, or wait for a health probe to pass",
+            + "; fix the cause (a key, a quota) and reload (a key variable set after the process "
+            "started needs a restart: a reload reads the environment the process has), or wait "
+            "for a health probe to pass",
         )

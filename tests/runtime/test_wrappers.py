@@ -8,6 +8,7 @@ import collections
 import pytest
 
 import actors
+from actors.errors import NoCapacityError
 from actors.runtime import Runtime
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -205,3 +206,17 @@ def test_tier_defaults_reach_the_provider_and_requests_override_them(fake, runti
     assert "thinking" not in body
     rt.factory.create_task_group_wrapper("w2", {"target": "g.echelon2"}).generate(MSG)
     assert fake.requests("an")[0]["body"]["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+def test_no_capacity_for_an_unset_key_variable_says_a_restart_sets_it(runtime_for, monkeypatch):
+    monkeypatch.delenv("WRAPPERS_UNSET_KEY", raising=False)
+    rt = runtime_for(
+        models={"nokey": {"api_key": "${WRAPPERS_UNSET_KEY}"}},
+        groups={"g": {"echelon1": {"models": ["nokey"]}}},
+    )
+    w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1"})
+    with pytest.raises(NoCapacityError) as info:
+        w.generate("hi")
+    message = str(info.value)
+    assert "nokey: API key variable WRAPPERS_UNSET_KEY is not set" in message
+    assert "a key variable set after the process started needs a restart" in message
