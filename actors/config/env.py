@@ -12,10 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Expansion", "Substitution", "expand", "substitute"]
+__all__ = ["Expansion", "Substitution", "bare_variable", "expand", "substitute"]
 
 _TOKEN = re.compile(r"\$\$|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def bare_variable(text: str) -> str | None:
+    """The NAME of a value written as a shell's ``$NAME``, which is kept as it is (only
+    ``${NAME}`` expands): in a key it is a slip, never a key."""
+    match = _BARE.fullmatch(text.strip())
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from actors.config.diagnostics import format_path, issues_from_validation
-from actors.config.env import expand, substitute
+from actors.config.env import bare_variable, expand, substitute
 from actors.config.groups import TaskGroupConfig
 from actors.config.instances import KEYED_TYPES, ModelConfig, header_value_problem
 from actors.config.pools import PollingPoolConfig
@@ -365,6 +365,12 @@ class _Loader:
         skip.append(("api_key",))
         if not isinstance(key_raw, str):
             self._issue(path, "api_key", "must be a string, e.g. ${OPENAI_API_KEY}")
+            return {}
+        bare = bare_variable(key_raw)
+        if bare:
+            self._issue(
+                path, "api_key", f"${bare} is kept as written; write ${{{bare}}} to read the variable"
+            )
             return {}
         exp = expand(key_raw, self.environ)
         if exp.errors:

@@ -90,3 +90,16 @@ def test_yaml_syntax_error_does_not_quote_the_line(llms: Path, monkeypatch: pyte
         load_config(llms)
     assert "line 2" in str(info.value)
     assert FAKE_KEY not in str(info.value)
+
+
+def test_a_key_written_as_a_shell_variable_says_to_use_braces(
+    llms: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    edit_yaml(llms / GPT4, lambda d: d.update(api_key="$OPENAI_API_KEY"))
+    with pytest.raises(ConfigError) as info:  # sent as written, it would be a 401 at the first call
+        load_config(llms)
+    [issue] = info.value.issues
+    assert issue.path == "api_key"
+    assert issue.message == "$OPENAI_API_KEY is kept as written; write ${OPENAI_API_KEY} to read the variable"
+    assert FAKE_KEY not in str(info.value)
