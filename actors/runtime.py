@@ -74,6 +74,24 @@ class _Members:
     health_check_interval: float
 
 
+def redis_state_class(*, overridden: bool) -> Any:
+    """``RedisState``; a ``ConfigError`` saying what to install when the redis client is missing
+    (``overridden``: the backend came from ``state=`` / ``--state``, not ``state.yaml``)."""
+    try:
+        from actors.state.redis import RedisState  # needs the redis extra
+    except ModuleNotFoundError as exc:
+        if exc.name != "redis":
+            raise
+        # A missing extra is a setup mistake: say what to install, not a traceback.
+        raise ConfigError(
+            "backend redis needs the redis client, which is not installed: "
+            "pip install 'llm-actors[redis]' (in a checkout: pip install -e '.[redis]')",
+            file="<state override>" if overridden else "llms/state.yaml",
+            path="url" if overridden else "backend",
+        ) from None
+    return RedisState
+
+
 class Runtime:
     """One configuration, running: its state owner, actors, wrapper factory and HTTP clients."""
 
@@ -160,19 +178,8 @@ class Runtime:
 
     def _shared_owner(self, *, overridden: bool) -> StateFactory:
         """Makes the owner of state shared on a Redis store (``state.yaml``, ``state=``)."""
-        try:
-            from actors.state.redis import RedisState  # needs the redis extra
-        except ModuleNotFoundError as exc:
-            if exc.name != "redis":
-                raise
-            # A missing extra is a setup mistake: say what to install, not a traceback.
-            raise ConfigError(
-                "backend redis needs the redis client, which is not installed: "
-                "pip install 'llm-actors[redis]' (in a checkout: pip install -e '.[redis]')",
-                file="<state override>" if overridden else "llms/state.yaml",
-                path="url" if overridden else "backend",
-            ) from None
-        return functools.partial(RedisState, state=self.state_config, processes=self.processes)
+        owner = redis_state_class(overridden=overridden)
+        return functools.partial(owner, state=self.state_config, processes=self.processes)
 
     def _sync_declared_wrappers(self, old: LLMConfig, new: LLMConfig) -> None:
         """Make ``rt.factory`` match the new ``wrappers.yaml``: new and changed wrappers are

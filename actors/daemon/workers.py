@@ -31,6 +31,7 @@ import structlog
 from actors.config import load_config
 from actors.config.state import with_override
 from actors.daemon.server import bind
+from actors.runtime import redis_state_class
 
 __all__ = ["serve_workers"]
 
@@ -109,6 +110,8 @@ def serve_workers(options: Any) -> int:
     accesslog.configure(options.log_level, options.log_format)
     config = load_config(options.config)  # a ConfigError surfaces here, once, not N times
     state = with_override(config.state, options.state)
+    if state.shared:  # a missing redis extra, said once here rather than by every worker
+        redis_state_class(overridden=options.state is not None)
     pending: collections.deque[int] = collections.deque()
     previous = {
         sig: signal.signal(sig, lambda sig, frame: pending.append(sig))

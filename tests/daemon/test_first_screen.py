@@ -135,6 +135,29 @@ def test_a_missing_config_directory_says_how_to_pass_one(tmp_path):
     assert "--config DIR" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_shared_state_without_the_redis_client_is_one_line_even_with_workers(topology, tmp_path):
+    # A machine without the redis extra: a package that fails to import as the missing one does.
+    shadow = tmp_path / "site" / "redis"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'redis'\", name='redis')\n", encoding="utf-8"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(ROOT)])}
+    serve = [sys.executable, "-m", "actors", "serve", "--config", str(topology), "--port", "0"]
+    for workers in ("1", "2"):
+        proc = subprocess.run(
+            [*serve, "--workers", workers, "--state", "redis://127.0.0.1:9/0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert proc.returncode == 1
+        assert "Traceback" not in proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and "pip install 'llm-actors[redis]'" in lines[0], proc.stderr
+
+
 def test_status_does_not_count_itself(daemon):
     proc = _cli("status", "--url", daemon.url)
     assert proc.returncode == 0, proc.stderr
