@@ -8,6 +8,7 @@ Instances are path prefixes: an OpenAI base_url is ``{url}/{instance}/v1``, an A
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -31,8 +32,21 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    fake = FakeProvider(args.host, args.port)
     try:
-        with FakeProvider(args.host, args.port) as fake:
+        fake.start()
+    except OSError as exc:  # a port in use, an address not ours: one line, as serve says it
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print(
+            f"error: cannot listen on {args.host} port {args.port}: "
+            f"{os.strerror(exc.errno) if exc.errno else exc}; "
+            "pass --port N (--port 0 picks a free one) or --host ADDRESS",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        with fake:
             # The URL goes alone on stdout so scripts can read it; the hints go to stderr.
             print(fake.url, flush=True)
             print(

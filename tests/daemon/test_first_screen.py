@@ -128,6 +128,19 @@ def test_a_port_in_use_is_one_line(topology):
     ]
 
 
+def test_fake_provider_on_a_port_in_use_is_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _cli("fake-provider", "--port", str(port))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1 port {port}: Address already in use; pass --port N "
+        "(--port 0 picks a free one) or --host ADDRESS"
+    ]
+
+
 def test_a_missing_config_directory_says_how_to_pass_one(tmp_path):
     proc = _cli("serve", "--port", "0", cwd=tmp_path)
     assert proc.returncode == 1
