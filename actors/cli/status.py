@@ -70,10 +70,17 @@ def _daemon(d: dict[str, Any]) -> str:
         return ""
     reloads = d.get("reloads") or {}
     state = "draining" if d.get("draining") else "serving"
+    worker = d.get("worker") or {}
+    # With --workers every figure below is the answering worker's own: say whose.
+    whose = (
+        f" (worker {worker['index'] + 1} of {worker['of']}, pid {worker.get('pid')})"
+        if worker.get("of", 1) > 1
+        else ""
+    )
     return (
         f"Daemon: {state}, {d.get('in_flight', 0)} request(s) in flight, up {d.get('uptime_seconds', 0):.0f}s, "
         f"config {d.get('config_dir')}{' (simulated)' if d.get('simulate') else ''}, "
-        f"reloads {reloads.get('ok', 0)} ok / {reloads.get('failed', 0)} rejected"
+        f"reloads {reloads.get('ok', 0)} ok / {reloads.get('failed', 0)} rejected{whose}"
     )
 
 

@@ -182,6 +182,15 @@ def test_status_prints_instances_and_wrappers(daemon, openai_client, capsys):
     assert any(line.startswith("chat ") for line in out.splitlines())
 
 
+def test_status_says_whose_figures_under_workers():
+    from actors.cli.status import render
+
+    daemon = {"config_dir": "config", "reloads": {}, "worker": {"index": 1, "of": 2, "pid": 4242}}
+    assert "rejected (worker 2 of 2, pid 4242)" in render({"daemon": daemon})
+    alone = {**daemon, "worker": {"index": 0, "of": 1, "pid": 4242}}
+    assert "worker" not in render({"daemon": alone})
+
+
 def test_status_says_when_the_daemon_is_unreachable(capsys):
     assert cli(["status", "--url", "http://127.0.0.1:9"]) == 1
     assert "cannot reach" in capsys.readouterr().err
