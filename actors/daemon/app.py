@@ -424,8 +424,17 @@ class _Handlers:
         kind = "invalid_request"
         if exc.status_code == 404:  # not "model_not_found": the route is wrong, not the model
             kind = "no_route"
+            message += _missing_v1(request.method, request.url.path)
             message += f"; this gateway serves {', '.join(_API_ROUTES)}"
         return _error(request, APIError(exc.status_code, kind, message), dict(exc.headers or {}))
+
+
+def _missing_v1(method: str, path: str) -> str:
+    """A hint for a route asked without its ``/v1``: an SDK's ``base_url`` without it."""
+    route = f"{method} /v1{path}"
+    if route in _API_ROUTES or (method == "GET" and path.startswith("/models/")):
+        return f" (did you mean /v1{path}? an OpenAI client's base_url ends in /v1)"
+    return ""
 
 
 def _refusal(exc: Exception, param: str) -> APIError:

@@ -23,6 +23,17 @@ def test_an_unknown_route_is_not_found_not_a_missing_model(daemon, openai_client
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
 
 
+def test_a_route_without_its_v1_says_where_the_base_url_went_wrong(daemon):
+    # OpenAI(base_url="http://host:8080"), without /v1: the SDK posts to /chat/completions.
+    client = openai.OpenAI(base_url=daemon.url, api_key="x", max_retries=0, timeout=10)
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="chat", messages=MSG)
+    message = info.value.body["message"]
+    assert "(did you mean /v1/chat/completions? an OpenAI client's base_url ends in /v1)" in message
+    r = httpx.post(daemon.url + "/nothing/here", json={}, timeout=10)
+    assert r.status_code == 404 and "did you mean" not in r.json()["error"]["message"]
+
+
 def test_models_can_be_looked_up_one_by_one(openai_client, anthropic_client):
     assert openai_client.models.retrieve("basic.echelon1").id == "basic.echelon1"
     assert anthropic_client.models.retrieve("claude_wrapper").id == "claude_wrapper"
