@@ -430,10 +430,13 @@ class _Handlers:
 
 
 def _missing_v1(method: str, path: str) -> str:
-    """A hint for a route asked without its ``/v1``: an SDK's ``base_url`` without it."""
+    """A hint for a route asked without its ``/v1``, or with it twice: an SDK's ``base_url``
+    with the wrong ending."""
     route = f"{method} /v1{path}"
     if route in _API_ROUTES or (method == "GET" and path.startswith("/models/")):
         return f" (did you mean /v1{path}? an OpenAI client's base_url ends in /v1)"
+    if path.startswith("/v1/v1/"):
+        return f" (did you mean {path[3:]}? an Anthropic client's base_url has no /v1)"
     return ""
 
 

@@ -30,6 +30,11 @@ def test_a_route_without_its_v1_says_where_the_base_url_went_wrong(daemon):
         client.chat.completions.create(model="chat", messages=MSG)
     message = info.value.body["message"]
     assert "(did you mean /v1/chat/completions? an OpenAI client's base_url ends in /v1)" in message
+    # Anthropic(base_url="http://host:8080/v1"): the SDK posts to /v1/v1/messages.
+    claude = anthropic.Anthropic(base_url=daemon.url + "/v1", api_key="x", max_retries=0, timeout=10)
+    with pytest.raises(anthropic.NotFoundError) as info:
+        claude.messages.create(model="chat", max_tokens=5, messages=MSG)
+    assert "(did you mean /v1/messages? an Anthropic client's base_url has no /v1)" in str(info.value)
     r = httpx.post(daemon.url + "/nothing/here", json={}, timeout=10)
     assert r.status_code == 404 and "did you mean" not in r.json()["error"]["message"]
 
