@@ -220,7 +220,7 @@ def _local(
     params: dict[str, Any],
     reply: list[str],
 ) -> int:
-    from actors.errors import LLMError
+    from actors.errors import LLMError, NoCapacityError
 
     try:
         if args.stream:
@@ -238,6 +238,8 @@ def _local(
         response = wrapper.generate(messages, params)
     except LLMError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if isinstance(exc, NoCapacityError) and not args.simulate:
+            print("hint: --simulate answers from simulated providers, without keys", file=sys.stderr)
         return 1
     if response.content:
         print(response.content, flush=True)

@@ -27,3 +27,12 @@ def test_help_is_plain_text(capsys: pytest.CaptureFixture[str]):
             main(argv)
         out = capsys.readouterr().out
         assert "a running daemon (--url)" in out and "``" not in out
+
+
+def test_in_process_without_keys_points_to_simulate(capsys: pytest.CaptureFixture[str], monkeypatch):
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["chat", "--config", str(ROOT / "config"), "--model", "fast_group_wrapper", "hi"]) == 1
+    err = capsys.readouterr().err
+    assert "API key variable OPENAI_API_KEY is not set" in err
+    assert err.rstrip().endswith("hint: --simulate answers from simulated providers, without keys")
