@@ -2,6 +2,10 @@
 
 Never the machine's default port and never on disk: no RDB snapshots, no AOF, so a ``restart``
 starts empty, exactly like a store that lost every key. Stopped by its own PID.
+
+``cluster=True`` starts a Redis Cluster node (``--cluster-enabled yes``, its ``nodes.conf`` in the
+server's own temporary directory) that owns all 16384 slots: a one-node cluster, which refuses a
+command whose keys span two hash slots (``CROSSSLOT``) as a real cluster does.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def _free_port() -> int:
 class RedisServer:
     """One ``redis-server`` child process; ``url`` once it answers ``PING``."""
 
-    def __init__(self, binary: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, binary: str | None = None, timeout: float = 10.0, *, cluster: bool = False) -> None:
         found = binary or redis_server_binary()
         if found is None:
             raise RuntimeError(
@@ -45,6 +49,7 @@ class RedisServer:
             )
         self.binary = found
         self.timeout = timeout
+        self.cluster = cluster
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="llm-actors-redis-")
@@ -79,9 +84,13 @@ class RedisServer:
                 "--loglevel",
                 "warning",
             ]
+            if self.cluster:
+                argv += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if self._answers(port, proc):
                 self.proc, self.port = proc, port
+                if self.cluster:
+                    self._own_every_slot()
                 return self
             _end(proc, signal.SIGKILL)
         raise RuntimeError(f"{self.binary} did not start answering on a loopback port")
@@ -100,6 +109,20 @@ class RedisServer:
                 pass
             time.sleep(0.02)  # polling a child's start-up: no event announces it
         return False
+
+    def _own_every_slot(self) -> None:
+        """Assign every slot to this node (kept in nodes.conf across a restart) and wait for
+        ``cluster_state:ok``."""
+        import redis  # the cluster mode serves the shared-state tests, which have it
+
+        with redis.Redis(host="127.0.0.1", port=self.port) as client:
+            if int(client.cluster("INFO").get("cluster_slots_assigned", 0)) == 0:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            deadline = time.monotonic() + self.timeout
+            while client.cluster("INFO").get("cluster_state") != "ok":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.binary} cluster node did not reach cluster_state:ok")
+                time.sleep(0.02)  # polling the node's start-up: no event announces it
 
     def kill(self) -> None:
         """SIGKILL the server (an outage); ``start()`` brings it back, empty, on the same port."""

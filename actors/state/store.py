@@ -6,6 +6,10 @@ further call fails at once without I/O, so an unreachable store costs a request 
 watcher thread pings it meanwhile and clears the mark when it answers again; scripts the server
 lost (a restart) are loaded again by the client on their next use.
 
+Every script call touches one owner's keys, in one hash slot (``actors.state.calls``). When the
+first PING answers, ``INFO cluster`` says whether the server is a Redis Cluster node; if it is,
+the store moves to ``RedisCluster`` clients, which send each call to its slot's node.
+
 The watcher also listens on the deployment's event channel (breaker events, parking, disables,
 ``free`` nudges) and hands each event from another process to ``on_event``, and renews the
 concurrency leases this process holds.
@@ -31,7 +35,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from actors.config.state import StateConfig
-from actors.state import scripts
+from actors.state import calls, scripts
+from actors.state.calls import Call
 
 __all__ = ["Admission", "Owner", "RedisStore", "StoreUnavailable"]
 
@@ -114,7 +119,7 @@ class Owner:
         cc, rpm_key, tpm_key, tpmv = f"{root}:cc", f"{root}:rpm", f"{root}:tpm", f"{root}:tpmv"
         self.park, self.dis, self.probe = f"{root}:park", f"{root}:dis", f"{root}:probe"
         self.admit_keys = (cc, rpm_key, tpm_key, tpmv, self.park, self.dis)
-        self.release_keys = (cc, tpm_key, tpmv)
+        self.release_keys = (cc, rpm_key, tpm_key, tpmv)
         self.label = label
         self.concurrency = concurrency or 0
         self.rpm = rpm or 0
@@ -129,19 +134,21 @@ class Owner:
         return f"Owner({self.label!r}, concurrency={self.concurrency}, rpm={self.rpm}, tpm={self.tpm})"
 
 
-def _admit_args(owners: Iterable[Owner], lease_id: str, ttl_ms: int, estimate: int) -> tuple[list, list]:
-    keys: list[str] = []
-    args: list[Any] = [lease_id, ttl_ms, WINDOW_MS]
-    for o in owners:
-        keys += o.admit_keys
-        args += (o.concurrency, o.rpm, o.tpm, estimate if o.tpm else 0, 1 if o.health else 0)
-    return keys, args
-
-
-def _admission(reply: list[Any]) -> Admission:
-    code, at, now, owner, detail = reply
-    detail = detail.decode() if isinstance(detail, bytes) else str(detail)
-    return Admission(int(code), max(0, int(at) - int(now)) / 1000.0 if at else 0.0, int(owner), detail)
+def _decided(replies: list[Any]) -> tuple[Admission, list[int]]:
+    """The first refusal in owner order (or the admission), and the owners to undo then: those
+    that admitted a lease another owner refused."""
+    refusal: Admission | None = None
+    admitted = []
+    for o, (code, at, now, detail) in enumerate(replies):
+        if int(code) == 1:
+            admitted.append(o)
+        elif refusal is None:
+            why = detail.decode() if isinstance(detail, bytes) else str(detail)
+            wait = max(0, int(at) - int(now)) / 1000.0 if at else 0.0
+            refusal = Admission(int(code), wait, o, why)
+    if refusal is None:
+        return Admission(1, 0.0, -1, ""), []
+    return refusal, admitted
 
 
 class RedisStore:
@@ -169,20 +176,11 @@ class RedisStore:
         self.degraded_reason = ""
         self.outages = 0
         self.late_calls = 0  # calls cut off by the bound, degrading or not
-        self._client = redis.Redis.from_url(config.url, **self._options())
-        checker_timeout = max(0.2, 4 * self.timeout)
-        self._checker = redis.Redis.from_url(
-            config.url,
-            **{
-                **self._options(),
-                "socket_timeout": checker_timeout,
-                "socket_connect_timeout": checker_timeout,
-            },
-        )
-        self._scripts = self._register(self._client)
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # None until the server has said whether it is a cluster node (``INFO cluster`` on the
+        # first PING that answers); a plain client serves until then.
+        self.cluster: bool | None = None
+        self._client, self._checker, self._subscriber = self._connect(False)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._held: dict[str, tuple[Owner, ...]] = {}  # concurrency leases to renew, by id
         self._held_lock = threading.Lock()
         # Admissions whose answer never came: the script may have taken permits; given back on recovery.
@@ -200,10 +198,30 @@ class RedisStore:
             "health_check_interval": 0,
         }
 
-    @staticmethod
-    def _register(client: Any) -> dict[str, Any]:
-        names = ("ADMIT", "RELEASE", "RENEW", "PARK", "DISABLE", "ENABLE", "END_PROBE")
-        return {name: client.register_script(getattr(scripts, name)) for name in names}
+    def _connect(self, cluster: bool) -> tuple[Any, Any, Any]:
+        """The request client, the checker (PINGs, bounded more loosely) and the subscriber."""
+        make = redis.RedisCluster.from_url if cluster else redis.Redis.from_url
+        checker_timeout = max(0.2, 4 * self.timeout)
+        loose = {"socket_timeout": checker_timeout, "socket_connect_timeout": checker_timeout}
+        return (
+            make(self.config.url, **self._options()),
+            make(self.config.url, **{**self._options(), **loose}),
+            # It mostly waits for messages: a longer read timeout.
+            make(self.config.url, **{**self._options(), "socket_timeout": 1.0}),
+        )
+
+    def _detect(self) -> None:
+        """Move to ``RedisCluster`` clients if the server is a cluster node (they route each
+        call to its slot's node); a plain client suffices for a standalone server."""
+        info = self._checker.info("cluster")
+        cluster = int(info.get("cluster_enabled", 0)) == 1
+        if cluster != bool(self.cluster):
+            old = (self._client, self._checker, self._subscriber)
+            self._client, self._checker, self._subscriber = self._connect(cluster)
+            self._async.clear()
+            for client in old:
+                client.close()
+        self.cluster = cluster
 
     def owner(
         self,
@@ -288,6 +306,8 @@ class RedisStore:
         there, not whether it is fast); clears the degraded mark when it answers."""
         try:
             self._checker.ping()
+            if self.cluster is None:
+                self._detect()
         except _FAILURES:
             return False
         self._timeouts = 0
@@ -296,29 +316,31 @@ class RedisStore:
 
     # -- the sync calls -------------------------------------------------------------------------
 
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    def _calls(self, batch: list[Call]) -> list[Any]:
         self._check()
         try:
-            result = self._scripts[name](keys=keys, args=args)
+            replies = calls.run(self._client, batch)
         except _FAILURES as exc:
             raise self._failed(exc) from exc
         if self._timeouts:
             self._timeouts = 0
-        return result
+        return replies
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return self._calls([Call(name, keys, args)])[0]
 
     def admit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
-        """Take a permit of every owner for ``lease_id`` together, or none (one round trip)."""
+        """Take a permit of every owner for ``lease_id`` together, or none: one round trip, and a
+        second to take back what some owners gave when another refused."""
         self._check()  # known to be away: nothing was sent, nothing to give back later
-        keys, args = _admit_args(owners, lease_id, self.lease_ttl_ms, estimate)
         try:
-            result = _admission(self._run("ADMIT", keys, args))
+            result, undo = _decided(self._calls(self._admit_calls(owners, lease_id, estimate)))
+            if undo:
+                self._calls(self._release_calls([owners[i] for i in undo], lease_id, None, undo=True))
         except StoreUnavailable:
             self._orphan(owners, lease_id)
             raise
-        if result.code == 1 and any(o.concurrency for o in owners):
-            with self._held_lock:
-                self._held[lease_id] = owners
-        return result
+        return self._admitted(owners, lease_id, result)
 
     def release(self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None = None) -> None:
         """Give back ``lease_id``'s concurrency permits and settle its tokens with the real usage.
@@ -326,22 +348,50 @@ class RedisStore:
         One that fails is given back again when the store answers (its tokens go uncounted)."""
         with self._held_lock:
             self._held.pop(lease_id, None)
-        keys, args = self._release_args(owners, lease_id, tokens)
+        batch = self._release_calls(owners, lease_id, tokens)
         try:
-            self._run("RELEASE", keys, args)
+            if batch:
+                self._calls(batch)
         except StoreUnavailable:
             self._orphan(owners, lease_id)
             raise
 
-    def _release_args(
-        self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None
-    ) -> tuple[list, list]:
-        keys: list[str] = []
-        args: list[Any] = [lease_id, self.channel, WINDOW_MS]
+    def _admit_calls(self, owners: Iterable[Owner], lease_id: str, estimate: int) -> list[Call]:
+        ttl = self.lease_ttl_ms
+        return [
+            Call(
+                "ADMIT",
+                o.admit_keys,
+                (
+                    lease_id,
+                    ttl,
+                    WINDOW_MS,
+                    o.concurrency,
+                    o.rpm,
+                    o.tpm,
+                    estimate if o.tpm else 0,
+                    int(o.health),
+                ),
+            )
+            for o in owners
+        ]
+
+    def _admitted(self, owners: tuple[Owner, ...], lease_id: str, result: Admission) -> Admission:
+        if result.code == 1 and any(o.concurrency for o in owners):
+            with self._held_lock:
+                self._held[lease_id] = owners
+        return result
+
+    def _release_calls(
+        self, owners: Iterable[Owner], lease_id: str, tokens: int | None, *, undo: bool = False
+    ) -> list[Call]:
+        batch = []
         for o in owners:
-            keys += o.release_keys
-            args += (o.concurrency, tokens if (o.tpm and tokens is not None) else -1, o.label)
-        return keys, args
+            counted = tokens if (o.tpm and tokens is not None) else -1
+            if o.concurrency or counted >= 0 or undo:  # else the script would change nothing
+                args = (lease_id, self.channel, WINDOW_MS, o.concurrency, counted, o.label, int(undo))
+                batch.append(Call("RELEASE", o.release_keys, args))
+        return batch
 
     def _orphan(self, owners: tuple[Owner, ...], lease_id: str) -> None:
         if any(o.concurrency for o in owners):
@@ -364,16 +414,15 @@ class RedisStore:
         """Extend every concurrency lease this process holds by ``lease_ttl``; how many were."""
         with self._held_lock:
             held = list(self._held.items())
-        keys: list[str] = []
-        args: list[Any] = [self.lease_ttl_ms]
+        by_key: dict[str, list[str]] = {}  # one call per owner: one slot each
         for lease_id, owners in held:
             for o in owners:
                 if o.concurrency:
-                    keys.append(o.release_keys[0])
-                    args.append(lease_id)
-        if not keys:
+                    by_key.setdefault(o.release_keys[0], []).append(lease_id)
+        if not by_key:
             return 0
-        return int(self._run("RENEW", keys, args))
+        batch = [Call("RENEW", (key,), (self.lease_ttl_ms, *ids)) for key, ids in by_key.items()]
+        return sum(int(n) for n in self._calls(batch))
 
     def park(self, owner: Owner, seconds: float, reason: str) -> float:
         """Park ``owner`` for every process (the later deadline wins); the seconds now in force."""
@@ -408,38 +457,39 @@ class RedisStore:
 
     # -- the async calls (a client per event loop: redis.asyncio connections belong to one) ------
 
-    def _aclient(self) -> tuple[Any, dict[str, Any]]:
+    def _aclient(self) -> Any:
         loop = asyncio.get_running_loop()
-        entry = self._async.get(loop)
-        if entry is None:
-            client = redis.asyncio.Redis.from_url(self.config.url, **self._options())
-            entry = self._async[loop] = (client, self._register(client))
-        return entry
+        client = self._async.get(loop)
+        if client is None:
+            make = redis.asyncio.RedisCluster.from_url if self.cluster else redis.asyncio.Redis.from_url
+            client = self._async[loop] = make(self.config.url, **self._options())
+        return client
 
-    async def _arun(self, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def _acalls(self, batch: list[Call]) -> list[Any]:
         self._check()
-        _, found = self._aclient()
+        client = self._aclient()
         try:
             async with asyncio.timeout(self.timeout):
-                result = await found[name](keys=keys, args=args)
+                replies = await calls.arun(client, batch)
         except _FAILURES as exc:
             raise self._failed(exc) from exc
         if self._timeouts:
             self._timeouts = 0
-        return result
+        return replies
+
+    async def _arun(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return (await self._acalls([Call(name, keys, args)]))[0]
 
     async def aadmit(self, owners: tuple[Owner, ...], lease_id: str, estimate: int = 0) -> Admission:
         self._check()  # known to be away: nothing was sent, nothing to give back later
-        keys, args = _admit_args(owners, lease_id, self.lease_ttl_ms, estimate)
         try:
-            result = _admission(await self._arun("ADMIT", keys, args))
+            result, undo = _decided(await self._acalls(self._admit_calls(owners, lease_id, estimate)))
+            if undo:
+                await self._acalls(self._release_calls([owners[i] for i in undo], lease_id, None, undo=True))
         except StoreUnavailable:
             self._orphan(owners, lease_id)
             raise
-        if result.code == 1 and any(o.concurrency for o in owners):
-            with self._held_lock:
-                self._held[lease_id] = owners
-        return result
+        return self._admitted(owners, lease_id, result)
 
     async def apark(self, owner: Owner, seconds: float, reason: str) -> float:
         args = [max(0, int(seconds * 1000)), reason, self.channel, owner.label]
@@ -451,9 +501,10 @@ class RedisStore:
     async def arelease(self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None = None) -> None:
         with self._held_lock:
             self._held.pop(lease_id, None)
-        keys, args = self._release_args(owners, lease_id, tokens)
+        batch = self._release_calls(owners, lease_id, tokens)
         try:
-            await self._arun("RELEASE", keys, args)
+            if batch:
+                await self._acalls(batch)
         except StoreUnavailable:
             self._orphan(owners, lease_id)
             raise
@@ -507,9 +558,7 @@ class RedisStore:
         _closed(pubsub)
 
     def _subscribe(self) -> Any:
-        # Its own connection, with a longer read timeout: it mostly waits for messages.
-        client = redis.Redis.from_url(self.config.url, **{**self._options(), "socket_timeout": 1.0})
-        pubsub = client.pubsub()
+        pubsub = self._subscriber.pubsub()
         pubsub.subscribe(self.channel)
         return pubsub
 
@@ -534,9 +583,9 @@ class RedisStore:
         if self._watcher is not None:
             self._watcher.join(5)
             self._watcher = None
-        self._client.close()
-        self._checker.close()
-        for loop, (client, _) in list(self._async.items()):
+        for client in (self._client, self._checker, self._subscriber):
+            client.close()
+        for loop, client in list(self._async.items()):
             if not loop.is_closed():
                 try:
                     if loop.is_running():
