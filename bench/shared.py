@@ -50,6 +50,58 @@ MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}
 LIMITS = {"concurrency_limit": 64, "rpm_limit": 1_000_000}
 
 
+class Costs:
+    """Per side, what its blocks cost beyond wall-clock time: this process's CPU (every thread),
+    redis-server's CPU, and the reads redis-server processed (round trips; pipelined commands
+    arrive in one read). Load-independent figures, unlike the medians on a shared machine."""
+
+    def __init__(self, redis: RedisServer) -> None:
+        import redis as client
+
+        self.server = redis
+        self.client = client.Redis.from_url(redis.url)
+        self.totals: dict[str, list[float]] = {}
+
+    def _now(self) -> tuple[float, float, float]:
+        reads = self.client.info("stats")["total_reads_processed"]
+        return time.process_time(), cpu_seconds(self.server.pid), float(reads)
+
+    def block(self, name: str, run: Any, calls: int) -> Any:
+        before = self._now()
+        out = run()
+        self._add(name, before, calls)
+        return out
+
+    async def ablock(self, name: str, run: Any, calls: int) -> Any:
+        before = self._now()
+        out = await run()
+        self._add(name, before, calls)
+        return out
+
+    def _add(self, name: str, before: tuple[float, float, float], calls: int) -> None:
+        after = self._now()
+        total = self.totals.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+        for i in range(3):
+            total[i] += after[i] - before[i]
+        total[2] -= 1  # the INFO that read ``before``
+        total[3] += calls
+
+    def report(self, label: str) -> None:
+        (cpu_l, _, _, n_l), (cpu_r, server, reads, n_r) = self.totals["local"], self.totals["redis"]
+        print(
+            f"  {label}: per request, round trips to redis-server {reads / n_r:.2f}, this process's CPU "
+            f"{cpu_l / n_l * 1e6:.0f} us local vs {cpu_r / n_r * 1e6:.0f} us redis "
+            f"({(cpu_r / n_r - cpu_l / n_l) * 1e6:+.0f} us), redis-server CPU {server / n_r * 1e6:.0f} us"
+        )
+        self.totals.clear()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def added(fake: FakeProcess, redis: RedisServer, root: Path, rounds: int, per_block: int) -> None:
     root = write_topology(
         root,
@@ -62,22 +114,30 @@ def added(fake: FakeProcess, redis: RedisServer, root: Path, rounds: int, per_bl
         "local": Runtime.from_config(root).start(),
         "redis": Runtime.from_config(root, state=redis.url).start(),
     }
+    costs = Costs(redis)
     try:
         wrappers = {name: rt.factory.get_wrapper("w") for name, rt in sides.items()}
         times: dict[str, list[float]] = {name: [] for name in sides}
         for w in wrappers.values():  # warm-up: connections, scripts loaded
             for _ in range(50):
                 w.generate(MESSAGES)
+
+        def timed(w: Any, n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                start = time.perf_counter()
+                w.generate(MESSAGES)
+                out.append(time.perf_counter() - start)
+            return out
+
         for r in range(rounds):
             order = list(wrappers.items()) if r % 2 == 0 else list(wrappers.items())[::-1]
             for name, w in order:
-                for _ in range(per_block):
-                    start = time.perf_counter()
-                    w.generate(MESSAGES)
-                    times[name].append(time.perf_counter() - start)
+                times[name] += costs.block(name, lambda w=w: timed(w, per_block), per_block)
         report("sync, sequential", times)
+        costs.report("sync")
 
-        async def timed(w: Any, n: int) -> list[float]:
+        async def atimed(w: Any, n: int) -> list[float]:
             out = []
             for _ in range(n):
                 start = time.perf_counter()
@@ -88,17 +148,19 @@ def added(fake: FakeProcess, redis: RedisServer, root: Path, rounds: int, per_bl
         async def run() -> dict[str, list[float]]:
             atimes: dict[str, list[float]] = {name: [] for name in sides}
             for w in wrappers.values():
-                await timed(w, 50)
+                await atimed(w, 50)
             for r in range(rounds):
                 order = list(wrappers.items()) if r % 2 == 0 else list(wrappers.items())[::-1]
                 for name, w in order:
-                    atimes[name] += await timed(w, per_block)
+                    atimes[name] += await costs.ablock(name, lambda w=w: atimed(w, per_block), per_block)
             return atimes
 
         report("async, sequential", asyncio.run(run()))
+        costs.report("async")
         status = sides["redis"].state_status()
         print(f"  store: degraded={status['degraded']} outages={status['outages']}")
     finally:
+        costs.client.close()
         for rt in sides.values():
             rt.stop()
 

@@ -27,7 +27,6 @@ import functools
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +219,7 @@ class RedisState:
             result = self._local_lease(target, ticket, now, queue, refused)
             if not isinstance(result, Lease):
                 return self._blocked(result, refused, target, ticket, now, queue)
-            owners, lease_id = self._owners_of(result.member), uuid.uuid4().hex
+            owners, lease_id = self._owners_of(result.member), self.store.lease_id()
             if self.store.degraded:
                 admitted = self._split_take(result, owners, lease_id, now, refused)
             else:

@@ -18,6 +18,7 @@ concurrency leases this process holds.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -35,8 +36,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from actors.config.state import StateConfig
-from actors.state import calls, scripts
-from actors.state.calls import Call
+from actors.state import scripts
+from actors.state.calls import AsyncLink, Call, Link
 
 __all__ = ["Admission", "Owner", "RedisStore", "StoreUnavailable"]
 
@@ -168,6 +169,10 @@ class RedisStore:
         self.base = f"{config.key_prefix}:{scripts.VERSION}"
         self.channel = f"{self.base}:events"
         self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Lease ids: a random prefix per store and a counter. uuid4 per lease reads os.urandom,
+        # a syscall that hands the GIL to the other threads in the middle of an admission.
+        self._lease_prefix = uuid.uuid4().hex[:12]
+        self._lease_count = itertools.count()  # its next() is atomic under the GIL; a generator's is not
         self.lease_ttl_ms = int(config.lease_ttl * 1000)
         self.on_event = on_event
         self.on_tick = on_tick  # called by the watcher at least every 0.1 s while the store answers
@@ -180,7 +185,10 @@ class RedisStore:
         # first PING that answers); a plain client serves until then.
         self.cluster: bool | None = None
         self._client, self._checker, self._subscriber = self._connect(False)
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._link = Link(self._client)
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncLink] = (
+            weakref.WeakKeyDictionary()
+        )
         self._held: dict[str, tuple[Owner, ...]] = {}  # concurrency leases to renew, by id
         self._held_lock = threading.Lock()
         # Admissions whose answer never came: the script may have taken permits; given back on recovery.
@@ -216,12 +224,17 @@ class RedisStore:
         info = self._checker.info("cluster")
         cluster = int(info.get("cluster_enabled", 0)) == 1
         if cluster != bool(self.cluster):
-            old = (self._client, self._checker, self._subscriber)
+            old = (self._link, self._checker, self._subscriber)
             self._client, self._checker, self._subscriber = self._connect(cluster)
+            self._link = Link(self._client)
             self._async.clear()
             for client in old:
                 client.close()
         self.cluster = cluster
+
+    def lease_id(self) -> str:
+        """A new lease id, unique across processes (a random prefix of 48 bits per store)."""
+        return f"{self._lease_prefix}.{next(self._lease_count):x}"
 
     def owner(
         self,
@@ -319,7 +332,7 @@ class RedisStore:
     def _calls(self, batch: list[Call]) -> list[Any]:
         self._check()
         try:
-            replies = calls.run(self._client, batch)
+            replies = self._link.run(batch)
         except _FAILURES as exc:
             raise self._failed(exc) from exc
         if self._timeouts:
@@ -457,20 +470,23 @@ class RedisStore:
 
     # -- the async calls (a client per event loop: redis.asyncio connections belong to one) ------
 
-    def _aclient(self) -> Any:
+    def _alink(self) -> AsyncLink:
         loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None:
+        link = self._async.get(loop)
+        if link is None:
             make = redis.asyncio.RedisCluster.from_url if self.cluster else redis.asyncio.Redis.from_url
-            client = self._async[loop] = make(self.config.url, **self._options())
-        return client
+            # No socket timeout: ``asyncio.timeout`` bounds each whole call, and redis-py would
+            # wrap every send in ``asyncio.wait_for`` (a task per send) to enforce its own.
+            client = make(self.config.url, **{**self._options(), "socket_timeout": None})
+            link = self._async[loop] = AsyncLink(client)
+        return link
 
     async def _acalls(self, batch: list[Call]) -> list[Any]:
         self._check()
-        client = self._aclient()
+        link = self._alink()
         try:
             async with asyncio.timeout(self.timeout):
-                replies = await calls.arun(client, batch)
+                replies = await link.run(batch)
         except _FAILURES as exc:
             raise self._failed(exc) from exc
         if self._timeouts:
@@ -583,9 +599,10 @@ class RedisStore:
         if self._watcher is not None:
             self._watcher.join(5)
             self._watcher = None
-        for client in (self._client, self._checker, self._subscriber):
+        for client in (self._link, self._checker, self._subscriber):
             client.close()
-        for loop, client in list(self._async.items()):
+        for loop, link in list(self._async.items()):
+            client = link.client
             if not loop.is_closed():
                 try:
                     if loop.is_running():

@@ -211,3 +211,12 @@ def test_concurrent_admissions_never_exceed_the_limit(stores):
     for t in threads:
         t.join()
     assert len(held) == 3
+
+
+def test_a_restart_between_calls_costs_no_outage(stores, redis_server):
+    store = stores()
+    owners = (store.owner("i:m", rpm=100, health=True),)
+    assert store.admit(owners, "l1").code == 1
+    redis_server.restart()  # every connection this process had is now closed by the server
+    assert store.admit(owners, "l2").code == 1
+    assert not store.degraded
