@@ -11,10 +11,14 @@ loopback, a pipeline through ``redis-py``'s pool spends about twice the client C
 (pool checkout, observability hooks, packing in Python), and the shared state pays it on every
 request.
 
-Scripts are called by SHA1 only; a server that lost them (a restart, a ``SCRIPT FLUSH``, a new
-cluster node) answers ``NOSCRIPT`` to those calls alone, which are sent again once the scripts are
-loaded (``SCRIPT LOAD`` reaches every primary of a cluster). The others already ran: sending the
-whole batch again would run them twice.
+Scripts are called by SHA1 only. Every new connection to a standalone server loads them first
+(``on_connect``), so a restarted server has them before the first call. Otherwise (a ``SCRIPT
+FLUSH`` under a live connection, a cluster node that restarted) a server answers ``NOSCRIPT`` to
+those calls alone, which are sent again once the scripts are loaded (``SCRIPT LOAD`` reaches every
+primary of a cluster); the others already ran, and sending them again would run them twice. Those
+resent calls then run after the rest of their batch: a release that rode with an admission frees
+its slot only after the admission was judged, which may refuse; the release's ``free`` nudge wakes
+the refused request.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ try:
 except ImportError:  # the pure-Python packer of redis-py does the same, slower
     _pack = None
 
-__all__ = ["AsyncLink", "Call", "Link"]
+__all__ = ["AsyncLink", "Call", "Link", "aon_connect", "on_connect"]
 
 BODIES = {name: getattr(scripts, name) for name in scripts.NAMES}
 SHAS = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in BODIES.items()}
@@ -55,6 +59,26 @@ class Call(NamedTuple):
     @property
     def command(self) -> tuple[Any, ...]:
         return ("EVALSHA", SHAS[self.script], len(self.keys), *self.keys, *self.args)
+
+
+_LOADS = [("SCRIPT", "LOAD", body) for body in BODIES.values()]
+
+
+def on_connect(conn: Any) -> None:
+    """``redis_connect_func`` of a standalone server's connections: the usual handshake, then
+    every script loaded, in one more round trip per connection."""
+    conn.on_connect()
+    conn.send_packed_command(conn.pack_commands(_LOADS), check_health=False)
+    for _ in _LOADS:
+        conn.read_response()
+
+
+async def aon_connect(conn: Any) -> None:
+    """``on_connect`` for an asyncio connection."""
+    await conn.on_connect()
+    await conn.send_packed_command(conn.pack_commands(_LOADS), check_health=False)
+    for _ in _LOADS:
+        await conn.read_response()
 
 
 class Link:

@@ -50,6 +50,9 @@ __all__ = ["RedisState"]
 #: The breaker transitions shared with the other processes (decisions stay local).
 _BREAKER_EVENTS = ("open", "half_open", "closed")
 
+#: Seconds a release waits for an admission to ride with before the facts thread sends it.
+RELEASE_DELAY = 0.001
+
 #: Weight of the newest call in the per-instance token average that ``tpm`` debits up front.
 _TOKEN_EWMA = 0.2
 
@@ -136,6 +139,7 @@ class RedisState:
         self._expiry_wakes: dict[str, float] = {}  # owner label -> when its oldest lease expires
         self._remote = threading.local()  # set while applying another process's event
         self._facts: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self._flush_queued = False
         self.store = store or RedisStore(
             state, on_event=self._on_event, on_change=self._on_degraded, on_tick=self._on_tick
         )
@@ -363,8 +367,7 @@ class RedisState:
         if held is None or held.split:
             return
         if park is None and outcome is not Outcome.FATAL:
-            # Off the request path: returning a permit late only ever errs on the safe side.
-            self._fact(lambda: self.store.release(held.owners, held.id, tokens))
+            self._release_soon(held, tokens)
             return
         owner = held.owners[0]
         try:
@@ -393,7 +396,7 @@ class RedisState:
         if held is None or held.split:
             return
         if park is None and outcome is not Outcome.FATAL:
-            self._fact(lambda: self.store.release(held.owners, held.id, tokens))
+            self._release_soon(held, tokens)
             return
         # Shielded: a cancelled caller must not leave its slot taken until the lease expires.
         task = asyncio.ensure_future(self._ashare(held, outcome, park, reason, tokens))
@@ -502,6 +505,20 @@ class RedisState:
 
     def _fact(self, send: Callable[[], Any]) -> None:
         self._facts.put(send)
+
+    def _release_soon(self, held: _Held, tokens: int) -> None:
+        """Off the request path: the release rides with the next admission's round trip, or the
+        facts thread sends it after ``RELEASE_DELAY``. Returning a permit late only ever errs on
+        the safe side."""
+        self.store.release_later(held.owners, held.id, tokens)
+        if not self._flush_queued:  # one flush in the queue at a time covers every release
+            self._flush_queued = True
+            self._fact(self._flush)
+
+    def _flush(self) -> None:
+        time.sleep(RELEASE_DELAY)  # a short wait on this thread, for an admission to take them
+        self._flush_queued = False
+        self.store.flush()
 
     def _send(self) -> None:
         while (send := self._facts.get()) is not None:
@@ -673,6 +690,10 @@ class RedisState:
         if self._sender.is_alive():
             self._facts.put(None)
             self._sender.join(5)
+        try:
+            self.store.flush()
+        except StoreUnavailable:
+            pass  # away: the leases expire within lease_ttl
         self.store.close()
 
 

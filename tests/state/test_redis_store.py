@@ -220,3 +220,39 @@ def test_a_restart_between_calls_costs_no_outage(stores, redis_server):
     redis_server.restart()  # every connection this process had is now closed by the server
     assert store.admit(owners, "l2").code == 1
     assert not store.degraded
+
+
+def reads(client: redis.Redis) -> int:
+    """Reads redis-server has processed: one per round trip (pipelined commands come in one)."""
+    return int(client.info("stats")["total_reads_processed"])
+
+
+def test_a_queued_release_rides_with_the_next_admission(stores, redis_server):
+    store = stores()
+    owners = (store.owner("i:m", concurrency=1, health=True), store.owner("t:g.e1", concurrency=1))
+    assert store.admit(owners, "l1").code == 1
+    store.release_later(owners, "l1")
+    client = redis.Redis.from_url(redis_server.url)
+    before = reads(client)
+    assert store.admit(owners, "l2").code == 1  # l1's slots were given back in the same round trip
+    assert reads(client) - before == 2  # that round trip, and the INFO that counted it
+    store.release_later(owners, "l2")
+    store.flush()  # no admission came: sent on its own
+    assert client.zcard(owners[0].release_keys[0]) == 0 and client.zcard(owners[1].release_keys[0]) == 0
+    client.close()
+
+
+def test_queued_releases_cut_off_by_an_outage_are_given_back_on_recovery(stores, redis_server):
+    store = stores()
+    owners = (store.owner("t:g.e1", concurrency=1),)
+    assert store.admit(owners, "l1").code == 1
+    store.release_later(owners, "l1")
+    redis_server.kill()
+    with pytest.raises(StoreUnavailable):
+        store.admit(owners, "l2")  # took l1's release along, and failed
+    redis_server.start()  # empty: give it l1's lease again, as if it had survived
+    client = redis.Redis.from_url(redis_server.url)
+    client.zadd(owners[0].release_keys[0], {"l1": 2**40})
+    store.start()  # the watcher sees the store back and gives back what the outage cut off
+    wait_until(lambda: client.zcard(owners[0].release_keys[0]) == 0, what="l1 given back")
+    client.close()
