@@ -28,7 +28,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -38,6 +38,7 @@ from redis.retry import Retry
 from actors.config.state import StateConfig
 from actors.state import scripts
 from actors.state.calls import BODIES, AsyncLink, Call, Link, aon_connect, on_connect
+from actors.state.owners import Admission, Owner, decided
 
 __all__ = ["Admission", "Owner", "RedisStore", "StoreUnavailable"]
 
@@ -59,8 +60,6 @@ def call_timeout() -> float:
 
 #: Seconds between pings of a store that is away.
 RECOVERY_INTERVAL = 0.5
-#: The rolling window of ``rpm_limit`` and ``tpm_limit``, in milliseconds.
-WINDOW_MS = 60_000
 
 _FAILURES = (redis.RedisError, OSError, TimeoutError, asyncio.TimeoutError)
 _TIMEOUTS = (redis.TimeoutError, TimeoutError, asyncio.TimeoutError)
@@ -70,86 +69,6 @@ TIMEOUTS_TO_DEGRADE = 3
 
 class StoreUnavailable(Exception):
     """The store did not answer in time (or is known to be away): degrade as ``on_outage`` says."""
-
-
-class Admission(NamedTuple):
-    """What ``admit`` decided: ``code`` 1 admitted, 0 full, 2 disabled, 3 parked.
-
-    ``wait`` is the seconds until a permit may free (full) or the park ends (parked), measured
-    on the store's clock from the decision; ``owner`` is the index of the owner that refused.
-    """
-
-    code: int
-    wait: float
-    owner: int
-    detail: str
-
-
-def _tag(name: str) -> str:
-    # Braces would end the hash tag early and scatter one owner's keys over several slots.
-    return name.replace("{", "(").replace("}", ")")
-
-
-class Owner:
-    """One instance (``i:NAME``) or tier (``t:GROUP.TIER``): its keys and its shared limits."""
-
-    __slots__ = (
-        "admit_keys",
-        "concurrency",
-        "dis",
-        "health",
-        "label",
-        "park",
-        "probe",
-        "release_keys",
-        "rpm",
-        "tpm",
-    )
-
-    def __init__(
-        self,
-        base: str,
-        label: str,
-        concurrency: int | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        *,
-        health: bool = False,
-    ) -> None:
-        root = f"{base}:{{{_tag(label)}}}"
-        cc, rpm_key, tpm_key, tpmv = f"{root}:cc", f"{root}:rpm", f"{root}:tpm", f"{root}:tpmv"
-        self.park, self.dis, self.probe = f"{root}:park", f"{root}:dis", f"{root}:probe"
-        self.admit_keys = (cc, rpm_key, tpm_key, tpmv, self.park, self.dis)
-        self.release_keys = (cc, rpm_key, tpm_key, tpmv)
-        self.label = label
-        self.concurrency = concurrency or 0
-        self.rpm = rpm or 0
-        self.tpm = tpm or 0
-        self.health = health  # an instance: parking and disables are checked at admission
-
-    @property
-    def limited(self) -> bool:
-        return bool(self.concurrency or self.rpm or self.tpm or self.health)
-
-    def __repr__(self) -> str:
-        return f"Owner({self.label!r}, concurrency={self.concurrency}, rpm={self.rpm}, tpm={self.tpm})"
-
-
-def _decided(replies: list[Any]) -> tuple[Admission, list[int]]:
-    """The first refusal in owner order (or the admission), and the owners to undo then: those
-    that admitted a lease another owner refused."""
-    refusal: Admission | None = None
-    admitted = []
-    for o, (code, at, now, detail) in enumerate(replies):
-        if int(code) == 1:
-            admitted.append(o)
-        elif refusal is None:
-            why = detail.decode() if isinstance(detail, bytes) else str(detail)
-            wait = max(0, int(at) - int(now)) / 1000.0 if at else 0.0
-            refusal = Admission(int(code), wait, o, why)
-    if refusal is None:
-        return Admission(1, 0.0, -1, ""), []
-    return refusal, admitted
 
 
 class RedisStore:
@@ -358,7 +277,7 @@ class RedisStore:
         riders, batch = self._riders()
         try:
             replies = self._calls(batch + self._admit_calls(owners, lease_id, estimate))
-            result, undo = _decided(replies[len(batch) :])
+            result, undo = decided(replies[len(batch) :])
             if undo:
                 self._calls(self._release_calls([owners[i] for i in undo], lease_id, None, undo=True))
         except StoreUnavailable:
@@ -415,24 +334,7 @@ class RedisStore:
             raise
 
     def _admit_calls(self, owners: Iterable[Owner], lease_id: str, estimate: int) -> list[Call]:
-        ttl = self.lease_ttl_ms
-        return [
-            Call(
-                "ADMIT",
-                o.admit_keys,
-                (
-                    lease_id,
-                    ttl,
-                    WINDOW_MS,
-                    o.concurrency,
-                    o.rpm,
-                    o.tpm,
-                    estimate if o.tpm else 0,
-                    int(o.health),
-                ),
-            )
-            for o in owners
-        ]
+        return [o.admit_call(lease_id, self.lease_ttl_ms, estimate) for o in owners]
 
     def _admitted(self, owners: tuple[Owner, ...], lease_id: str, result: Admission) -> Admission:
         if result.code == 1 and any(o.concurrency for o in owners):
@@ -443,13 +345,8 @@ class RedisStore:
     def _release_calls(
         self, owners: Iterable[Owner], lease_id: str, tokens: int | None, *, undo: bool = False
     ) -> list[Call]:
-        batch = []
-        for o in owners:
-            counted = tokens if (o.tpm and tokens is not None) else -1
-            if o.concurrency or counted >= 0 or undo:  # else the script would change nothing
-                args = (lease_id, self.channel, WINDOW_MS, o.concurrency, counted, o.label, int(undo))
-                batch.append(Call("RELEASE", o.release_keys, args))
-        return batch
+        calls = (o.release_call(lease_id, self.channel, tokens, undo) for o in owners)
+        return [call for call in calls if call is not None]
 
     def _orphan(self, owners: tuple[Owner, ...], lease_id: str) -> None:
         if any(o.concurrency for o in owners):
@@ -547,7 +444,7 @@ class RedisStore:
         riders, batch = self._riders()
         try:
             replies = await self._acalls(batch + self._admit_calls(owners, lease_id, estimate))
-            result, undo = _decided(replies[len(batch) :])
+            result, undo = decided(replies[len(batch) :])
             if undo:
                 await self._acalls(self._release_calls([owners[i] for i in undo], lease_id, None, undo=True))
         except StoreUnavailable:
