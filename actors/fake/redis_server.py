@@ -5,7 +5,8 @@ starts empty, exactly like a store that lost every key. Stopped by its own PID.
 
 ``cluster=True`` starts a Redis Cluster node (``--cluster-enabled yes``, its ``nodes.conf`` in the
 server's own temporary directory) that owns all 16384 slots: a one-node cluster, which refuses a
-command whose keys span two hash slots (``CROSSSLOT``) as a real cluster does.
+command whose keys span two hash slots (``CROSSSLOT``) as a real cluster does. ``RedisCluster``
+starts several nodes that share the slots and meet: a cluster whose slots live on different nodes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import subprocess
 import tempfile
 import time
 
-__all__ = ["RedisServer", "redis_server_binary"]
+__all__ = ["RedisCluster", "RedisServer", "redis_server_binary"]
+
+_SLOTS = 16384
 
 _DEFAULT_PORT = 6379
 
@@ -40,7 +43,14 @@ def _free_port() -> int:
 class RedisServer:
     """One ``redis-server`` child process; ``url`` once it answers ``PING``."""
 
-    def __init__(self, binary: str | None = None, timeout: float = 10.0, *, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        timeout: float = 10.0,
+        *,
+        cluster: bool = False,
+        slots: tuple[int, int] = (0, _SLOTS - 1),
+    ) -> None:
         found = binary or redis_server_binary()
         if found is None:
             raise RuntimeError(
@@ -50,6 +60,7 @@ class RedisServer:
         self.binary = found
         self.timeout = timeout
         self.cluster = cluster
+        self.slots = slots  # the first and last slot a cluster node owns
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="llm-actors-redis-")
@@ -90,7 +101,7 @@ class RedisServer:
             if self._answers(port, proc):
                 self.proc, self.port = proc, port
                 if self.cluster:
-                    self._own_every_slot()
+                    self._own_slots()
                 return self
             _end(proc, signal.SIGKILL)
         raise RuntimeError(f"{self.binary} did not start answering on a loopback port")
@@ -110,19 +121,36 @@ class RedisServer:
             time.sleep(0.02)  # polling a child's start-up: no event announces it
         return False
 
-    def _own_every_slot(self) -> None:
-        """Assign every slot to this node (kept in nodes.conf across a restart) and wait for
-        ``cluster_state:ok``."""
+    def _own_slots(self) -> None:
+        """Assign this node its slots (kept in nodes.conf across a restart); alone with all of
+        them, wait for ``cluster_state:ok``."""
+        if int(self.cluster_info().get("cluster_slots_assigned", 0)) == 0:
+            self.command("CLUSTER", "ADDSLOTSRANGE", *self.slots)
+        if self.slots == (0, _SLOTS - 1):
+            self.wait_ok(1)
+
+    def command(self, *args: object) -> object:
         import redis  # the cluster mode serves the shared-state tests, which have it
 
         with redis.Redis(host="127.0.0.1", port=self.port) as client:
-            if int(client.cluster("INFO").get("cluster_slots_assigned", 0)) == 0:
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-            deadline = time.monotonic() + self.timeout
-            while client.cluster("INFO").get("cluster_state") != "ok":
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.binary} cluster node did not reach cluster_state:ok")
-                time.sleep(0.02)  # polling the node's start-up: no event announces it
+            return client.execute_command(*args)
+
+    def cluster_info(self) -> dict[str, str]:
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=self.port) as client:
+            return dict(client.cluster("INFO"))
+
+    def wait_ok(self, nodes: int) -> None:
+        """Until this node says ``cluster_state:ok`` and knows ``nodes`` nodes."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            info = self.cluster_info()
+            if info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == nodes:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.binary} cluster node did not reach cluster_state:ok: {info}")
+            time.sleep(0.02)  # polling the cluster's convergence: no event announces it
 
     def kill(self) -> None:
         """SIGKILL the server (an outage); ``start()`` brings it back, empty, on the same port."""
@@ -159,3 +187,41 @@ def _end(proc: subprocess.Popen[bytes], sig: int) -> None:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+class RedisCluster:
+    """``n`` cluster nodes on loopback, each owning an equal share of the slots, met into one
+    cluster; ``url`` names the first (a cluster client discovers the others)."""
+
+    def __init__(self, n: int = 3, binary: str | None = None, timeout: float = 20.0) -> None:
+        bounds = [i * _SLOTS // n for i in range(n + 1)]
+        self.nodes = [
+            RedisServer(binary, timeout, cluster=True, slots=(bounds[i], bounds[i + 1] - 1)) for i in range(n)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> RedisCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            for node in self.nodes[1:]:
+                self.nodes[0].command("CLUSTER", "MEET", "127.0.0.1", node.port)
+            for node in self.nodes:
+                node.wait_ok(len(self.nodes))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> RedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
