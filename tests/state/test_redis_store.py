@@ -256,3 +256,28 @@ def test_queued_releases_cut_off_by_an_outage_are_given_back_on_recovery(stores,
     store.start()  # the watcher sees the store back and gives back what the outage cut off
     wait_until(lambda: client.zcard(owners[0].release_keys[0]) == 0, what="l1 given back")
     client.close()
+
+
+def test_batches_are_packed_without_hiredis_too(stores, monkeypatch):
+    from actors.state import calls
+
+    monkeypatch.setattr(calls, "_pack", None)  # redis-py's own packer, as without the C parser
+    store = stores()
+    owners = (store.owner("i:m", concurrency=1, health=True), store.owner("t:g.e1", concurrency=1))
+    assert store.admit(owners, "l1").code == 1
+    assert (store.admit(owners, "l2").code, store.admit(owners, "l2").owner) == (0, 0)
+    store.release(owners, "l1")
+    assert store.admit(owners, "l2").code == 1
+
+
+def test_a_queued_release_rides_with_an_async_admission_too(stores):
+    store = stores()
+    owners = (store.owner("t:g.e1", concurrency=1),)
+
+    async def main() -> tuple[int, int]:
+        first = await store.aadmit(owners, "l1")
+        store.release_later(owners, "l1")
+        second = await store.aadmit(owners, "l2")  # l1's slot came back in the same round trip
+        return first.code, second.code
+
+    assert asyncio.run(main()) == (1, 1)
