@@ -157,7 +157,11 @@ RENEW = (
     + """
 local ttl, renewed = tonumber(ARGV[1]), 0
 for i = 2, #ARGV do
-  renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + ttl, ARGV[i])
+  -- Counted by presence: ZADD's CH would miss a renewal in the millisecond of the admission.
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+    renewed = renewed + 1
+  end
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return renewed
