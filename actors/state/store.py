@@ -1,10 +1,15 @@
 """The Redis (or Valkey) store under the shared state: bounded calls, outage tracking, events.
 
-Every call is bounded (``timeout``, 50 ms by default: socket timeouts, no retries). The first one
-that fails marks the store *degraded*: it is logged once, shown by ``status()``, and every
-further call fails at once without I/O, so an unreachable store costs a request nothing. The
-watcher thread pings it meanwhile and clears the mark when it answers again; scripts the server
-lost (a restart) are loaded again by the client on their next use.
+Every call is bounded (``timeout``, 50 ms by default: socket timeouts, no retries, except once
+on a new connection when the server had closed an idle one). The first one that fails marks the
+store *degraded*: it is logged once, shown by ``status()``, and every further call fails at once
+without I/O, so an unreachable store costs a request nothing. The watcher thread pings it
+meanwhile and clears the mark when it answers again; a restarted server gets the scripts again
+as each connection opens (``actors.state.calls``).
+
+A release need not cost a round trip of its own: ``release_later`` queues it, the next
+admission from any thread sends it ahead of its own calls, and ``flush`` sends what no admission
+took.
 
 Every script call touches one owner's keys, in one hash slot (``actors.state.calls``). When the
 first PING answers, ``INFO cluster`` says whether the server is a Redis Cluster node; if it is,
