@@ -101,7 +101,11 @@ class RedisServer:
             if self._answers(port, proc):
                 self.proc, self.port = proc, port
                 if self.cluster:
-                    self._own_slots()
+                    try:
+                        self._own_slots()
+                    except BaseException:  # never leave a node running that no one will stop
+                        self.kill()
+                        raise
                 return self
             _end(proc, signal.SIGKILL)
         raise RuntimeError(f"{self.binary} did not start answering on a loopback port")
