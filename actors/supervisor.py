@@ -30,7 +30,7 @@ from actors.state.table import pool_label
 if TYPE_CHECKING:
     from actors.state.owner import StateOwner
 
-__all__ = ["Crashed", "Prober", "Reconcile", "RotationSupervisor", "StateChanged", "held_out"]
+__all__ = ["Crashed", "ProbeSkipped", "Prober", "Reconcile", "RotationSupervisor", "StateChanged", "held_out"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ OUT_REASONS = {
 
 
 class StateChanged:
-    """``instance`` moved to ``event`` (open, half_open, closed, parked, disabled) on ``route``."""
+    """``instance`` moved to ``event`` (open, half_open, closed, parked, disabled) on ``route``;
+    or, with shared state, another process's health probe of it passed (``probe_passed``)."""
 
     __slots__ = ("event", "instance", "route", "until")
 
@@ -69,6 +70,10 @@ class _ProbeDue:
 
     def __init__(self, route: str) -> None:
         self.route = route
+
+
+class ProbeSkipped(Exception):
+    """Another process sends this health probe (shared state): this one skips its turn."""
 
 
 class _ProbeResult:
@@ -243,6 +248,8 @@ class RotationSupervisor(Actor):
                 self._recover_at(m.instance, m.until)
         elif m.event in ("closed", "half_open"):
             self._rotate(m.instance, m.route, out=False, reason=m.event, every_pool=False)
+        elif m.event == "probe_passed":  # another process's probe (shared state): as if ours had
+            self._on_recovery(_RecoveryDue(m.instance))
 
     def _on_reconcile(self, m: Reconcile) -> None:
         now = self.clock()
@@ -303,16 +310,25 @@ class RotationSupervisor(Actor):
         now = self.clock()
         for name in entry.members:
             if self.state.needs_probe(name, entry.route, now):
-                client = self.providers[name]
-                self.probes["sent"] += 1
                 self.prober.submit(
                     name,
-                    functools.partial(client.probe, timeout=self.probe_timeout),
+                    functools.partial(self._probe, name, entry.health_check_interval),
                     functools.partial(self._probe_done, name),
                 )
         self._schedule_probe(m.route, entry.health_check_interval)
 
+    def _probe(self, name: str, interval: float) -> None:
+        """One health probe, on the prober's thread: asking a shared owner whose turn it is may
+        take a store call, which no actor makes."""
+        if not self.state.claim_probe(name, interval):
+            raise ProbeSkipped(name)
+        self.providers[name].probe(timeout=self.probe_timeout)
+
     def _on_probe_result(self, m: _ProbeResult) -> None:
+        if isinstance(m.error, ProbeSkipped):
+            self.probes["skipped"] += 1
+            return
+        self.probes["sent"] += 1
         self.probes["passed" if m.error is None else "failed"] += 1
         if m.error is not None:
             return

@@ -214,6 +214,9 @@ class LocalState:
             breaker = gate.breakers.get(route)
             return breaker is not None and breaker.state(now) is not BreakerState.CLOSED
 
+    def claim_probe(self, instance: str, interval: float) -> bool:
+        return True  # one process: its prober is the only one
+
     def probe_passed(self, instance: str, now: float) -> None:
         with self.lock:
             gate = self.table.gates.get(instance)

@@ -4,7 +4,8 @@ Request state is every gate (an instance's breakers, parking, disable reason, pe
 and every echelon budget. Nothing outside an owner writes it: callers lease and give back
 through ``lease``/``give_back`` (the decision core in ``actors.request`` calls them), the
 instance actors report latency with ``record_latency``, the rotation supervisor drives time
-with ``tick`` and reports probes with ``probe_passed``, and a reload calls ``reconfigure``.
+with ``tick``, asks before each health probe (``claim_probe``) and reports one that passed with
+``probe_passed``, and a reload calls ``reconfigure``.
 
 Reads are pure: ``down_until``, ``needs_probe``, ``snapshot`` and ``health`` never move a
 breaker. Time-driven transitions (an elapsed open period becoming half-open) happen only where
@@ -165,6 +166,12 @@ class StateOwner(Protocol):
     def needs_probe(self, instance: str, route: str, now: float) -> bool:
         """Whether a health probe would help: disabled by an answer (not by config), or its
         breaker on ``route`` is not closed. Pure."""
+        ...
+
+    def claim_probe(self, instance: str, interval: float) -> bool:
+        """Whether this process is to send the health probe of ``instance`` due now (on the
+        prober's thread, never in an actor: a shared owner may ask its store). In-process
+        always; a shared owner lets one process per ``interval`` probe, and shares its result."""
         ...
 
     def probe_passed(self, instance: str, now: float) -> None:

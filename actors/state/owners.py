@@ -40,6 +40,7 @@ class Owner:
 
     __slots__ = (
         "admit_keys",
+        "check",
         "concurrency",
         "dis",
         "health",
@@ -64,6 +65,7 @@ class Owner:
         root = f"{base}:{{{_tag(label)}}}"
         cc, rpm_key, tpm_key, tpmv = f"{root}:cc", f"{root}:rpm", f"{root}:tpm", f"{root}:tpmv"
         self.park, self.dis, self.probe = f"{root}:park", f"{root}:dis", f"{root}:probe"
+        self.check = f"{root}:check"  # who sends the periodic health probe (``CHECK``)
         self.admit_keys = (cc, rpm_key, tpm_key, tpmv, self.park, self.dis)
         self.release_keys = (cc, rpm_key, tpm_key, tpmv)
         self.label = label

@@ -12,6 +12,8 @@ the store (``actors.state.store``) holds what every process must agree on:
 - facts: a 429's park (the later deadline wins), a fatal disable, breaker open/close events
   and the single probe lease of a recovering instance reach every process; they are sent by a
   background thread, never on the request path;
+- health checks: one process per interval sends an instance's health probe (the holder of its
+  health-check lease, ``claim_probe``) and shares a pass with the others (``probed``);
 - waiting: a request refused by a shared limit waits in this process's FIFO until the window
   frees (rpm, tpm) or a ``free`` nudge from any process's release wakes it (concurrency).
 
@@ -158,6 +160,8 @@ class RedisState(SharedLeases):
                 self._apply_disable(label.removeprefix("i:"), str(event.get("why", "")))
             elif kind == "enable":
                 self._apply_enable(label.removeprefix("i:"), now)
+            elif kind == "probed":
+                self._apply_probed(label.removeprefix("i:"), now)
             elif kind in _BREAKER_EVENTS:
                 with self.lock:
                     gate = self.local.table.gates.get(label.removeprefix("i:"))
@@ -237,6 +241,13 @@ class RedisState(SharedLeases):
                 gate.disabled_reason = None
             gate.parking.unpark()
 
+    def _apply_probed(self, name: str, now: float) -> None:
+        if name not in self.local.table.gates:
+            return
+        self.local.probe_passed(name, now)  # its breaker events are this process's own, unshared
+        if self.on_change is not None:  # the supervisor brings it back where it is healthy
+            self.on_change(name, "*", "probe_passed", None)
+
     # -- the actors and the supervisor ----------------------------------------------------------
 
     def record_latency(self, instance: str, seconds: float) -> None:
@@ -248,10 +259,26 @@ class RedisState(SharedLeases):
     def needs_probe(self, instance: str, route: str, now: float) -> bool:
         return self.local.needs_probe(instance, route, now)
 
+    def claim_probe(self, instance: str, interval: float) -> bool:
+        """One process per ``interval`` probes ``instance``: the holder of its health-check lease
+        (the others hear how it went). While the store is away, each process probes for itself."""
+        if self.store.degraded:
+            return True
+        try:
+            return self.store.take_check(self.store.owner(f"i:{instance}", health=True), interval)
+        except StoreUnavailable:
+            return True
+
     def probe_passed(self, instance: str, now: float) -> None:
         self.local.probe_passed(instance, now)
         owner = self.store.owner(f"i:{instance}", health=True)
-        self._fact(lambda: self.store.enable(owner))
+        self._fact(functools.partial(self._share_probe, owner))
+
+    def _share_probe(self, owner: Owner) -> None:
+        """A passing probe, for every process: the shared disable and park lifted, then the
+        others told, who skipped their own probe and act as if it had passed."""
+        self.store.enable(owner)
+        self.store.publish({"k": "probed", "i": owner.label})
 
     def disabled_reason(self, instance: str) -> str | None:
         return self.local.disabled_reason(instance)

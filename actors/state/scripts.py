@@ -13,7 +13,7 @@ Key layout, per owner, all in one hash slot thanks to the ``{...}`` tag: ``cc`` 
 -> expiry), ``rpm`` (zset: lease id -> admission time, a sliding log), ``tpm`` (zset: lease id ->
 admission time) with ``tpmv`` (hash: lease id -> tokens, ``_sum`` -> their total), ``park``
 (``until|reason``, expiring with the park), ``dis`` (a disable reason), ``probe`` (the holder of
-the probe lease).
+the probe lease of a half-open trial), ``check`` (the holder of the health-check lease).
 
 ``VERSION`` is part of every key, so a rolling deploy that changes what a key means moves to new
 keys instead of running two meanings over the same ones.
@@ -21,7 +21,7 @@ keys instead of running two meanings over the same ones.
 
 from __future__ import annotations
 
-__all__ = ["ADMIT", "DISABLE", "ENABLE", "END_PROBE", "NAMES", "PARK", "RELEASE", "RENEW", "VERSION"]
+__all__ = ["ADMIT", "CHECK", "DISABLE", "ENABLE", "END_PROBE", "NAMES", "PARK", "RELEASE", "RENEW", "VERSION"]
 
 VERSION = "v1"
 
@@ -214,5 +214,18 @@ return 0
 """
 )
 
+# KEYS: check. ARGV: holder, ms. The health-check lease of an instance: taken when free or
+# already the holder's, for ``ms`` more. The holder keeps the duty while it keeps probing on its
+# own timer; when it stops (it died, or thinks the instance healthy), another takes over once the
+# lease lapses. Returns 1 when the caller holds it now, 0 when another process does.
+CHECK = (
+    f"-- llm-actors check {VERSION}\n"
+    + """local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+)
+
 #: Every script, by name.
-NAMES = ("ADMIT", "RELEASE", "RENEW", "PARK", "DISABLE", "ENABLE", "END_PROBE")
+NAMES = ("ADMIT", "RELEASE", "RENEW", "PARK", "DISABLE", "ENABLE", "END_PROBE", "CHECK")

@@ -407,6 +407,11 @@ class RedisStore:
     def end_probe(self, owner: Owner) -> None:
         self._run("END_PROBE", [owner.probe], [self.process])
 
+    def take_check(self, owner: Owner, seconds: float) -> bool:
+        """Take or keep the health-check lease of ``owner`` for ``seconds``: True when this
+        process is to send the periodic health probe now, False when another one is."""
+        return bool(self._run("CHECK", [owner.check], [self.process, max(1, int(seconds * 1000))]))
+
     def publish(self, event: dict[str, Any]) -> None:
         """Tell the other processes ``event`` (a breaker opened or closed, say)."""
         self._check()

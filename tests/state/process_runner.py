@@ -4,7 +4,8 @@
 
 prints ``{"ready": ...}`` once started, then answers each command with one JSON line:
 ``run N THREADS TIMEOUT`` (N requests over THREADS threads, each with TIMEOUT seconds),
-``status`` (the runtime's ``state_status()``) and ``quit``.
+``status`` (the runtime's ``state_status()``), ``health`` (the supervisor's probe counts and
+each instance's state) and ``quit``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import collections
 import json
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from actors.runtime import Runtime
@@ -41,6 +43,10 @@ def main() -> int:
                 print(json.dumps(dict(outcomes)), flush=True)
             elif command[0] == "status":
                 print(json.dumps(rt.state_status()), flush=True)
+            elif command[0] == "health":
+                assert rt.state is not None
+                states = {n: s["state"] for n, s in rt.state.snapshot(time.monotonic()).items()}
+                print(json.dumps({"probes": rt.supervisor_stats()["probes"], "states": states}), flush=True)
             elif command[0] == "quit":
                 break
     return 0

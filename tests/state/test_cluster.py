@@ -97,6 +97,7 @@ def exercise(a: RedisStore, b: RedisStore, tier: str = "t:g.e1") -> None:
     assert a.try_probe(pair[0], 5) and not b.try_probe(pair[0], 5)
     a.end_probe(pair[0])
     assert b.try_probe(pair[0], 5)
+    assert a.take_check(pair[0], 5) and not b.take_check(pair[0], 5) and a.take_check(pair[0], 5)
 
     async def main() -> tuple[int, int]:
         first = await a.aadmit(pair, "l4")

@@ -136,6 +136,18 @@ def test_one_process_holds_the_probe_lease(stores):
     assert b.try_probe(b.owner("i:m"), 5)
 
 
+def test_one_process_holds_the_health_check_lease_until_it_stops_probing(stores):
+    a, b = stores(), stores()
+    owner = a.owner("i:m")
+    assert a.take_check(owner, 0.2)
+    assert not b.take_check(b.owner("i:m"), 5)  # a's turn
+    assert a.take_check(owner, 0.2)  # the holder keeps it, probe after probe
+    assert not b.take_check(b.owner("i:m"), 5)
+    # a stops probing (healthy in its view, or dead): b takes over once the lease lapses.
+    wait_until(lambda: b.take_check(b.owner("i:m"), 5), what="the lease to lapse")
+    assert not a.take_check(owner, 0.2)
+
+
 def test_a_release_nudges_waiting_processes(stores):
     seen: list[dict] = []
     a, b = stores(), stores(events=seen)

@@ -205,3 +205,58 @@ def test_a_store_killed_mid_load_fails_no_request_and_restarted_resumes_the_limi
     results = _together(procs, "run 30 4 20")
     assert [_ok(r) for r in results] == [30, 30], results
     assert fake.stats("m")["peak_in_flight"] <= 2  # shared again
+
+
+def _health(procs: list[Proc]) -> list[dict[str, Any]]:
+    return [proc.ask("health") for proc in procs]
+
+
+def test_one_health_probe_per_interval_across_processes(processes, fake):
+    """Three processes each find an instance disabled and its probe due every interval; the
+    provider sees the probes of one process's timer, not three, and all three hear it pass."""
+    fake.configure("a", status=401)  # the call and every probe: a fatal disable that holds
+    procs = processes(
+        3,
+        models={"a": {}, "b": {}},
+        pools={
+            "p": {
+                "task_groups": ["g.echelon1"],
+                "rotation_strategy": "round_robin",
+                "health_check_interval": 0.25,
+            }
+        },
+        groups=_tier(["a", "b"]),
+        wrappers={"w": {"type": "polling_pool", "pool": "p"}},
+    )
+    assert procs[0].ask("run 2 1 10") == {"ok:b": 2}  # a answered 401 once: disabled everywhere
+
+    def rounds(h: dict[str, Any]) -> int:  # intervals in which the process had a probe due
+        return h["probes"].get("sent", 0) + h["probes"].get("skipped", 0)
+
+    k = 6
+    wait_until(
+        lambda: all(h["states"]["a"] == "disabled" and rounds(h) >= k for h in _health(procs)),
+        timeout=30,
+        interval=0.05,
+        what=f"{k} probe intervals in every process",
+    )
+    fake.clear("a")  # the next probe passes, in whichever process sends it
+    wait_until(
+        lambda: all(h["states"]["a"] != "disabled" for h in _health(procs)),
+        interval=0.05,
+        what="every process to hear that the probe passed",
+    )
+
+    def accounted() -> list[dict[str, Any]] | None:  # every probe the provider saw came back
+        hs = _health(procs)
+        sent = sum(h["probes"].get("sent", 0) for h in hs)
+        return hs if sent == fake.stats("a")["by_api"].get("models", 0) else None
+
+    probes = wait_until(accounted, interval=0.05, what="the probes accounted for")
+    seen = fake.stats("a")["by_api"]["models"]
+    most = max(rounds(h) for h in probes)
+    # Uncoordinated, the provider would have seen every process's rounds (about 3 * most).
+    # One more for where counting starts and ends, one for the processes' timers drifting.
+    assert seen <= most + 2, (seen, probes)
+    assert sum(h["probes"].get("skipped", 0) for h in probes) >= 2 * k, probes
+    assert sum(h["probes"].get("passed", 0) for h in probes) == 1, probes  # one pass, heard by all

@@ -110,6 +110,51 @@ def test_only_one_process_probes_a_recovering_instance(pair, fake):
     wait_until(lambda: _breaker(b, "m", "group:g") == "closed", what="the closed event after the trial")
 
 
+def test_one_process_probes_and_the_other_brings_the_instance_back_on_its_result(pair, fake):
+    fake.configure("a", status=401)  # the call and every probe, until cleared
+    a, b = pair(
+        models={"a": {}, "b": {}},
+        groups={"g": {"echelon1": {"models": ["a", "b"], "max_retries": 1}}},
+        pools={
+            "p": {
+                "task_groups": ["g.echelon1"],
+                "rotation_strategy": "round_robin",
+                "health_check_interval": 0.1,
+            }
+        },
+    )
+    wa = a.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    for _ in range(2):  # round robin: one of them reaches a, which is disabled for both
+        assert wa.generate(MSG).instance == "b"
+
+    def out(rt: Runtime) -> dict[str, str]:
+        status = rt.pool_status("p")
+        assert status is not None
+        return status["out_of_rotation"]
+
+    wait_until(lambda: "a" in out(a) and "a" in out(b), what="a out of rotation in both")
+    wait_until(
+        lambda: sum(rt.supervisor_stats()["probes"].get("skipped", 0) for rt in (a, b)) >= 2,
+        what="a probe skipped because the other process was sending it",
+    )
+    fake.clear("a")
+    wait_until(lambda: "a" not in out(a) and "a" not in out(b), what="a back in rotation in both")
+    stats = [rt.supervisor_stats() for rt in (a, b)]
+    assert sum(s["probes"].get("passed", 0) for s in stats) == 1  # one probe passed, for both
+    for s in stats:  # the one that probed, and the one that heard of it
+        assert "probe_passed" in [h["event"] for h in s["history"] if h["instance"] == "a"]
+
+
+def test_while_the_store_is_away_every_process_probes_for_itself(pair, redis_server):
+    a, b = pair(models={"m": {}}, groups=_one_tier(["m"]))
+    assert a.state.claim_probe("m", 30) and not b.state.claim_probe("m", 30)
+    redis_server.kill()
+    wait_until(
+        lambda: a.state_status()["degraded"] and b.state_status()["degraded"], what="the outage noticed"
+    )
+    assert a.state.claim_probe("m", 30) and b.state.claim_probe("m", 30)
+
+
 def test_async_callers_share_one_concurrency_limit_with_threads_elsewhere(pair, fake):
     a, b = pair(
         models={"m": {}},
