@@ -258,5 +258,5 @@ def test_one_health_probe_per_interval_across_processes(processes, fake):
     # Uncoordinated, the provider would have seen every process's rounds (about 3 * most).
     # One more for where counting starts and ends, one for the processes' timers drifting.
     assert seen <= most + 2, (seen, probes)
-    assert sum(h["probes"].get("skipped", 0) for h in probes) >= 2 * k, probes
+    assert sum(h["probes"].get("skipped", 0) for h in probes) >= k, probes  # turns left to another
     assert sum(h["probes"].get("passed", 0) for h in probes) == 1, probes  # one pass, heard by all
