@@ -41,7 +41,7 @@ from actors.providers.errors import (
     unencodable,
     unexpected,
 )
-from actors.providers.sse import SSEEvent, aiter_sse, iter_sse
+from actors.providers.sse import SSEEvent, iter_sse
 from actors.providers.upstream import TRANSPORT_ERRORS, Answer
 from actors.resilience.pacing import rate_limits_from_raw
 from actors.response import EmbeddingResponse, LLMResponse, StreamChunk, TokenUsage, ToolCall
@@ -625,9 +625,10 @@ class HTTPProvider(Provider):
                         yield chunk
                     return
                 decoder.rate_limits = self._rate_limits(reply.raw_headers)
-                async for event in aiter_sse(reply.lines()):
-                    for chunk in decoder.feed(event):
-                        yield chunk
+                async for events in reply.events():
+                    for event in events:
+                        for chunk in decoder.feed(event):
+                            yield chunk
             for chunk in decoder.end():
                 yield chunk
         except TRANSPORT_ERRORS as exc:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from actors.providers.sse import SSEDecoder, SSEEvent
+
 try:
     import aiohttp
 except ImportError:  # pragma: no cover - the daemon extra is not installed
@@ -90,7 +92,9 @@ class Reply(Protocol):
 
     async def read(self) -> bytes: ...
 
-    def lines(self) -> AsyncIterator[str]: ...
+    def events(self) -> AsyncIterator[list[SSEEvent]]:
+        """The body's server-sent events, a batch per read (never empty)."""
+        ...
 
 
 class Upstream(Protocol):
@@ -212,14 +216,29 @@ class _AioReply:
     async def read(self) -> bytes:
         return await self._response.read()
 
-    async def lines(self) -> AsyncIterator[str]:
+    async def events(self) -> AsyncIterator[list[SSEEvent]]:
+        # Each read's lines and events are decoded here in one pass: a generator for the
+        # lines and one for the events would cost two more async steps per line of a stream.
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         splitter = LineSplitter()
+        sse = SSEDecoder()
         async for piece in self._response.content.iter_any():
-            for line in splitter.feed(decoder.decode(piece)):
-                yield line
-        for line in splitter.feed(decoder.decode(b"", final=True)) + splitter.flush():
-            yield line
+            events = _events(sse, splitter.feed(decoder.decode(piece)))
+            if events:
+                yield events
+        events = _events(sse, splitter.feed(decoder.decode(b"", final=True)) + splitter.flush())
+        events += sse.tail()
+        if events:
+            yield events
+
+
+def _events(sse: SSEDecoder, lines: list[str]) -> list[SSEEvent]:
+    events = []
+    for line in lines:
+        event = sse.feed(line)
+        if event is not None:
+            events.append(event)
+    return events
 
 
 class _AioStream:
@@ -369,8 +388,15 @@ class _HttpxReply:
     async def read(self) -> bytes:
         return await self._response.aread()
 
-    def lines(self) -> AsyncIterator[str]:
-        return self._response.aiter_lines()
+    async def events(self) -> AsyncIterator[list[SSEEvent]]:
+        sse = SSEDecoder()
+        async for line in self._response.aiter_lines():
+            event = sse.feed(line)
+            if event is not None:
+                yield [event]
+        tail = list(sse.tail())
+        if tail:
+            yield tail
 
 
 class _HttpxStream:
