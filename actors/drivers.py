@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -232,6 +232,43 @@ class Attempt:
         )
 
 
+class _Deadline:
+    """A stream's deadline as one timer for the whole stream, not one per chunk (a timeout per
+    read schedules and cancels a timer for every chunk): it cancels the reading task only while
+    that task waits for the next chunk, as ``asyncio.timeout`` would."""
+
+    __slots__ = ("attempt", "fired", "handle", "reading")
+
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt = attempt
+        self.fired = False  # the deadline has passed
+        self.reading: asyncio.Task[Any] | None = None  # the task waiting for a chunk, if any
+        delay = max(0.001, attempt.until - attempt.run.clock())
+        self.handle = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self.fired = True
+        if self.reading is not None:
+            self.reading.cancel()
+
+    async def read(self, chunks: AsyncIterator[StreamChunk]) -> StreamChunk:
+        """The next chunk; ``TimeoutError`` if the deadline passes first."""
+        if self.fired:  # past it between reads: a last bound, as a per-read timeout would give
+            async with self.attempt.bound():
+                return await chunks.__anext__()
+        task = self.reading = asyncio.current_task()
+        assert task is not None
+        try:
+            return await chunks.__anext__()
+        except asyncio.CancelledError:
+            # Ours, unless someone else cancelled the task too (then theirs goes on up).
+            if self.fired and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            self.reading = None
+
+
 def _idle(action: Wait | Sleep | Fail) -> None:
     """Wait for a permit, back off, or raise the request's error, on this thread."""
     if isinstance(action, Wait):
@@ -357,12 +394,12 @@ async def stream_async(
                     chunks = lease.member.gate.client.astream(
                         messages, lease.target.merge(params), timeout=action.timeout
                     )
+                    # Keep-alives reset httpx's read timeout; this bounds each wait by the deadline.
+                    deadline = _Deadline(attempt)
                     try:
                         while True:
-                            # Keep-alives reset httpx's read timeout; this bounds each wait by the deadline.
                             try:
-                                async with attempt.bound():
-                                    chunk = await chunks.__anext__()
+                                chunk = await deadline.read(chunks)
                             except StopAsyncIteration:
                                 break
                             except TimeoutError:
@@ -375,6 +412,7 @@ async def stream_async(
                             continue
                         raise error from exc
                     finally:
+                        deadline.handle.cancel()
                         await chunks.aclose()
                     attempt.done()
                     return

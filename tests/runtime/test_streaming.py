@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from waiting import async_wait_until
 
 import actors
 
@@ -106,6 +109,25 @@ async def test_closing_an_async_stream_returns_its_lease_at_once(fake, runtime_f
     await stream.__anext__()
     assert rt.table.gates["a"].in_flight == 1
     await stream.aclose()
+    assert rt.table.gates["a"].in_flight == 0
+
+
+async def test_the_deadline_passing_while_an_async_caller_is_busy_ends_the_stream_at_its_next_read(
+    fake, runtime_for
+):
+    rt = runtime_for(**pool("a"))
+    fake.configure("a", chunk_delay=0.02, reply=" ".join(["word"] * 40))
+    w = rt.factory.create_polling_pool_wrapper("w", {"pool": "p"})
+    stream = w.stream_generate_async(MSG, timeout=1.0)
+    got = [(await stream.__anext__()).delta]
+    # The caller is away (not reading) when the deadline passes: nothing is waiting to be cut off.
+    past = time.monotonic() + 1.0
+    await async_wait_until(lambda: time.monotonic() > past, timeout=5)
+    with pytest.raises(actors.StreamInterruptedError) as info:
+        async for chunk in stream:
+            got.append(chunk.delta)
+    assert info.value.partial_text == "".join(got) and got
+    assert rt.table.gates["a"].breakers["pool:p"].consecutive_failures == 0
     assert rt.table.gates["a"].in_flight == 0
 
 
