@@ -53,14 +53,16 @@ class StreamResponse(Response):
         task = asyncio.current_task()
         assert task is not None
         watch = _Watch(task)
-        watcher = asyncio.ensure_future(_disconnected(receive))
-        watcher.add_done_callback(watch.left)
+        watcher: asyncio.Future[None] | None = None
         try:
             await send(
                 {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             )
             async for piece in self.body_iterator:
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
+                if watcher is None:  # made after the first piece, which need not wait for it
+                    watcher = asyncio.ensure_future(_disconnected(receive))
+                    watcher.add_done_callback(watch.left)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not watch.gone:
@@ -68,7 +70,8 @@ class StreamResponse(Response):
             task.uncancel()  # we cancelled it: the client left, and that is not an error here
         finally:
             watch.done = True
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             close = getattr(self.body_iterator, "aclose", None)
             if close is not None:
                 await close()  # end the body now (lease, metrics), not when it is collected
