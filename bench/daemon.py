@@ -87,6 +87,7 @@ class Side:
     fake_cpu: float = 0.0
     ttfb: list[float] = field(default_factory=list)  # events spaced as a model streams them
     ttfb_burst: list[float] = field(default_factory=list)  # the whole reply in one write
+    stream_cpu: dict[str, float] = field(default_factory=dict)  # server CPU seconds over timed streams
 
     def rate(self) -> float:
         seconds = sum(r.seconds for r in self.load)
@@ -187,9 +188,12 @@ async def streaming(sides: list[Side], args: argparse.Namespace, into: str) -> N
                 await _first_event(sessions[side.name], side)
         for r in range(max(1, args.streams // 20)):
             for side in sides if r % 2 == 0 else sides[::-1]:
+                before = cpu_seconds(side.pid) if side.pid else 0.0
                 for _ in range(20):
                     first, _ = await _first_event(sessions[side.name], side)
                     getattr(side, into).append(first)
+                if side.pid:
+                    side.stream_cpu[into] = side.stream_cpu.get(into, 0.0) + cpu_seconds(side.pid) - before
     finally:
         for session in sessions.values():
             await session.close()
@@ -379,6 +383,11 @@ def report(
     print(
         f"  for reference, a byte relay in front of the fake adds {(ttfb_relay - ttfb_direct) * 1e3:+.3f} ms"
         f" (burst: {(burst_relay - burst_direct) * 1e3:+.3f} ms): one more process on the path, doing nothing"
+    )
+    per_stream = {k: v / len(getattr(daemon, k)) * 1e6 for k, v in daemon.stream_cpu.items()}
+    print(
+        f"  daemon CPU per stream at 1 connection: {per_stream.get('ttfb', float('nan')):.0f} us with events"
+        f" spaced, {per_stream.get('ttfb_burst', float('nan')):.0f} us in a burst"
     )
     print(f"  {completed}/{asked} concurrent streams completed in {took:.2f} s")
     print(
