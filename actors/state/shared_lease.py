@@ -166,6 +166,13 @@ class SharedLeases:
                         answer = await self.store.aadmit(owners, lease_id, self._estimate(lease))
                     except StoreUnavailable as exc:
                         answer = exc
+                    except BaseException:
+                        # Cancelled with the answer on the wire: the local permits go back now
+                        # (waking a waiter), the shared ones when the store's watcher gives the
+                        # orphaned lease back.
+                        core.close()
+                        self.local.give_back(lease, None, now, reason="cancelled")
+                        raise
                 else:
                     await self.agive_back(lease, None, now, reason="another process is probing")
                     answer = None

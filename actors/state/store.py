@@ -461,7 +461,8 @@ class RedisStore:
             self._orphan(owners, lease_id)
             self._orphan_all(riders)
             raise
-        except BaseException:  # cancelled: the riders may not have gone; the watcher sends them again
+        except BaseException:  # cancelled: what went may have taken permits; the watcher gives them back
+            self._orphan(owners, lease_id)
             self._orphan_all(riders)
             raise
         return self._admitted(owners, lease_id, result)

@@ -7,6 +7,8 @@ exactly as another process would; the fake provider counts what reaches each ins
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waiting import wait_until
+from waiting import async_wait_until, wait_until
 
 from actors.errors import LLMError, NoCapacityError
 from actors.fake.topology import write_topology
@@ -197,3 +199,40 @@ def test_on_outage_closed_refuses_while_the_store_is_away(tmp_path, fake, redis_
         redis_server.start()
         wait_until(lambda: not rt.state_status()["degraded"], what="recovery")
         assert w.generate(MSG).instance == "m"
+
+
+def test_an_async_request_cancelled_while_the_store_admits_gives_its_slot_back(
+    tmp_path, fake, redis_server, monkeypatch
+):
+    # A client that goes away while its admission is on the wire (here: a store that has not
+    # answered yet) must not keep the instance's local slot, nor its shared one, for good.
+    monkeypatch.setenv("LLM_ACTORS_STATE_TIMEOUT", "5")
+    root = write_topology(
+        tmp_path / "cfg",
+        fake,
+        models={"m": {}},
+        groups={"g": {"echelon1": {"models": ["m"], "concurrency_limit": 1}}},
+    )
+    with Runtime.from_config(root, state=redis_server.url) as rt:
+        w = rt.factory.create_task_group_wrapper("w", {"target": "g.echelon1", "timeout": 30})
+
+        def in_flight() -> int:
+            return rt.state.snapshot(time.monotonic())["m"]["in_flight"]
+
+        async def cancelled_mid_admission() -> None:
+            await w.generate_async(MSG)  # this loop's store connection is open: the admission goes out
+            os.kill(redis_server.pid, signal.SIGSTOP)  # the admission waits for its answer
+            try:
+                task = asyncio.ensure_future(w.generate_async(MSG))
+                await async_wait_until(lambda: in_flight() == 1)  # the local slot is taken
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            finally:
+                os.kill(redis_server.pid, signal.SIGCONT)
+
+        asyncio.run(cancelled_mid_admission())
+        wait_until(lambda: in_flight() == 0, what="the cancelled request's local slot back")
+        # The shared slot too: the next request is admitted (a leaked one refuses until its lease expires).
+        assert asyncio.run(w.generate_async(MSG, timeout=2)).instance == "m"
+        assert fake.stats("m")["requests"] == 2
