@@ -150,8 +150,17 @@ class RedisStore:
     def _detect(self) -> None:
         """Move to ``RedisCluster`` clients if the server is a cluster node (they route each
         call to its slot's node); a plain client suffices for a standalone server."""
-        info = self._checker.info("cluster")
-        cluster = int(info.get("cluster_enabled", 0)) == 1
+        try:
+            info = self._checker.info("cluster")
+            cluster = int(info.get("cluster_enabled", 0)) == 1
+        except redis.ResponseError:
+            # INFO is in ACL's @dangerous category, often denied to a least-privilege user: ask
+            # CLUSTER INFO, which a standalone server refuses ("cluster support disabled").
+            try:
+                self._checker.execute_command("CLUSTER INFO")
+                cluster = True
+            except redis.ResponseError:
+                cluster = False
         if cluster != bool(self.cluster):
             old = (self._link, self._checker, self._subscriber)
             self._client, self._checker, self._subscriber = self._connect(cluster)

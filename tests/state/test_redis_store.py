@@ -303,3 +303,32 @@ def test_renew_counts_every_lease_still_held(stores):
         assert store.renew() == 2
         store.release(owners, f"l{i}")
     assert store.renew() == 0  # released: nothing left to renew
+
+
+def test_a_user_the_acl_denies_info_still_shares_state(redis_server):
+    # ``INFO`` is in ACL's @dangerous category, which least-privilege users often lack; the
+    # store asks it only to learn whether it talks to a cluster, and must not stay away for it.
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.acl_setuser(
+        "limited",
+        enabled=True,
+        passwords=["+s3cret"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-@dangerous"],
+    )
+    try:
+        url = redis_server.url.replace("redis://", "redis://limited:s3cret@")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            redis.Redis.from_url(url).info("cluster")
+        store = RedisStore(StateConfig(backend="redis", url=url), timeout=0.5).start()
+        try:
+            assert not store.degraded and store.cluster is False
+            owners = (store.owner("t:g.e1", concurrency=1),)
+            assert store.admit(owners, "l1").code == 1
+            assert store.status()["degraded_reason"] is None
+        finally:
+            store.close()
+    finally:
+        admin.acl_deluser("limited")
+        admin.close()
