@@ -121,6 +121,8 @@ class Link:
             # An idle connection the server had closed (a restart, its idle timeout): the calls
             # never reached it. Once more on a new connection (redis-py dropped the old one), as
             # the pool's check before each checkout would have done, at no cost to every call.
+            # Had the server run them before the break, running them again changes nothing:
+            # every script is idempotent per lease id (``scripts``).
             return _exchange(conn, batch)
 
     def close(self) -> None:

@@ -41,6 +41,11 @@ ADMIT = (
     + """
 local id, ttl, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local conc, rpm, tpm, est = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+-- Run twice (a batch sent again after a broken connection): the lease holds its permits already.
+if (conc > 0 and redis.call('ZSCORE', KEYS[1], id)) or (rpm > 0 and redis.call('ZSCORE', KEYS[2], id))
+    or (tpm > 0 and redis.call('HEXISTS', KEYS[4], id) == 1) then
+  return {1, 0, now, ''}
+end
 if ARGV[8] == '1' then
   local dis = redis.call('GET', KEYS[6])
   if dis then return {2, 0, now, dis} end

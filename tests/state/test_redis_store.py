@@ -332,3 +332,20 @@ def test_a_user_the_acl_denies_info_still_shares_state(redis_server):
     finally:
         admin.acl_deluser("limited")
         admin.close()
+
+
+def test_an_admission_that_runs_twice_takes_its_permits_once(stores, redis_server):
+    # A batch is sent again when a reused connection breaks (``calls.Link``), and a cluster
+    # client retries on a broken connection: if the server had run it before the break, the
+    # second run must find the lease admitted, not refuse it (and leak the first) or count twice.
+    store = stores()
+    owner = store.owner("i:m", concurrency=1, rpm=1, tpm=1000, health=True)
+    assert store.admit((owner,), "l1", estimate=300).code == 1
+    assert store.admit((owner,), "l1", estimate=300).code == 1
+    tpmv = owner.release_keys[3]
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert int(client.hget(tpmv, "_sum")) == 300
+    store.release((owner,), "l1", tokens=200)
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert int(client.hget(tpmv, "_sum")) == 200
+    assert store.admit((owner,), "l2").code == 0  # the rpm of one is spent, once
