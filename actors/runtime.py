@@ -143,6 +143,7 @@ class Runtime:
         self._outbox: collections.deque[AttemptDone] = collections.deque()
         self._flush_lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._listeners_lock = threading.Lock()  # writers only: readers take the tuple as it is
         self._factories: weakref.WeakSet[LLMWrapperFactory] = weakref.WeakSet()  # rebound on reload
 
     @classmethod
@@ -423,10 +424,12 @@ class Runtime:
         It is called on the thread that made the change, inside the owner: keep it as short as
         a queue append. An exception it raises is logged and does not reach the request.
         """
-        self._state_listeners = (*self._state_listeners, listener)
+        with self._listeners_lock:  # two threads adding at once must not lose one
+            self._state_listeners = (*self._state_listeners, listener)
 
         def remove() -> None:
-            self._state_listeners = tuple(x for x in self._state_listeners if x is not listener)
+            with self._listeners_lock:
+                self._state_listeners = tuple(x for x in self._state_listeners if x is not listener)
 
         return remove
 

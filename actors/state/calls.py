@@ -89,6 +89,7 @@ class Link:
         self.cluster = isinstance(client, redis.RedisCluster)
         self._local = threading.local()
         self._opened: weakref.WeakSet[Any] = weakref.WeakSet()  # every thread's, to close them
+        self._opened_lock = threading.Lock()  # a thread's first call adds while close() iterates
 
     def run(self, batch: Sequence[Call]) -> list[Any]:
         """The replies of ``batch`` in order, in one round trip (two if the server lost scripts)."""
@@ -111,7 +112,8 @@ class Link:
         if conn is None:
             pool = self.client.connection_pool
             conn = self._local.conn = pool.connection_class(**pool.connection_kwargs)
-            self._opened.add(conn)
+            with self._opened_lock:
+                self._opened.add(conn)
         reused = conn.is_connected
         try:
             return _exchange(conn, batch)
@@ -126,7 +128,9 @@ class Link:
             return _exchange(conn, batch)
 
     def close(self) -> None:
-        for conn in list(self._opened):
+        with self._opened_lock:
+            opened = list(self._opened)
+        for conn in opened:
             conn.disconnect()
         self.client.close()
 
