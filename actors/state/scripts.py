@@ -21,7 +21,19 @@ keys instead of running two meanings over the same ones.
 
 from __future__ import annotations
 
-__all__ = ["ADMIT", "CHECK", "DISABLE", "ENABLE", "END_PROBE", "NAMES", "PARK", "RELEASE", "RENEW", "VERSION"]
+__all__ = [
+    "ADMIT",
+    "CHECK",
+    "DISABLE",
+    "ENABLE",
+    "END_PROBE",
+    "NAMES",
+    "PARK",
+    "PROBE",
+    "RELEASE",
+    "RENEW",
+    "VERSION",
+]
 
 VERSION = "v1"
 
@@ -232,5 +244,14 @@ return 1
 """
 )
 
+# KEYS: probe. ARGV: holder, ms. Takes the probe lease of a half-open instance if no process holds
+# it (a script, not a bare SET NX, so that sync and async callers share the batch path).
+PROBE = (
+    f"-- llm-actors probe {VERSION}\n"
+    + """if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+)
+
 #: Every script, by name.
-NAMES = ("ADMIT", "RELEASE", "RENEW", "PARK", "DISABLE", "ENABLE", "END_PROBE", "CHECK")
+NAMES = ("ADMIT", "RELEASE", "RENEW", "PARK", "DISABLE", "ENABLE", "END_PROBE", "CHECK", "PROBE")

@@ -147,6 +147,11 @@ class SharedLeases:
                         answer = self.store.admit(owners, lease_id, self._estimate(lease))
                     except StoreUnavailable as exc:
                         answer = exc
+                elif kind == "probe":
+                    try:
+                        answer = self.store.try_probe(owners[0], lease.target.attempt_timeout(lease.member))
+                    except StoreUnavailable:
+                        answer = None
                 else:
                     self.give_back(lease, None, now, reason="another process is probing")
                     answer = None
@@ -172,6 +177,19 @@ class SharedLeases:
                         # orphaned lease back.
                         core.close()
                         self.local.give_back(lease, None, now, reason="cancelled")
+                        raise
+                elif kind == "probe":
+                    try:
+                        answer = await self.store.atry_probe(
+                            owners[0], lease.target.attempt_timeout(lease.member)
+                        )
+                    except StoreUnavailable:
+                        answer = None
+                    except BaseException:
+                        # Cancelled while asking: the admitted lease goes back (its shared half
+                        # rides with a later round trip); a probe lease taken meanwhile lapses.
+                        core.close()
+                        self.give_back(lease, None, now, reason="cancelled")
                         raise
                 else:
                     await self.agive_back(lease, None, now, reason="another process is probing")
@@ -200,7 +218,15 @@ class SharedLeases:
                     admitted = self._judge(result, owners, lease_id, answer, now, refused)
             if not admitted:
                 continue
-            if self._probe_ok(result, now):
+            if not self._half_open(result, now) or self.store.degraded:
+                return result
+            # A half-open trial also needs the instance's one probe lease: one process probes.
+            # Only half-open trials pay this round trip (a recovering instance, not the hot path).
+            taken = yield ("probe", result, owners, lease_id)
+            if taken is not False:  # True, or None: the store is away, and each process probes
+                held = self._held.get(result)
+                if held is not None:
+                    held.probe = taken is True
                 return result
             yield ("give_back", result, owners, lease_id)
             refused.down(result.member.name, now + RECOVERY_INTERVAL)
@@ -269,24 +295,10 @@ class SharedLeases:
             if member.budget is not None:
                 member.budget.permits.give_back(now, 0)
 
-    def _probe_ok(self, lease: Lease, now: float) -> bool:
-        """A half-open trial also needs the instance's one probe lease: one process probes.
-
-        Only half-open trials pay this round trip (a recovering instance, not the hot path)."""
+    @staticmethod
+    def _half_open(lease: Lease, now: float) -> bool:
         breaker = lease.member.gate.breakers.get(lease.route)
-        if breaker is None or breaker.state(now) is not BreakerState.HALF_OPEN:
-            return True
-        held = self._held.get(lease)
-        owner = self._owners_of(lease.member)[0]
-        try:
-            ok = self.store.degraded or self.store.try_probe(
-                owner, lease.target.attempt_timeout(lease.member)
-            )
-        except StoreUnavailable:
-            ok = True
-        if ok and held is not None:
-            held.probe = not self.store.degraded
-        return ok
+        return breaker is not None and breaker.state(now) is BreakerState.HALF_OPEN
 
     def _blocked(
         self, result: Blocked, refused: _Refusals, target: Target, ticket: Ticket, now: float, queue: Any

@@ -407,11 +407,7 @@ class RedisStore:
 
     def try_probe(self, owner: Owner, seconds: float) -> bool:
         """Take the one probe lease of ``owner`` for ``seconds``; False when another process has it."""
-        self._check()
-        try:
-            return bool(self._client.set(owner.probe, self.process, nx=True, px=max(1, int(seconds * 1000))))
-        except _FAILURES as exc:
-            raise self._failed(exc) from exc
+        return bool(self._run("PROBE", [owner.probe], [self.process, max(1, int(seconds * 1000))]))
 
     def end_probe(self, owner: Owner) -> None:
         self._run("END_PROBE", [owner.probe], [self.process])
@@ -475,6 +471,9 @@ class RedisStore:
             self._orphan_all(riders)
             raise
         return self._admitted(owners, lease_id, result)
+
+    async def atry_probe(self, owner: Owner, seconds: float) -> bool:
+        return bool(await self._arun("PROBE", [owner.probe], [self.process, max(1, int(seconds * 1000))]))
 
     async def apark(self, owner: Owner, seconds: float, reason: str) -> float:
         args = [max(0, int(seconds * 1000)), reason, self.channel, owner.label]

@@ -112,6 +112,32 @@ def test_only_one_process_probes_a_recovering_instance(pair, fake):
     wait_until(lambda: _breaker(b, "m", "group:g") == "closed", what="the closed event after the trial")
 
 
+def test_an_async_half_open_trial_takes_its_probe_lease_without_blocking_the_loop(pair, fake, redis_server):
+    # The probe lease is a store round trip like the admission: on an event loop it is awaited,
+    # never a blocking call that would stall every other request on the loop for up to its bound.
+    a, _, wa, _ = _opened_by_a(pair, fake)
+    fake.clear("m")
+    a.state.probe_passed("m", time.monotonic())  # half-open: the next call is a trial
+    store = a.state.store
+    blocking: list[str] = []
+    sync_try_probe = store.try_probe
+
+    def recorded(owner: Any, seconds: float) -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            blocking.append(owner.label)
+        return sync_try_probe(owner, seconds)
+
+    store.try_probe = recorded
+    assert asyncio.run(wa.generate_async(MSG)).instance == "m"  # the trial went, and closed the breaker
+    assert blocking == []
+    assert _breaker(a, "m", "group:g") == "closed"
+    assert fake.stats("m")["requests"] == 3  # two failures and the one trial
+
+
 def test_one_process_probes_and_the_other_brings_the_instance_back_on_its_result(pair, fake):
     fake.configure("a", status=401)  # the call and every probe, until cleared
     a, b = pair(
