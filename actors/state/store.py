@@ -116,7 +116,7 @@ class RedisStore:
         self._held: dict[str, tuple[Owner, ...]] = {}  # concurrency leases to renew, by id
         self._held_lock = threading.Lock()
         # Admissions whose answer never came: the script may have taken permits; given back on recovery.
-        self._orphans: list[tuple[tuple[Owner, ...], str]] = []
+        self._orphans: list[list[Call]] = []  # release calls to send again, tokens and all
         # Releases waiting to ride with the next admission (``release_later``).
         self._later: list[tuple[tuple[Owner, ...], str, list[Call]]] = []
         self._stop = threading.Event()
@@ -330,13 +330,13 @@ class RedisStore:
         return riders, [call for _, _, calls in riders for call in calls]
 
     def _orphan_all(self, riders: list[tuple[tuple[Owner, ...], str, list[Call]]]) -> None:
-        for owners, lease_id, _ in riders:
-            self._orphan(owners, lease_id)
+        for owners, lease_id, calls in riders:
+            self._orphan(owners, lease_id, calls)
 
     def release(self, owners: tuple[Owner, ...], lease_id: str, tokens: int | None = None) -> None:
         """Give back ``lease_id``'s concurrency permits and settle its tokens with the real usage.
 
-        One that fails is given back again when the store answers (its tokens go uncounted)."""
+        One that fails is sent again, tokens and all, when the store answers."""
         with self._held_lock:
             self._held.pop(lease_id, None)
         batch = self._release_calls(owners, lease_id, tokens)
@@ -344,7 +344,7 @@ class RedisStore:
             if batch:
                 self._calls(batch)
         except StoreUnavailable:
-            self._orphan(owners, lease_id)
+            self._orphan(owners, lease_id, batch)
             raise
 
     def _admit_calls(self, owners: Iterable[Owner], lease_id: str, estimate: int) -> list[Call]:
@@ -362,21 +362,29 @@ class RedisStore:
         calls = (o.release_call(lease_id, self.channel, tokens, undo) for o in owners)
         return [call for call in calls if call is not None]
 
-    def _orphan(self, owners: tuple[Owner, ...], lease_id: str) -> None:
-        if any(o.concurrency for o in owners):
+    def _orphan(self, owners: tuple[Owner, ...], lease_id: str, calls: list[Call] | None = None) -> None:
+        """Keep what a call cut off must still tell the store: a release's own ``calls`` (its
+        tokens settle the owners' tpm), or for an admission whose answer never came, a release of
+        the concurrency permits it may have taken."""
+        if calls is None:
+            if not any(o.concurrency for o in owners):
+                return  # an rpm entry or a token estimate left behind errs on the safe side
+            calls = self._release_calls(owners, lease_id, None)
+        if calls:
             with self._held_lock:
-                self._orphans.append((owners, lease_id))
+                self._orphans.append(calls)
 
     def _release_orphans(self) -> None:
-        """Give back what admissions cut off by the call bound may have taken (no slot leaks)."""
+        """Send again what calls cut off by an outage or the call bound left unsaid (no slot leaks,
+        no tokens lost)."""
         with self._held_lock:
             orphans, self._orphans = self._orphans, []
-        for i, (owners, lease_id) in enumerate(orphans):
+        for i, calls in enumerate(orphans):
             try:
-                self.release(owners, lease_id)
+                self._calls(calls)
             except StoreUnavailable:
                 with self._held_lock:  # away again: keep the rest for the next recovery
-                    self._orphans += orphans[i + 1 :]
+                    self._orphans += orphans[i:]
                 raise
 
     def renew(self) -> int:
@@ -490,7 +498,7 @@ class RedisStore:
             if batch:
                 await self._acalls(batch)
         except StoreUnavailable:
-            self._orphan(owners, lease_id)
+            self._orphan(owners, lease_id, batch)
             raise
 
     # -- the watcher thread ---------------------------------------------------------------------

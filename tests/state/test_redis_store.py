@@ -270,6 +270,23 @@ def test_queued_releases_cut_off_by_an_outage_are_given_back_on_recovery(stores,
     client.close()
 
 
+def test_a_release_cut_off_by_an_outage_settles_its_tokens_on_recovery(stores, redis_server):
+    # The real usage of a call that ended while the store was away still counts against the
+    # minute's tokens once it is back, on an owner with no concurrency limit too.
+    store = stores()
+    owner = store.owner("i:m", tpm=1000)
+    assert store.admit((owner,), "l1", estimate=100).code == 1
+    redis_server.kill()
+    with pytest.raises(StoreUnavailable):
+        store.release((owner,), "l1", tokens=700)  # the call used far more than estimated
+    redis_server.start()  # empty: what it hears of the minute's tokens now is the release
+    store.start()  # the watcher sees the store back and sends the release again
+    tpmv = owner.release_keys[3]
+    with redis.Redis.from_url(redis_server.url) as client:
+        wait_until(lambda: client.hget(tpmv, "_sum") == b"700", what="l1's 700 tokens settled")
+    assert store.admit((owner,), "l2", estimate=400).code == 0  # 700 + 400 is over the minute's 1000
+
+
 def test_batches_are_packed_without_hiredis_too(stores, monkeypatch):
     from actors.state import calls
 
