@@ -18,6 +18,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 __all__ = ["RedisCluster", "RedisServer", "redis_server_binary"]
 
@@ -144,6 +146,16 @@ class RedisServer:
 
         with redis.Redis(host="127.0.0.1", port=self.port) as client:
             return dict(client.cluster("INFO"))
+
+    @contextmanager
+    def user(self, name: str, password: str, *commands: str) -> Iterator[str]:
+        """The server's URL as ``name``, an ACL user allowed ``commands`` (``+@all``,
+        ``-@dangerous``...) on every key and channel; the user is deleted afterwards."""
+        self.command("ACL", "SETUSER", name, "on", f">{password}", "~*", "&*", *commands)
+        try:
+            yield self.url.replace("redis://", f"redis://{name}:{password}@", 1)
+        finally:
+            self.command("ACL", "DELUSER", name)
 
     def wait_ok(self, nodes: int) -> None:
         """Until this node says ``cluster_state:ok`` and knows ``nodes`` nodes."""

@@ -174,23 +174,10 @@ def test_an_instance_and_its_tier_on_two_nodes(spread_stores):
 
 
 def test_a_cluster_is_found_when_the_acl_denies_info(cluster_node):
-    admin = redis.Redis.from_url(cluster_node.url)
-    admin.flushall()
-    admin.acl_setuser(
-        "limited",
-        enabled=True,
-        passwords=["+s3cret"],
-        keys=["*"],
-        channels=["*"],
-        commands=["+@all", "-@dangerous"],
-    )
-    try:
-        url = cluster_node.url.replace("redis://", "redis://limited:s3cret@")
+    cluster_node.command("FLUSHALL")
+    with cluster_node.user("limited", "s3cret", "+@all", "-@dangerous") as url:
         for make in _stores(url):
             a, b = make(start=True), make(start=True)
             assert a.cluster and isinstance(a._client, redis.RedisCluster)
             exercise(a, b)
             assert not a.degraded and not b.degraded
-    finally:
-        admin.acl_deluser("limited")
-        admin.close()

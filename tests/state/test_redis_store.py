@@ -325,19 +325,9 @@ def test_renew_counts_every_lease_still_held(stores):
 def test_a_user_the_acl_denies_info_still_shares_state(redis_server):
     # ``INFO`` is in ACL's @dangerous category, which least-privilege users often lack; the
     # store asks it only to learn whether it talks to a cluster, and must not stay away for it.
-    admin = redis.Redis.from_url(redis_server.url)
-    admin.acl_setuser(
-        "limited",
-        enabled=True,
-        passwords=["+s3cret"],
-        keys=["*"],
-        channels=["*"],
-        commands=["+@all", "-@dangerous"],
-    )
-    try:
-        url = redis_server.url.replace("redis://", "redis://limited:s3cret@")
-        with pytest.raises(redis.exceptions.NoPermissionError):
-            redis.Redis.from_url(url).info("cluster")
+    with redis_server.user("limited", "s3cret", "+@all", "-@dangerous") as url:
+        with redis.Redis.from_url(url) as limited, pytest.raises(redis.exceptions.NoPermissionError):
+            limited.info("cluster")
         store = RedisStore(StateConfig(backend="redis", url=url), timeout=0.5).start()
         try:
             assert not store.degraded and store.cluster is False
@@ -346,9 +336,6 @@ def test_a_user_the_acl_denies_info_still_shares_state(redis_server):
             assert store.status()["degraded_reason"] is None
         finally:
             store.close()
-    finally:
-        admin.acl_deluser("limited")
-        admin.close()
 
 
 def test_an_admission_that_runs_twice_takes_its_permits_once(stores, redis_server):
