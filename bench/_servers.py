@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
-from actors.fake.process import read_line
+from actors.fake.process import end_process, read_line
 
 __all__ = ["DaemonProcess", "LiteLLMProcess", "RelayProcess", "litellm_available", "rss_bytes"]
 
@@ -60,15 +61,7 @@ class _Child:
         proc = self.proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_process(proc, grace=15)  # a draining daemon may take a while
         return proc.returncode
 
     def __enter__(self) -> _Child:
@@ -83,16 +76,20 @@ class _Child:
 
 class DaemonProcess(_Child):
     """``python -m actors serve --port 0`` (access log at ``log_level`` to /dev/null); ``url`` once it
-    answers. ``repo`` is the checkout whose code serves (another one, to compare versions)."""
+    answers. ``repo`` is the checkout whose code serves (another one, to compare versions);
+    ``options`` are more of ``serve``'s (``--workers 2``, ``--state URL``...)."""
 
-    def __init__(self, config: Path, log_level: str = "info", repo: Path = _REPO) -> None:
+    def __init__(
+        self, config: Path, log_level: str = "info", repo: Path = _REPO, options: Sequence[str] = ()
+    ) -> None:
         self.config = config
         self.log_level = log_level
         self.repo = repo
+        self.options = options
 
     def start(self) -> DaemonProcess:
         argv = [sys.executable, "-m", "actors", "serve", "--config", str(self.config), "--port", "0"]
-        argv += ["--log-level", self.log_level, "--grace", "5"]
+        argv += ["--log-level", self.log_level, "--grace", "5", *self.options]
         self.proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,9 +39,10 @@ sys.path.insert(0, str(_HERE))
 if str(_REPO) not in sys.path:
     sys.path.insert(1, str(_REPO))
 
+from _servers import DaemonProcess  # noqa: E402
 from _topology import FakeProcess, FakeURLs, write_topology  # noqa: E402
+from _wrk import available, script, wrk  # noqa: E402
 
-from actors.fake.process import read_line  # noqa: E402
 from actors.fake.redis_server import RedisServer  # noqa: E402
 from actors.runtime import Runtime  # noqa: E402
 
@@ -212,7 +212,7 @@ def events(redis: RedisServer, n: int) -> None:
 
 
 def workers(redis: RedisServer, root: Path, seconds: int) -> None:
-    if shutil.which("wrk") is None:
+    if not available():
         print("workers: skipped (wrk is not installed; Debian package wrk)")
         return
     models = {
@@ -231,14 +231,11 @@ def workers(redis: RedisServer, root: Path, seconds: int) -> None:
         groups={"g": {"echelon1": {"models": list(models), "max_retries": 0, **LIMITS}}},
         wrappers={"w": {"type": "task_group", "target": "g.echelon1"}},
     )
-    script = root / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        'wrk.body = \'{"model": "w", "messages": [{"role": "user", "content": "hi"}]}\'\n'
-    )
-    results = {}
+    request = {"model": "w", "messages": [{"role": "user", "content": "hi"}]}
+    lua = script(root, "post", json.dumps(request).encode(), {"Content-Type": "application/json"})
+    results: dict[int, list[float]] = {}
     for n in (1, 2, 1, 2):
-        rate = serve_and_load(root, redis.url, n, script, seconds)
+        rate = serve_and_load(root, redis.url, n, lua, seconds)
         results.setdefault(n, []).append(rate)
         print(f"  {n} worker(s): {rate:.0f} req/s")
     one, two = statistics.median(results[1]), statistics.median(results[2])
@@ -247,35 +244,12 @@ def workers(redis: RedisServer, root: Path, seconds: int) -> None:
     )
 
 
-def serve_and_load(root: Path, url: str, n: int, script: Path, seconds: int) -> float:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])),
-    }
-    argv = [sys.executable, "-m", "actors", "serve", "--config", str(root), "--port", "0", "--simulate"]
-    argv += ["--workers", str(n), "--state", url, "--log-level", "warning"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        base = read_line(proc, 60).strip()
-        if not base.startswith("http"):
-            raise RuntimeError("the daemon did not start")
-        target = base + "/v1/chat/completions"
-        subprocess.run(
-            ["wrk", "-t2", "-c64", "-d2s", "-s", str(script), target], capture_output=True, check=True
-        )
-        out = subprocess.run(
-            ["wrk", "-t2", "-c64", f"-d{seconds}s", "-s", str(script), target],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        line = next(x for x in out.splitlines() if x.startswith("Requests/sec:"))
-        return float(line.split()[1])
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+def serve_and_load(root: Path, url: str, n: int, lua: Path, seconds: int) -> float:
+    options = ["--simulate", "--workers", str(n), "--state", url]
+    with DaemonProcess(root, "warning", options=options) as daemon:
+        target = daemon.url + "/v1/chat/completions"
+        wrk(target, lua, connections=64, seconds=2)  # warm-up
+        return wrk(target, lua, connections=64, seconds=seconds).rate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["FakeProcess", "read_line"]
+__all__ = ["FakeProcess", "end_process", "read_line"]
 
 _REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -43,7 +43,7 @@ class FakeProcess:
                     self.proc, self.url = proc, line.strip()
                     self.command = " ".join(argv[1:])
                     return self
-                _end(proc)
+                end_process(proc)
                 err.seek(0)
                 last = err.read().strip().splitlines()[-1:]
             errors.append(f"{' '.join(argv)}: {last[0] if last else repr(line)}")
@@ -64,7 +64,7 @@ class FakeProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _end(self.proc)
+            end_process(self.proc)
             self.proc = None
 
     def __enter__(self) -> FakeProcess:
@@ -86,11 +86,12 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return ""
 
 
-def _end(proc: subprocess.Popen[str]) -> None:
+def end_process(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
+    """SIGTERM ``proc``, SIGKILL it if it has not exited within ``grace`` seconds; close its stdout."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(5)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
