@@ -201,7 +201,7 @@ class SharedLeases:
         self, target: Target, ticket: Ticket, now: float, queue: Callable[[], Waiter] | None
     ) -> Generator[tuple[str, Lease, tuple[Owner, ...], str], Any, Lease | Blocked]:
         """The decision, for ``lease`` and ``alease`` alike: it yields the I/O it needs (an
-        admission, a give-back) and is sent the answer; its return value is the lease's."""
+        admission, a half-open trial's probe lease, a give-back) and is sent the answer; its return value is the lease's."""
         refused = _Refusals(self._nudges)
         while True:
             result = self._local_lease(target, ticket, now, queue, refused)
