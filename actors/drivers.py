@@ -21,7 +21,7 @@ from actors.request import Call, Fail, LoopWaiter, RequestRun, Sleep, ThreadWait
 from actors.resilience import PaceDecision, decide
 from actors.response import LLMResponse, StreamChunk, TokenUsage
 
-__all__ = ["Attempt", "run_async", "run_sync", "stream_async", "stream_sync"]
+__all__ = ["Attempt", "StreamDeadline", "run_async", "run_sync", "stream_async", "stream_sync"]
 
 _perf = time.perf_counter
 
@@ -232,7 +232,7 @@ class Attempt:
         )
 
 
-class _Deadline:
+class StreamDeadline:
     """A stream's deadline as one timer for the whole stream, not one per chunk (a timeout per
     read schedules and cancels a timer for every chunk): it cancels the reading task only while
     that task waits for the next chunk, as ``asyncio.timeout`` would."""
@@ -245,6 +245,10 @@ class _Deadline:
         self.reading: asyncio.Task[Any] | None = None  # the task waiting for a chunk, if any
         delay = max(0.001, attempt.until - attempt.run.clock())
         self.handle = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def close(self) -> None:
+        """Drop the timer: the stream has ended."""
+        self.handle.cancel()
 
     def _expire(self) -> None:
         self.fired = True
@@ -395,7 +399,7 @@ async def stream_async(
                         messages, lease.target.merge(params), timeout=action.timeout
                     )
                     # Keep-alives reset httpx's read timeout; this bounds each wait by the deadline.
-                    deadline = _Deadline(attempt)
+                    deadline = StreamDeadline(attempt)
                     try:
                         while True:
                             try:
@@ -412,7 +416,7 @@ async def stream_async(
                             continue
                         raise error from exc
                     finally:
-                        deadline.handle.cancel()
+                        deadline.close()
                         await chunks.aclose()
                     attempt.done()
                     return

@@ -22,7 +22,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
-from actors.drivers import Attempt
+from actors.drivers import Attempt, StreamDeadline
 from actors.drivers import _aidle as aidle  # waiting, backing off or failing, as the drivers do
 from actors.errors import LLMCallError
 from actors.request import Call, LoopWaiter, RequestRun
@@ -208,11 +208,11 @@ async def _pump(
     """Read one contender's stream into ``out`` as ``(key, chunk | error | _END)``."""
     lease = call.lease
     chunks = lease.member.gate.client.astream(messages, lease.target.merge(params), timeout=call.timeout)
+    deadline = StreamDeadline(attempt)
     try:
         while True:
             try:
-                async with attempt.bound():
-                    chunk = await chunks.__anext__()
+                chunk = await deadline.read(chunks)
             except StopAsyncIteration:
                 out.put_nowait((key, _END))
                 return
@@ -222,6 +222,7 @@ async def _pump(
     except BaseException as exc:  # the reader judges it; a bug must not leave it waiting forever
         out.put_nowait((key, exc))
     finally:
+        deadline.close()
         await chunks.aclose()
 
 
