@@ -1,4 +1,4 @@
-"""Routes and wiring: the Starlette app over one ``DaemonState``, wrapped in the ``Gateway`` layer.
+"""Routes and wiring: the handlers over one ``DaemonState``, in a route table, wrapped in the ``Gateway`` layer.
 
 - ``POST /v1/chat/completions``: OpenAI's chat completions (streaming too)
 - ``POST /v1/responses``: OpenAI's Responses API (streaming too), over the same wrappers
@@ -18,16 +18,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from http import HTTPStatus
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from actors import jsonio
 from actors.daemon import anthropic_api, count_tokens, embeddings_api, openai_api, responses_api
@@ -35,8 +33,9 @@ from actors.daemon.chat import ChatRequest, parse_json, session_key
 from actors.daemon.errors import APIError, from_llm_error
 from actors.daemon.metrics import CONTENT_TYPE
 from actors.daemon.middleware import Gateway, error_parts, request_info
+from actors.daemon.router import Router
 from actors.daemon.state import DaemonState, ReloadRejected
-from actors.daemon.streaming import StreamResponse
+from actors.daemon.streaming import StreamResponse, Tail
 from actors.daemon.trail import EXPOSED_HEADERS, gateway_seconds, trail
 from actors.errors import BadRequestError, LLMError
 from actors.response import EmbeddingResponse, StreamChunk
@@ -53,23 +52,21 @@ _perf = time.perf_counter
 def create_app(state: DaemonState, cors_origins: Sequence[str] = ()) -> Any:
     """The daemon's ASGI app; with ``cors_origins``, browsers on those origins may call it."""
     h = _Handlers(state)
-    routes = [
-        Route("/v1/chat/completions", h.chat_completions, methods=["POST"]),
-        Route("/v1/responses", h.responses, methods=["POST"]),
-        Route("/v1/embeddings", h.embeddings, methods=["POST"]),
-        Route("/v1/messages", h.messages, methods=["POST"]),
-        Route("/v1/messages/count_tokens", h.count_tokens, methods=["POST"]),
-        Route("/v1/models", h.models, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", h.model, methods=["GET"]),
-        Route("/healthz", h.healthz, methods=["GET"]),
-        Route("/readyz", h.readyz, methods=["GET"]),
-        Route("/v1/stats", h.stats, methods=["GET"]),
-        Route("/metrics", h.metrics, methods=["GET"]),
-        Route("/admin/reload", h.reload, methods=["POST"]),
-    ]
-    # Exception: a bug still answers in the client's shape (Starlette's own answer is text/plain).
-    app = Starlette(routes=routes, exception_handlers={HTTPException: h.http_error, Exception: h.crashed})
-    gateway = Gateway(app, state)
+    routes = {
+        "/v1/chat/completions": {"POST": h.chat_completions},
+        "/v1/responses": {"POST": h.responses},
+        "/v1/embeddings": {"POST": h.embeddings},
+        "/v1/messages": {"POST": h.messages},
+        "/v1/messages/count_tokens": {"POST": h.count_tokens},
+        "/v1/models": {"GET": h.models},
+        "/healthz": {"GET": h.healthz},
+        "/readyz": {"GET": h.readyz},
+        "/v1/stats": {"GET": h.stats},
+        "/metrics": {"GET": h.metrics},
+        "/admin/reload": {"POST": h.reload},
+    }
+    prefixed = {"/v1/models/": ("model_id", {"GET": h.model})}
+    gateway = Gateway(Router(routes, prefixed, h.refused, h.crashed), state)
     if not cors_origins:
         return gateway
     # Outside the gateway: a preflight carries no key, and answers without reaching it.
@@ -101,7 +98,7 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 
 
 def _error(request: Request, error: APIError, extra: dict[str, str] | None = None) -> Response:
-    body, headers = error_parts(request.url.path, error, request_info(request.scope).request_id)
+    body, headers = error_parts(request.scope["path"], error, request_info(request.scope).request_id)
     return _json(body, error.status, {**headers, **(extra or {})})
 
 
@@ -290,17 +287,18 @@ class _Handlers:
                     if data:
                         yield data
                 status = 200
-                yield renderer.end()
+                tail = renderer.end()
             except LLMError as exc:  # after the first chunk: no fallback, an error event ends it
                 error = from_llm_error(exc)
                 status = error.status
                 _log.warning("stream failed", request_id=info.request_id, model=chat.model, error=str(exc))
-                yield renderer.error(error)
+                tail = renderer.error(error)
             finally:
                 await chunks.aclose()
                 state.metrics.observe(
                     api, label, status, _perf() - started, call.attempts, call.first_target, renderer.usage
                 )
+            yield Tail(tail)  # the bookkeeping is done: these bytes end the request
 
         return StreamResponse(body(), media_type=renderer.media_type, headers=headers)
 
@@ -413,20 +411,22 @@ class _Handlers:
         _log.info("reloaded", summary=summary)
         return _json({"reloaded": True, "summary": summary})
 
-    async def crashed(self, request: Request, exc: Exception) -> Response:
+    def crashed(self, request: Request, exc: Exception) -> Response:
         """Whatever escaped a handler: a 500 in the client's shape; the traceback goes to the log."""
+        _log.error("request crashed", request_id=request_info(request.scope).request_id, exc_info=exc)
         error = APIError(500, "internal", f"internal error: {type(exc).__name__}; see the daemon's log")
         return _error(request, error)
 
-    async def http_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        message = f"{request.method} {request.url.path}: {exc.detail}"
+    def refused(self, request: Request, status: int, headers: dict[str, str]) -> Response:
+        """A path no route has (404), or a method its route does not take (405)."""
+        method, path = request.method, request.scope["path"]
+        message = f"{method} {path}: {HTTPStatus(status).phrase}"
         kind = "invalid_request"
-        if exc.status_code == 404:  # not "model_not_found": the route is wrong, not the model
+        if status == 404:  # not "model_not_found": the route is wrong, not the model
             kind = "no_route"
-            message += _missing_v1(request.method, request.url.path)
+            message += _missing_v1(method, path)
             message += f"; this gateway serves {', '.join(_API_ROUTES)}"
-        return _error(request, APIError(exc.status_code, kind, message), dict(exc.headers or {}))
+        return _error(request, APIError(status, kind, message), headers)
 
 
 def _missing_v1(method: str, path: str) -> str:

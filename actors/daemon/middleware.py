@@ -110,16 +110,8 @@ class Gateway:
                 request_id = value.decode()
                 break
         request_id = request_id or _ids.new()
-        info = scope["llm_actors"] = RequestInfo(request_id)
-        status = [0]
-        rid_header = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                message["headers"] = [*message.get("headers", ()), rid_header]
-            await send(message)
-
+        scope["llm_actors"] = RequestInfo(request_id)
+        send_with_id = _Reply(scope, send, started)
         path = scope["path"]
         state.in_flight += 1
         try:
@@ -139,18 +131,52 @@ class Gateway:
                 await self.app(scope, receive, send_with_id)
         finally:
             state.in_flight -= 1
-            _log.info(
-                "request",
-                method=scope["method"],
-                path=path,
-                status=status[0] or 499,  # 499: the client went away before an answer started
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                model=info.model,
-                instance=info.instance,
-                attempts=info.attempts,
-                request_id=request_id,
-                client=(scope.get("client") or ("", 0))[0],
-            )
+            send_with_id.log()  # if no answer ended: the line says what happened instead
+
+
+class _Reply:
+    """A request's ``send``: adds the request id to the answer's head, and writes the access line
+    just before the answer's last bytes go out. Once the client has them it may send its next
+    request at once, and then nothing of this one is left to do first."""
+
+    __slots__ = ("info", "logged", "scope", "send", "started", "status")
+
+    def __init__(self, scope: Scope, send: Callable[[Message], Awaitable[None]], started: float) -> None:
+        self.scope = scope
+        self.info = request_info(scope)
+        self.send = send
+        self.started = started
+        self.status = 0
+        self.logged = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [
+                *message.get("headers", ()),
+                (b"x-request-id", self.info.request_id.encode()),
+            ]
+        elif not message.get("more_body", False):
+            self.log()
+        await self.send(message)
+
+    def log(self) -> None:
+        if self.logged:
+            return
+        self.logged = True
+        scope, info = self.scope, self.info
+        _log.info(
+            "request",
+            method=scope["method"],
+            path=scope["path"],
+            status=self.status or 499,  # 499: the client went away before an answer started
+            duration_ms=round((time.perf_counter() - self.started) * 1000, 2),
+            model=info.model,
+            instance=info.instance,
+            attempts=info.attempts,
+            request_id=info.request_id,
+            client=(scope.get("client") or ("", 0))[0],
+        )
 
 
 async def _answer(

@@ -5,6 +5,10 @@ task group beside a disconnect listener: a task, a task group and cancel scopes 
 the way to the first byte. Here the request's own task sends the body, and one watcher task
 cancels it if the client goes away; that cancellation ends the stream quietly, as Starlette's
 does, and the body's own ``finally`` (returning the lease, counting the request) runs at once.
+
+A body may end with a ``Tail``: its last piece, sent with the end of the response in one write,
+after the body has done its own bookkeeping. When a client sends its next request the moment it
+has the last bytes, the daemon then has nothing left of the previous one to finish first.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["StreamResponse"]
+__all__ = ["StreamResponse", "Tail"]
+
+
+class Tail(bytes):
+    """The last piece of a streamed body."""
+
+    __slots__ = ()
 
 
 class _Watch:
@@ -59,6 +69,9 @@ class StreamResponse(Response):
                 {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
             )
             async for piece in self.body_iterator:
+                if type(piece) is Tail:
+                    await send({"type": "http.response.body", "body": piece, "more_body": False})
+                    return
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
                 if watcher is None:  # made after the first piece, which need not wait for it
                     watcher = asyncio.ensure_future(_disconnected(receive))
