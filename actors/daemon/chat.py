@@ -65,7 +65,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         why = f"the request body is not UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 JSON"
         raise APIError(400, "invalid_request", why) from None
     try:
-        body = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        body = _DECODER.decode(text)
     except ValueError as exc:
         raise APIError(400, "invalid_request", f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -97,6 +97,10 @@ def _finite(text: str) -> float:
             400, "invalid_request", f"the request body has the number {text[:40]}, too large for a float"
         )
     return value
+
+
+# One decoder for every body: ``json.loads`` with hooks would build a decoder and its scanner per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 def _lone_surrogate(body: Any) -> str | None:
