@@ -430,8 +430,10 @@ class _Handlers:
 
 
 def _missing_v1(method: str, path: str) -> str:
-    """A hint for a route asked without its ``/v1``, or with it twice: an SDK's ``base_url``
-    with the wrong ending."""
+    """A hint for a route asked with a trailing slash, without its ``/v1``, or with it twice (an
+    SDK's ``base_url`` with the wrong ending)."""
+    if path != "/" and path.endswith("/") and f"{method} {path.rstrip('/')}" in _API_ROUTES:
+        return f" (did you mean {path.rstrip('/')}? without the trailing slash)"
     route = f"{method} /v1{path}"
     if route in _API_ROUTES or (method == "GET" and path.startswith("/models/")):
         return f" (did you mean /v1{path}? an OpenAI client's base_url ends in /v1)"

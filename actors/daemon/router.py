@@ -48,6 +48,10 @@ class Router:
         self.crashed = crashed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # no WebSocket routes (the server is told not to offer them)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1000})
+            return
         path = scope["path"]
         methods = self.routes.get(path)
         if methods is None:

@@ -89,6 +89,13 @@ def test_unknown_paths_and_methods_are_refused_and_bugs_answered() -> None:
     status, headers, _ = _status_and_body(_drive(router, "DELETE", "/v1/models"))
     assert status == 405 and headers["allow"] == "GET, HEAD"
     assert _status_and_body(_drive(router, "POST", "/boom"))[::2] == (500, b"crashed: a bug")
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(router({"type": "websocket", "path": "/v1/models"}, _no_body, send))
+    assert sent == [{"type": "websocket.close", "code": 1000}]
 
 
 def test_a_streamed_body_ends_with_its_tail_in_the_same_message_as_the_end() -> None:
@@ -161,6 +168,8 @@ def test_the_daemon_answers_head_and_a_crash_in_the_clients_shape() -> None:
     assert _status_and_body(_drive(app, "HEAD", "/healthz"))[0] == 200
     status, _, body = _status_and_body(_drive(app, "GET", "/v1/nothing"))
     assert status == 404 and "this gateway serves" in orjson.loads(body)["error"]["message"]
+    status, _, body = _status_and_body(_drive(app, "POST", "/v1/chat/completions/"))
+    assert status == 404 and "did you mean /v1/chat/completions? without the trailing slash" in body.decode()
     with capture_logs() as logs:
         status, _, body = _status_and_body(_drive(app, "GET", "/readyz"))
     assert status == 500
