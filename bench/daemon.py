@@ -3,6 +3,7 @@
     python bench/daemon.py                 # about 4 minutes
     python bench/daemon.py --quick         # about 1 minute, 20,000 requests for the memory figure
     python bench/daemon.py --compare ../main   # also the daemon of another checkout, in the same run
+                                               # (its throughput, latency and first text)
 
 Processes: the fake provider (``python -m actors fake-provider``), the daemon (``python -m
 actors serve`` over a round-robin pool of three instances on that fake, access log on, written
@@ -313,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             throughput(sides, args, fake.pid)
             print("  latency at 1 connection ...", flush=True)
             latency(sides, args)
-            for name in [name for name in servers if name != "daemon"]:  # quiet for the rest
+            # Quiet for the rest, but for the compared daemon, whose streams are timed too.
+            for name in [name for name in servers if name not in ("daemon", "compared")]:
                 statuses[name] = servers.pop(name).stop()
             print("  streaming ...", flush=True)
             origin = urlsplit(fake.url)
@@ -323,10 +325,13 @@ def main(argv: list[str] | None = None) -> int:
             # The fake writes a whole reply at once unless told to space its events. Spaced as a
             # model streams tokens, the first text is timed alone; in a burst, the time includes
             # the rest of the burst (on two busy cores the client waits for a CPU meanwhile).
-            asyncio.run(streaming([*sides[:2], relayed], args, "ttfb_burst"))
+            timed = [*sides[:2], relayed, *(s for s in sides if s.name.startswith("daemon@"))]
+            asyncio.run(streaming(timed, args, "ttfb_burst"))
             space_events(fake.url, SPACING)
-            asyncio.run(streaming([*sides[:2], relayed], args, "ttfb"))
+            asyncio.run(streaming(timed, args, "ttfb"))
             servers.pop("relay").stop()  # not a server under test: its exit status is not reported
+            if "compared" in servers:
+                statuses["compared"] = servers.pop("compared").stop()
             space_events(fake.url, 0.02)  # slow streams, so that all of them are open at once
             completed, took = asyncio.run(concurrent_streams(sides[1], args.concurrent_streams))
             space_events(fake.url, None)
@@ -384,6 +389,11 @@ def report(
         f"  for reference, a byte relay in front of the fake adds {(ttfb_relay - ttfb_direct) * 1e3:+.3f} ms"
         f" (burst: {(burst_relay - burst_direct) * 1e3:+.3f} ms): one more process on the path, doing nothing"
     )
+    for other in (s for s in sides[2:] if s.ttfb):
+        print(
+            f"  {other.name} in the same streaming rounds: added {(statistics.median(other.ttfb) - ttfb_direct) * 1e3:+.3f}"
+            f" ms (burst: {(statistics.median(other.ttfb_burst) - burst_direct) * 1e3:+.3f} ms)"
+        )
     per_stream = {k: v / len(getattr(daemon, k)) * 1e6 for k, v in daemon.stream_cpu.items()}
     print(
         f"  daemon CPU per stream at 1 connection: {per_stream.get('ttfb', float('nan')):.0f} us with events"
