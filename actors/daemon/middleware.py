@@ -156,7 +156,7 @@ class _Reply:
                 *message.get("headers", ()),
                 (b"x-request-id", self.info.request_id.encode()),
             ]
-        elif not message.get("more_body", False):
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
             self.log()
         await self.send(message)
 
