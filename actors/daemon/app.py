@@ -66,7 +66,7 @@ def create_app(state: DaemonState, cors_origins: Sequence[str] = ()) -> Any:
         "/admin/reload": {"POST": h.reload},
     }
     prefixed = {"/v1/models/": ("model_id", {"GET": h.model})}
-    gateway = Gateway(Router(routes, prefixed, h.refused, h.crashed), state)
+    gateway = Gateway(Router(routes, prefixed, h.refused), state)
     if not cors_origins:
         return gateway
     # Outside the gateway: a preflight carries no key, and answers without reaching it.
@@ -411,29 +411,25 @@ class _Handlers:
         _log.info("reloaded", summary=summary)
         return _json({"reloaded": True, "summary": summary})
 
-    def crashed(self, request: Request, exc: Exception) -> Response:
-        """Whatever escaped a handler: a 500 in the client's shape; the traceback goes to the log."""
-        _log.error("request crashed", request_id=request_info(request.scope).request_id, exc_info=exc)
-        error = APIError(500, "internal", f"internal error: {type(exc).__name__}; see the daemon's log")
-        return _error(request, error)
-
-    def refused(self, request: Request, status: int, headers: dict[str, str]) -> Response:
-        """A path no route has (404), or a method its route does not take (405)."""
+    def refused(self, request: Request, status: int, headers: dict[str, str], meant: str | None) -> Response:
+        """A path no route has (404; ``meant``: the route's path, asked with a slash too many or
+        too few), or a method its route does not take (405)."""
         method, path = request.method, request.scope["path"]
         message = f"{method} {path}: {HTTPStatus(status).phrase}"
         kind = "invalid_request"
         if status == 404:  # not "model_not_found": the route is wrong, not the model
             kind = "no_route"
-            message += _missing_v1(method, path)
+            if meant is not None:
+                message += f" (did you mean {meant}?)"
+            else:
+                message += _missing_v1(method, path)
             message += f"; this gateway serves {', '.join(_API_ROUTES)}"
         return _error(request, APIError(status, kind, message), headers)
 
 
 def _missing_v1(method: str, path: str) -> str:
-    """A hint for a route asked with a trailing slash, without its ``/v1``, or with it twice (an
-    SDK's ``base_url`` with the wrong ending)."""
-    if path != "/" and path.endswith("/") and f"{method} {path.rstrip('/')}" in _API_ROUTES:
-        return f" (did you mean {path.rstrip('/')}? without the trailing slash)"
+    """A hint for a route asked without its ``/v1``, or with it twice: an SDK's ``base_url``
+    with the wrong ending."""
     route = f"{method} /v1{path}"
     if route in _API_ROUTES or (method == "GET" and path.startswith("/models/")):
         return f" (did you mean /v1{path}? an OpenAI client's base_url ends in /v1)"

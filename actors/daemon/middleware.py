@@ -4,6 +4,10 @@ Each request gets an id (the client's ``x-request-id`` when it is a sane token, 
 echoed in the response headers and put in the scope for the handlers, which note there what
 the access log should say (model, instance, attempts). The access log line never contains a
 header value other than the request id: no key, no ``Authorization``.
+
+Whatever the app raises before its answer has begun is answered here, a 500 in the client's
+shape (the traceback goes to the log); a client that left while its body was being read gets no
+answer, and its line says 499.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 
 from actors import jsonio
 from actors.daemon import anthropic_api, openai_api
@@ -38,6 +43,7 @@ DRAIN_OPEN = frozenset({"/healthz", "/readyz", "/metrics", "/v1/stats"})
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _log = structlog.get_logger("llm_actors.access")
+_errors = structlog.get_logger("llm_actors.daemon")
 
 
 class _RequestIds:
@@ -129,6 +135,14 @@ class Gateway:
                 await _answer(send_with_id, path, error, request_id, [(b"www-authenticate", b"Bearer")])
             else:
                 await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # it left while its body was being read: nobody to answer
+            pass
+        except Exception as exc:
+            if send_with_id.status:  # the answer had begun: the server cuts the connection
+                raise
+            _errors.error("request crashed", request_id=request_id, exc_info=exc)
+            error = APIError(500, "internal", f"internal error: {type(exc).__name__}; see the daemon's log")
+            await _answer(send_with_id, path, error, request_id, [])
         finally:
             state.in_flight -= 1
             send_with_id.log()  # if no answer ended: the line says what happened instead

@@ -250,7 +250,6 @@ def serve(options: ServeOptions, *, sockets: list[Any] | None = None, on_ready: 
                 log_config=None,  # accesslog.configure has set up logging
                 access_log=False,
                 lifespan="off",
-                ws="none",  # no WebSocket routes: an upgrade is answered as the plain request it is
                 server_header=False,
                 backlog=2048,
                 timeout_keep_alive=30,

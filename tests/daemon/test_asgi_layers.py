@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+import pytest
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from structlog.testing import capture_logs
 
@@ -59,18 +60,13 @@ class _Table:
     async def model(self, request: Request) -> Response:
         return Response(request.path_params["model_id"].encode())
 
-    async def boom(self, request: Request) -> Response:
-        raise RuntimeError("a bug")
-
-    def refused(self, request: Request, status: int, headers: dict[str, str]) -> Response:
-        return Response(f"refused {request.method} {request.scope['path']}".encode(), status, headers)
-
-    def crashed(self, request: Request, exc: Exception) -> Response:
-        return Response(f"crashed: {exc}".encode(), 500)
+    def refused(self, request: Request, status: int, headers: dict[str, str], meant: str | None) -> Response:
+        body = f"refused {request.method} {request.scope['path']}" + (f", meant {meant}" if meant else "")
+        return Response(body.encode(), status, headers)
 
     def router(self) -> Router:
-        routes = {"/v1/models": {"GET": self.models}, "/boom": {"POST": self.boom}}
-        return Router(routes, {"/v1/models/": ("model_id", {"GET": self.model})}, self.refused, self.crashed)
+        routes = {"/v1/models": {"GET": self.models}, "/v1/chat": {"POST": self.models}}
+        return Router(routes, {"/v1/models/": ("model_id", {"GET": self.model})}, self.refused)
 
 
 def test_the_route_table_finds_handlers_by_path_and_method() -> None:
@@ -82,13 +78,16 @@ def test_the_route_table_finds_handlers_by_path_and_method() -> None:
     assert status == 200 and headers["content-length"] == str(len(b"all models"))  # HEAD runs the GET
 
 
-def test_unknown_paths_and_methods_are_refused_and_bugs_answered() -> None:
+def test_unknown_paths_and_methods_are_refused() -> None:
     router = _Table().router()
     assert _status_and_body(_drive(router, "GET", "/v1/nothing"))[::2] == (404, b"refused GET /v1/nothing")
-    assert _status_and_body(_drive(router, "GET", "/v1/models/"))[0] == 404  # no model id
     status, headers, _ = _status_and_body(_drive(router, "DELETE", "/v1/models"))
     assert status == 405 and headers["allow"] == "GET, HEAD"
-    assert _status_and_body(_drive(router, "POST", "/boom"))[::2] == (500, b"crashed: a bug")
+    # A slash too many or too few: a GET is redirected (probes follow), a POST told what was meant.
+    status, headers, _ = _status_and_body(_drive(router, "GET", "/v1/models/"))
+    assert status == 307 and headers["location"] == "http://127.0.0.1/v1/models"
+    status, _, body = _status_and_body(_drive(router, "POST", "/v1/chat/"))
+    assert (status, body) == (404, b"refused POST /v1/chat/, meant /v1/chat")
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -144,6 +143,32 @@ def test_the_access_line_is_written_before_the_last_bytes_leave() -> None:
     assert line["status"] == 201 and line["path"] == "/v1/x"
 
 
+def test_a_bug_before_the_answer_is_a_500_in_the_clients_shape_and_after_it_cuts_the_connection() -> None:
+    async def early(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("a bug")
+
+    async def late(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("a bug")
+
+    with capture_logs() as logs:
+        sent = _drive(Gateway(early, _State()), "POST", "/v1/messages")  # type: ignore[arg-type]
+    status, _, body = _status_and_body(sent)
+    assert status == 500 and orjson.loads(body)["error"]["type"] == "api_error"  # Anthropic's shape
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["request crashed"]
+    with pytest.raises(RuntimeError):  # uvicorn then closes the connection: the head is out
+        _drive(Gateway(late, _State()), "GET", "/v1/models")  # type: ignore[arg-type]
+
+
+def test_a_client_that_leaves_while_sending_its_body_is_a_499_not_a_crash() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise ClientDisconnect
+
+    with capture_logs() as logs:
+        assert _drive(Gateway(app, _State()), "POST", "/v1/chat/completions") == []  # type: ignore[arg-type]
+    assert [(e["event"], e.get("status")) for e in logs] == [("request", 499)]
+
+
 def test_an_answer_that_never_ends_is_logged_once_as_the_client_leaving() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise asyncio.CancelledError  # the client left before any answer
@@ -169,7 +194,8 @@ def test_the_daemon_answers_head_and_a_crash_in_the_clients_shape() -> None:
     status, _, body = _status_and_body(_drive(app, "GET", "/v1/nothing"))
     assert status == 404 and "this gateway serves" in orjson.loads(body)["error"]["message"]
     status, _, body = _status_and_body(_drive(app, "POST", "/v1/chat/completions/"))
-    assert status == 404 and "did you mean /v1/chat/completions? without the trailing slash" in body.decode()
+    assert status == 404 and "did you mean /v1/chat/completions?" in body.decode()
+    assert _status_and_body(_drive(app, "GET", "/healthz/"))[0] == 307  # probes follow it
     with capture_logs() as logs:
         status, _, body = _status_and_body(_drive(app, "GET", "/readyz"))
     assert status == 500
