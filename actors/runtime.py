@@ -57,7 +57,7 @@ class StateFactory(Protocol):
 log = logging.getLogger(__name__)
 
 #: Seconds between deliveries of attempt reports to the actors.
-FLUSH_INTERVAL = 0.05
+FLUSH_INTERVAL = 0.5
 
 
 #: Seconds between health probes of a task group's unhealthy instances (pools set their own).
