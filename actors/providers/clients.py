@@ -18,6 +18,13 @@ import httpx
 
 from actors.providers.upstream import AIOHTTP, AioUpstream, HttpxUpstream, Upstream
 
+try:
+    from actors.providers.h1 import H1Upstream
+except ImportError:  # httptools (the daemon extra) is not installed
+    H1 = False
+else:
+    H1 = True
+
 __all__ = [
     "DEFAULT_LIMITS",
     "SHARD_CONNECTIONS",
@@ -142,17 +149,23 @@ class HTTPClients:
     def __init__(
         self, *, limits: httpx.Limits | None = None, http2: bool = False, async_backend: str | None = None
     ) -> None:
-        if async_backend not in (None, "aiohttp", "httpx"):
-            raise ValueError(f"async_backend must be 'aiohttp', 'httpx' or None, not {async_backend!r}")
+        if async_backend not in (None, "h1", "aiohttp", "httpx"):
+            raise ValueError(f"async_backend must be 'h1', 'aiohttp', 'httpx' or None, not {async_backend!r}")
         if async_backend == "aiohttp" and not AIOHTTP:
             raise ValueError("async_backend 'aiohttp' needs aiohttp: pip install 'llm-actors[daemon]'")
+        if async_backend == "h1" and not H1:
+            raise ValueError("async_backend 'h1' needs httptools: pip install 'llm-actors[daemon]'")
         self._limits = limits or DEFAULT_LIMITS
         self._http2 = http2
-        self.async_backend = async_backend or ("aiohttp" if AIOHTTP and not http2 else "httpx")
+        # h1 when it can (httptools installed, no HTTP/2, no proxy to go through), else aiohttp.
+        proxied = any(scheme != "no" for scheme in urllib.request.getproxies())
+        self.async_backend = async_backend or (
+            "h1" if H1 and not http2 and not proxied else "aiohttp" if AIOHTTP and not http2 else "httpx"
+        )
         self._lock = threading.Lock()
         # Strongly held: an aiohttp session refers to its loop, so a weak key would never go.
         # Entries of closed loops are dropped whenever a new loop comes, and by ``close()``.
-        self._upstreams: dict[asyncio.AbstractEventLoop, AioUpstream] = {}
+        self._upstreams: dict[asyncio.AbstractEventLoop, Upstream] = {}
         self._sync: dict[str, SyncSender] = {}
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncShards]] = (
             weakref.WeakKeyDictionary()
@@ -194,7 +207,8 @@ class HTTPClients:
                     self._upstreams.pop(old).abandon()
                 upstream = self._upstreams.get(loop)
                 if upstream is None:
-                    upstream = self._upstreams[loop] = AioUpstream(self._limits, _ssl_context())
+                    kind = H1Upstream if self.async_backend == "h1" else AioUpstream
+                    upstream = self._upstreams[loop] = kind(self._limits, _ssl_context())
         return upstream
 
     def async_client(self, origin: str) -> httpx.AsyncClient:

@@ -18,10 +18,11 @@ MakeProvider = Callable[..., Provider]
 @pytest.fixture
 async def clients(request: pytest.FixtureRequest) -> AsyncIterator[HTTPClients]:
     """Fresh clients per test; the loop's async clients and the sync ones are closed after.
-    In ``async-httpx`` mode the async calls go through httpx rather than aiohttp."""
+    ``async`` mode takes the default async backend (h1), ``async-aiohttp`` and ``async-httpx``
+    the others (aiohttp serves calls through a proxy, httpx calls over HTTP/2)."""
     callspec = getattr(request.node, "callspec", None)
     mode = callspec.params.get("mode") if callspec is not None else None
-    shared = HTTPClients(async_backend="httpx" if mode == "async-httpx" else None)
+    shared = HTTPClients(async_backend={"async-httpx": "httpx", "async-aiohttp": "aiohttp"}.get(mode or ""))
     yield shared
     await shared.aclose()
     shared.close()
@@ -32,7 +33,7 @@ def shape(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(params=["sync", "async", "async-httpx"])
+@pytest.fixture(params=["sync", "async", "async-aiohttp", "async-httpx"])
 def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 

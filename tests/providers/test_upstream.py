@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import httpx
@@ -18,6 +18,7 @@ from actors.errors import LLMTimeoutError, ServiceUnavailableError
 from actors.fake import FakeProvider
 from actors.providers import HTTPClients, Provider, make_provider
 from actors.providers.errors import ErrorContext, classify_transport
+from actors.providers.h1 import H1Upstream
 from actors.providers.upstream import AioUpstream, HttpxUpstream, LineSplitter, _unread
 
 from .helpers import USER
@@ -50,21 +51,26 @@ def test_nothing_in_nothing_out():
     assert split([]) == [] and split(["", ""]) == []
 
 
-async def test_aiohttp_is_the_default_async_backend_and_httpx_the_fallback():
-    assert HTTPClients().async_backend == "aiohttp"
-    assert HTTPClients(http2=True).async_backend == "httpx"  # aiohttp has no HTTP/2
-    fast, plain = HTTPClients(), HTTPClients(async_backend="httpx")
-    assert isinstance(fast.upstream("http://a:1"), AioUpstream)
+async def test_h1_is_the_default_async_backend_aiohttp_for_proxies_and_httpx_for_http2(monkeypatch):
+    assert HTTPClients().async_backend == "h1"
+    assert HTTPClients(http2=True).async_backend == "httpx"  # neither of the others speaks HTTP/2
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert HTTPClients().async_backend == "aiohttp"  # h1 does not go through proxies
+    monkeypatch.delenv("HTTPS_PROXY")
+    fast, plain, aio = HTTPClients(), HTTPClients(async_backend="httpx"), HTTPClients(async_backend="aiohttp")
+    assert isinstance(fast.upstream("http://a:1"), H1Upstream)
+    assert isinstance(aio.upstream("http://a:1"), AioUpstream)
     assert fast.upstream("http://a:1") is fast.upstream("http://b:2")  # one pool per loop
     assert isinstance(plain.upstream("http://a:1"), HttpxUpstream)
     await fast.aclose()
     await plain.aclose()
+    await aio.aclose()
     with pytest.raises(ValueError, match="async_backend"):
         HTTPClients(async_backend="curl")
 
 
 def test_a_closed_loops_upstream_is_dropped_when_the_next_loop_comes():
-    clients = HTTPClients()
+    clients = HTTPClients(async_backend="aiohttp")
 
     async def take(used: bool) -> AioUpstream:
         upstream = clients.upstream("http://a:1")
@@ -104,6 +110,15 @@ def test_aiohttp_errors_are_classified_like_httpx_ones(exc, kind, code):
 SENT_AGAIN = "sending again"
 
 
+@pytest.fixture(params=["h1", "aiohttp"])
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[HTTPClients]:
+    """Clients whose async calls go through each pooling backend."""
+    clients = HTTPClients(async_backend=request.param)
+    yield clients
+    await clients.aclose()
+    clients.close()
+
+
 @pytest.fixture
 def own_fake() -> Iterator[FakeProvider]:
     """A fake of this test's own, so that its open connections are this test's."""
@@ -125,9 +140,9 @@ async def _ask(provider: Provider, streamed: bool) -> str:
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-async def test_a_pooled_connection_its_server_closed_is_not_used(own_fake, clients, caplog, streamed):
+async def test_a_pooled_connection_its_server_closed_is_not_used(own_fake, pool, caplog, streamed):
     own_fake.configure("inst", close_after=True)  # each answer's connection closes right after it
-    provider = _provider(own_fake, clients)
+    provider = _provider(own_fake, pool)
     caplog.set_level(logging.DEBUG, logger="actors.upstream")
     assert await _ask(provider, streamed) == "echo: hello there"
     # A blocking wait: the loop does not run, so aiohttp has not read the FIN yet and still
@@ -139,11 +154,11 @@ async def test_a_pooled_connection_its_server_closed_is_not_used(own_fake, clien
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-async def test_a_request_reset_on_a_reused_connection_is_sent_once_more(own_fake, clients, caplog, streamed):
+async def test_a_request_reset_on_a_reused_connection_is_sent_once_more(own_fake, pool, caplog, streamed):
     # The server resets the connection when the next request arrives, unread: as when it closed
     # the idle connection just as the request crossed its FIN. The request never reached it.
     own_fake.configure("inst", close_on_reuse=True)
-    provider = _provider(own_fake, clients)
+    provider = _provider(own_fake, pool)
     caplog.set_level(logging.DEBUG, logger="actors.upstream")
     assert await _ask(provider, streamed) == "echo: hello there"
     assert await _ask(provider, streamed) == "echo: hello there"
@@ -151,9 +166,9 @@ async def test_a_request_reset_on_a_reused_connection_is_sent_once_more(own_fake
     assert caplog.text.count(SENT_AGAIN) == 1
 
 
-async def test_a_reused_connection_closed_without_an_answer_is_not_sent_again(own_fake, clients, caplog):
+async def test_a_reused_connection_closed_without_an_answer_is_not_sent_again(own_fake, pool, caplog):
     # A clean close after the server read the request: it may have run it, so no second send.
-    provider = _provider(own_fake, clients)
+    provider = _provider(own_fake, pool)
     caplog.set_level(logging.DEBUG, logger="actors.upstream")
     assert await _ask(provider, False) == "echo: hello there"
     own_fake.configure("inst", drop=True, times=1)
@@ -162,10 +177,10 @@ async def test_a_reused_connection_closed_without_an_answer_is_not_sent_again(ow
     assert own_fake.stats("inst")["requests"] == 2 and SENT_AGAIN not in caplog.text
 
 
-async def test_a_reset_on_a_fresh_connection_is_not_sent_again(own_fake, clients, caplog):
+async def test_a_reset_on_a_fresh_connection_is_not_sent_again(own_fake, pool, caplog):
     # The server refused the request outright: that is the instance's answer, for the runtime to judge.
     own_fake.configure("inst", reset=True, times=1)
-    provider = _provider(own_fake, clients)
+    provider = _provider(own_fake, pool)
     caplog.set_level(logging.DEBUG, logger="actors.upstream")
     with pytest.raises(ServiceUnavailableError):
         await _ask(provider, False)
