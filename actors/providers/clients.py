@@ -135,9 +135,10 @@ class HTTPClients:
     per running loop (weakly: the entry goes when the loop is garbage-collected) and a client is
     never handed to another loop.
 
-    The providers' async calls go through ``upstream()``: aiohttp when installed (see
-    ``actors.providers.upstream``), else these httpx clients. ``async_backend`` chooses:
-    ``"aiohttp"``, ``"httpx"``, or None for aiohttp when it can (installed, no HTTP/2).
+    The providers' async calls go through ``upstream()`` (see ``actors.providers.upstream``).
+    ``async_backend`` chooses: ``"h1"`` (``actors.providers.h1``), ``"aiohttp"``, ``"httpx"``
+    (these clients), or None: h1 when it can (httptools installed, no HTTP/2, no proxy in the
+    environment), else aiohttp when it can (installed, no HTTP/2), else httpx.
 
     ``close()`` closes the sync clients and forgets the async clients of loops already closed.
     ``aclose()`` closes the calling loop's async clients; call it before a loop ends to close its

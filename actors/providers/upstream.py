@@ -1,12 +1,15 @@
-"""The async upstream exchange: aiohttp under the providers' async calls, httpx where it is absent.
+"""The async upstream exchange, one interface over three clients.
 
 Profiling the daemon under load showed httpx's async stack (httpx, httpcore, anyio, h11)
 taking about half of the daemon's CPU per request; aiohttp's client (a C HTTP parser, native
-to asyncio) does the same exchange for about a third of that CPU. The providers see neither:
-an exchange is a ``Reply`` (status, headers, body or lines), and the errors of both libraries
-are classified at the one boundary, ``actors.providers.errors.classify_transport``. Without
-aiohttp (it comes with the ``daemon`` extra), or with HTTP/2 asked for, the same interface runs
-on httpx. httpx stays the sync client and the client users configure (``httpx.Limits``).
+to asyncio) does the same exchange for about a third of that CPU, and ``actors.providers.h1``
+(HTTP/1.1 over asyncio and httptools, nothing else) for about a fifth of aiohttp's. h1 serves
+the providers' async calls when httptools is installed (the ``daemon`` extra) and no proxy is
+configured; aiohttp goes through proxies; with HTTP/2 asked for, or neither installed, httpx
+does. The providers see none of them: an exchange is a ``Reply`` (status, headers, body or
+lines), and the errors are classified at the one boundary,
+``actors.providers.errors.classify_transport``. httpx stays the sync client and the client
+users configure (``httpx.Limits``).
 """
 
 from __future__ import annotations
