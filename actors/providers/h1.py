@@ -16,6 +16,7 @@ is sent once more on a new connection, as the aiohttp path does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import codecs
 import collections
 import contextlib
@@ -26,14 +27,16 @@ import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple
+from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 import httpx
 
+from actors._version import __version__
 from actors.providers.sse import SSEDecoder, SSEEvent
 from actors.providers.upstream import Answer, LineSplitter, _closed_by_peer, _events
+from actors.secrets import shown_url
 
 __all__ = ["H1Upstream"]
 
@@ -41,6 +44,19 @@ _log = logging.getLogger("actors.upstream")
 
 #: Response bytes buffered unread before the connection stops reading (a slow consumer).
 _HIGH_WATER = 1 << 20
+#: Headers this client writes itself: the body's framing.
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
+_BREAKS = frozenset("\r\n")
+#: What a path or query may hold unescaped (httpx's choice: RFC 3986's reserved and unreserved).
+_SAFE = "/:@!$&'()*+,;=%~"
+_USER_AGENT = f"user-agent: llm-actors/{__version__}\r\n".encode()
+
+
+class _Target(NamedTuple):
+    origin: tuple[str, str, int]
+    line: bytes  # the request line after the method
+    host: bytes  # the Host header line
+    auth: bytes  # an Authorization line from credentials in the URL, or nothing
 
 
 class _Connection(asyncio.Protocol):
@@ -54,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.used = False  # it has carried an exchange before this one
         self.busy = False  # an exchange is under way
+        self.slot = False  # it holds one of the upstream's ``max_connections`` slots
         self._begin()
 
     def _begin(self) -> None:
@@ -64,6 +81,8 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.complete = False
         self.keep_alive = False
+        self.informational = False  # the message being parsed is a 1xx, before the real answer
+        self.until_close = False  # the body ends when the server closes the connection
         self.got_bytes = False
         self.inflate: Any = None
         self.waiter: asyncio.Future[None] | None = None
@@ -88,7 +107,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is None:
+        if exc is None and self.until_close and self.head.done() and not self.complete:
+            self.complete = True  # a body framed by the connection's end has ended
+            self.closed = httpx.RemoteProtocolError("the server closed the connection")
+            self._wake()
+        elif exc is None:
             self._end(httpx.RemoteProtocolError("the server closed the connection"))
         else:
             error = httpx.ReadError(f"the connection broke ({exc})")
@@ -101,12 +124,22 @@ class _Connection(asyncio.Protocol):
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # 100 Continue, 103 Early Hints: the answer comes after it
+            self.informational = True
+            self.raw_headers = []
+            return
+        self.status = status
         self.keep_alive = self.parser.should_keep_alive()  # asked here: after the body it says False
+        framed = status in (204, 304)
         for name, value in self.raw_headers:
-            if name.lower() == b"content-encoding" and value.strip().lower() in (b"gzip", b"deflate"):
+            name = name.lower()
+            if name in (b"content-length", b"transfer-encoding"):
+                framed = True
+            elif name == b"content-encoding" and value.strip().lower() in (b"gzip", b"deflate"):
                 # Not asked for (no Accept-Encoding is sent), but decoded if a server sends it.
                 self.inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        self.until_close = not framed
         if not self.head.done():
             self.head.set_result(None)
 
@@ -120,6 +153,9 @@ class _Connection(asyncio.Protocol):
             self._wake()
 
     def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
         self.complete = True
         self._wake()
 
@@ -162,10 +198,12 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return (
             self.complete
+            and not self.pieces  # read to its end (a paused connection never is)
             and self.closed is None
             and self.transport is not None
             and not self.transport.is_closing()
             and self.keep_alive
+            and not self.until_close
         )
 
 
@@ -224,24 +262,37 @@ class H1Upstream:
 
     def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
         self._ssl = ssl_context
-        self._keep = limits.max_keepalive_connections or 100
-        self._expiry = limits.keepalive_expiry or 5.0
+        # As httpx reads its limits: None is no limit.
+        keep, expiry = limits.max_keepalive_connections, limits.keepalive_expiry
+        self._keep = keep if keep is not None else 1 << 30
+        self._expiry = expiry if expiry is not None else float("inf")
+        self._slots = asyncio.Semaphore(limits.max_connections) if limits.max_connections else None
         self._idle: dict[tuple[str, str, int], list[_Connection]] = collections.defaultdict(list)
-        self._targets: dict[str, tuple[tuple[str, str, int], bytes]] = {}
+        self._targets: dict[str, _Target] = {}
         self._closed = False
 
-    def _target(self, url: str) -> tuple[tuple[str, str, int], bytes]:
+    def _target(self, url: str) -> _Target:
         # Each instance calls the same few URLs: parsed once.
         known = self._targets.get(url)
         if known is None:
             parts = urlsplit(url)
             scheme, host = parts.scheme, parts.hostname or ""
             port = parts.port or (443 if scheme == "https" else 80)
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            path = quote(parts.path or "/", safe=_SAFE) + (
+                f"?{quote(parts.query, safe=_SAFE + '?')}" if parts.query else ""
+            )
             shown = f"[{host}]" if ":" in host else host
             authority = shown if parts.port is None else f"{shown}:{port}"
-            head = f" {path} HTTP/1.1\r\nhost: {authority}\r\n".encode("ascii")
-            known = (scheme, host, port), head
+            auth = b""
+            if parts.username is not None:  # credentials in the URL: Basic auth, as httpx sends them
+                pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+                auth = b"authorization: Basic " + base64.b64encode(pair) + b"\r\n"
+            known = _Target(
+                (scheme, host, port),
+                f" {path} HTTP/1.1\r\n".encode("ascii"),
+                f"host: {authority}\r\n".encode(),
+                auth,
+            )
             if len(self._targets) < 256:
                 self._targets[url] = known
         return known
@@ -282,16 +333,46 @@ class H1Upstream:
     async def _exchange(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
     ) -> _Connection:
-        origin, target = self._target(url)
-        lines = [method.encode("ascii"), target]
+        target = self._target(url)
+        lines = [method.encode("ascii"), target.line]
+        named = set()
         for name, value in headers.items():
-            if "\n" in value or "\r" in value:
-                raise httpx.LocalProtocolError(f"header {name} has a line break")
-            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+            lower = name.lower()
+            if lower in _FRAMING:  # the body's length is this client's to say
+                continue
+            named.add(lower)
+            if _BREAKS.intersection(name) or _BREAKS.intersection(value) or ":" in name:
+                raise httpx.LocalProtocolError(f"header {name!r} has a line break or a colon in it")
+            try:
+                lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+            except UnicodeEncodeError:
+                raise httpx.LocalProtocolError(f"header {name!r} is not Latin-1 text") from None
+        if "host" not in named:
+            lines.append(target.host)
+        if target.auth and "authorization" not in named:
+            lines.append(target.auth)
+        if "user-agent" not in named:
+            lines.append(_USER_AGENT)
         lines.append(b"content-length: %d\r\n\r\n" % len(body or b""))
         if body:
             lines.append(body)
         request = b"".join(lines)
+        origin = target.origin
+        slots = self._slots
+        if slots is not None:
+            await slots.acquire()
+        try:
+            conn = await self._send(origin, request, timeout, method, url)
+        except BaseException:
+            if slots is not None:
+                slots.release()
+            raise
+        conn.slot = slots is not None
+        return conn
+
+    async def _send(
+        self, origin: tuple[str, str, int], request: bytes, timeout: float, method: str, url: str
+    ) -> _Connection:
         for attempt in (1, 2):
             conn = self._pooled(origin)
             reused = conn is not None
@@ -302,6 +383,8 @@ class H1Upstream:
             assert conn.transport is not None
             conn.transport.write(request)
             try:
+                if conn.closed is not None:  # closed before the request could go: no answer will come
+                    raise conn.closed
                 async with asyncio.timeout(timeout):
                     await conn.head
             except TimeoutError:
@@ -318,12 +401,16 @@ class H1Upstream:
             except BaseException:
                 conn.transport.close()  # cancelled mid-exchange: the connection cannot be reused
                 raise
-            if _log.isEnabledFor(logging.DEBUG):  # the URL never has credentials: they go in a header
-                _log.debug('HTTP Request: %s %s "HTTP/1.1 %d"', method, url, conn.status)
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug('HTTP Request: %s %s "HTTP/1.1 %d"', method, shown_url(url), conn.status)
             return conn
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _release(self, conn: _Connection) -> None:
+        if conn.slot:
+            conn.slot = False
+            assert self._slots is not None
+            self._slots.release()
         transport = conn.transport
         if transport is None:
             return

@@ -84,8 +84,94 @@ async def test_a_connection_is_reused_unless_its_answer_closes_it(up: H1Upstream
         assert script.connections == 1
         assert (await up.fetch("GET", url, {}, None, 5)).content == b'{"ok": true}'
         assert script.connections == 2  # the third answer said close
-    assert script.requests[0].startswith(b"POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:")
-    assert b"content-length: 2\r\n\r\n{}" in script.requests[0]
+    first = script.requests[0]
+    assert first.startswith(b"POST /v1/x HTTP/1.1\r\ncontent-type: application/json\r\nhost: 127.0.0.1:")
+    assert b"\r\nuser-agent: llm-actors/" in first and first.endswith(b"content-length: 2\r\n\r\n{}")
+
+
+async def test_a_1xx_before_the_answer_is_skipped_and_the_connection_stays_in_step(up: H1Upstream) -> None:
+    async def early_hints(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.01)  # in a packet of its own, as a server sends it before working
+        writer.write(_ok(b"answer-1"))
+
+    script = Scripted([early_hints, _ok(b"answer-2")])
+    server, url = await _serve(script)
+    async with server:
+        first = await up.fetch("GET", url, {}, None, 5)
+        assert (first.status_code, first.content) == (200, b"answer-1") and "link" not in first.headers
+        assert (await up.fetch("GET", url, {}, None, 5)).content == b"answer-2"
+    assert script.connections == 1
+
+
+async def test_a_body_that_ends_with_the_connection_is_whole_and_the_connection_not_reused(
+    up: H1Upstream,
+) -> None:
+    async def until_close(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: one\n\ndata: two\n\n")
+        await writer.drain()
+        writer.close()
+
+    script = Scripted([until_close, _ok()])
+    server, url = await _serve(script)
+    async with server:
+        async with up.stream("POST", url, {}, b"{}", 5) as reply:
+            assert [e.data async for batch in reply.events() for e in batch] == ["one", "two"]
+        assert (await up.fetch("GET", url, {}, None, 5)).status_code == 200
+    assert script.connections == 2
+
+
+async def test_a_stream_left_with_its_body_unread_is_not_pooled_paused(up: H1Upstream) -> None:
+    big = b"x" * (3 << 20)  # past the point where the connection stops reading
+    script = Scripted([_ok(big), _ok()])
+    server, url = await _serve(script)
+    async with server:
+        async with up.stream("GET", url, {}, None, 5) as reply:
+            assert reply.status == 200  # and the body is left unread
+        assert (await up.fetch("GET", url, {}, None, 2)).content == b'{"ok": true}'
+
+
+async def test_requests_are_written_as_httpx_writes_them(up: H1Upstream) -> None:
+    script = Scripted([_ok(), _ok()])
+    server, url = await _serve(script)
+    port = url.split(":")[2].split("/")[0]
+    async with server:
+        headers = {"Host": "api.example", "Content-Length": "99", "user-agent": "mine"}
+        await up.fetch("POST", f"http://u%40s:p@127.0.0.1:{port}/v1/a b/é?q=x y", headers, b"{}", 5)
+        with pytest.raises(httpx.LocalProtocolError):
+            await up.fetch("GET", url, {"x-bad\r\nx-injected": "1"}, None, 5)
+        with pytest.raises(httpx.LocalProtocolError):
+            await up.fetch("GET", url, {"x-name": "naïve ✓"}, None, 5)
+    request = script.requests[0].decode("latin-1")
+    assert request.startswith("POST /v1/a%20b/%C3%A9?q=x%20y HTTP/1.1\r\n")
+    assert "Host: api.example\r\n" in request and "host:" not in request  # the caller's Host wins
+    assert "user-agent: mine\r\n" in request and "llm-actors" not in request
+    assert "authorization: Basic dUBzOnA=\r\n" in request  # u@s:p, from the URL
+    assert request.count("ontent-length") == 1 and "content-length: 2\r\n" in request
+
+
+async def test_max_connections_holds_further_exchanges_until_one_ends() -> None:
+    up = H1Upstream(httpx.Limits(max_connections=1), ssl.create_default_context())
+    release = asyncio.Event()
+
+    async def held(writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.write(_ok(b"first"))
+
+    script = Scripted([held, _ok(b"second")])
+    server, url = await _serve(script)
+    async with server:
+        first = asyncio.ensure_future(up.fetch("GET", url, {}, None, 5))
+        second = asyncio.ensure_future(up.fetch("GET", url, {}, None, 5))
+        while not script.requests:
+            await asyncio.sleep(0)
+        for _ in range(200):  # the second has every chance to go, and does not
+            await asyncio.sleep(0)
+        assert len(script.requests) == 1 and not second.done()
+        release.set()
+        assert (await first).content == b"first" and (await second).content == b"second"
+    await up.aclose()
 
 
 async def test_an_idle_connection_past_its_expiry_is_not_reused() -> None:
