@@ -36,7 +36,7 @@ import httpx
 from actors._version import __version__
 from actors.providers.sse import SSEDecoder, SSEEvent
 from actors.providers.upstream import Answer, LineSplitter, _closed_by_peer, _events
-from actors.secrets import shown_url
+from actors.secrets import hide_userinfo
 
 __all__ = ["H1Upstream"]
 
@@ -402,7 +402,7 @@ class H1Upstream:
                 conn.transport.close()  # cancelled mid-exchange: the connection cannot be reused
                 raise
             if _log.isEnabledFor(logging.DEBUG):
-                _log.debug('HTTP Request: %s %s "HTTP/1.1 %d"', method, shown_url(url), conn.status)
+                _log.debug('HTTP Request: %s %s "HTTP/1.1 %d"', method, hide_userinfo(url), conn.status)
             return conn
         raise AssertionError("unreachable")  # pragma: no cover
 
