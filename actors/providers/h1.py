@@ -46,7 +46,6 @@ _log = logging.getLogger("actors.upstream")
 _HIGH_WATER = 1 << 20
 #: Headers this client writes itself: the body's framing.
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
-_BREAKS = frozenset("\r\n")
 #: What a path or query may hold unescaped (httpx's choice: RFC 3986's reserved and unreserved).
 _SAFE = "/:@!$&'()*+,;=%~"
 _USER_AGENT = f"user-agent: llm-actors/{__version__}\r\n".encode()
@@ -341,10 +340,12 @@ class H1Upstream:
             if lower in _FRAMING:  # the body's length is this client's to say
                 continue
             named.add(lower)
-            if _BREAKS.intersection(name) or _BREAKS.intersection(value) or ":" in name:
+            line = f"{name}: {value}\r\n"
+            text = line[:-2]
+            if "\r" in text or "\n" in text or ":" in name:
                 raise httpx.LocalProtocolError(f"header {name!r} has a line break or a colon in it")
             try:
-                lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+                lines.append(line.encode("latin-1"))
             except UnicodeEncodeError:
                 raise httpx.LocalProtocolError(f"header {name!r} is not Latin-1 text") from None
         if "host" not in named:
