@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import codecs
 import collections
 import contextlib
 import errno
@@ -26,7 +25,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
@@ -34,8 +33,8 @@ import httptools
 import httpx
 
 from actors._version import __version__
-from actors.providers.sse import SSEDecoder, SSEEvent
-from actors.providers.upstream import Answer, LineSplitter, _closed_by_peer, _events
+from actors.providers.sse import SSEEvent
+from actors.providers.upstream import Answer, _closed_by_peer, event_batches
 from actors.secrets import hide_userinfo
 
 __all__ = ["H1Upstream"]
@@ -173,11 +172,11 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def piece(self, timeout: float) -> bytes | None:
-        """The next piece of the body; None once it is complete."""
+    async def piece(self, timeout: float) -> bytes:
+        """The next piece of the body; empty once it is complete."""
         while not self.pieces:
             if self.complete:
-                return None
+                return b""
             if self.closed is not None:
                 raise self.closed
             self.waiter = asyncio.get_running_loop().create_future()
@@ -220,22 +219,15 @@ class _Reply:
 
     async def read(self) -> bytes:
         parts = []
-        while (piece := await self._conn.piece(self._timeout)) is not None:
+        while piece := await self._next():
             parts.append(piece)
         return b"".join(parts)
 
-    async def events(self) -> AsyncIterator[list[SSEEvent]]:
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        splitter = LineSplitter()
-        sse = SSEDecoder()
-        while (piece := await self._conn.piece(self._timeout)) is not None:
-            events = _events(sse, splitter.feed(decoder.decode(piece)))
-            if events:
-                yield events
-        events = _events(sse, splitter.feed(decoder.decode(b"", final=True)) + splitter.flush())
-        events += sse.tail()
-        if events:
-            yield events
+    def _next(self) -> Awaitable[bytes]:
+        return self._conn.piece(self._timeout)
+
+    def events(self) -> AsyncIterator[list[SSEEvent]]:
+        return event_batches(self._next)
 
 
 class _Stream:

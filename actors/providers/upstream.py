@@ -21,7 +21,7 @@ import logging
 import select
 import urllib.request
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -46,6 +46,7 @@ __all__ = [
     "Reply",
     "Shards",
     "Upstream",
+    "event_batches",
 ]
 
 # httpx logs each request at info; here it is debug, so the hot path pays one level check.
@@ -219,20 +220,27 @@ class _AioReply:
     async def read(self) -> bytes:
         return await self._response.read()
 
-    async def events(self) -> AsyncIterator[list[SSEEvent]]:
-        # Each read's lines and events are decoded here in one pass: a generator for the
-        # lines and one for the events would cost two more async steps per line of a stream.
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        splitter = LineSplitter()
-        sse = SSEDecoder()
-        async for piece in self._response.content.iter_any():
-            events = _events(sse, splitter.feed(decoder.decode(piece)))
-            if events:
-                yield events
-        events = _events(sse, splitter.feed(decoder.decode(b"", final=True)) + splitter.flush())
-        events += sse.tail()
+    def events(self) -> AsyncIterator[list[SSEEvent]]:
+        return event_batches(self._response.content.readany)
+
+
+async def event_batches(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[list[SSEEvent]]:
+    """The server-sent events of a body that ``read`` gives piece by piece (empty at its end),
+    a batch per piece that completes any.
+
+    Each piece's lines and events are decoded here in one pass: a generator for the lines and
+    one for the events would cost two more async steps per line of a stream."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    splitter = LineSplitter()
+    sse = SSEDecoder()
+    while piece := await read():
+        events = _events(sse, splitter.feed(decoder.decode(piece)))
         if events:
             yield events
+    events = _events(sse, splitter.feed(decoder.decode(b"", final=True)) + splitter.flush())
+    events += sse.tail()
+    if events:
+        yield events
 
 
 def _events(sse: SSEDecoder, lines: list[str]) -> list[SSEEvent]:
