@@ -19,7 +19,6 @@ import asyncio
 import base64
 import collections
 import contextlib
-import errno
 import logging
 import socket
 import ssl
@@ -34,7 +33,7 @@ import httpx
 
 from actors._version import __version__
 from actors.providers.sse import SSEEvent
-from actors.providers.upstream import Answer, _closed_by_peer, event_batches
+from actors.providers.upstream import Answer, _closed_by_peer, _unread, event_batches
 from actors.secrets import hide_userinfo
 
 __all__ = ["H1Upstream"]
@@ -387,7 +386,7 @@ class H1Upstream:
                 conn.transport.close()
                 # A pooled connection its server reset before answering never carried the
                 # request; a clean close without an answer may have (a model call costs money).
-                if attempt == 1 and reused and not conn.got_bytes and _reset(exc):
+                if attempt == 1 and reused and not conn.got_bytes and _unread(exc):
                     _log.debug("a pooled connection was reset by its server (%s); sending again", exc)
                     continue
                 raise
@@ -450,14 +449,3 @@ class H1Upstream:
                         with contextlib.suppress(OSError):
                             sock.shutdown(socket.SHUT_RDWR)
         self._idle.clear()
-
-
-def _reset(exc: BaseException | None) -> bool:
-    while exc is not None:
-        if isinstance(exc, (ConnectionResetError, BrokenPipeError)) or getattr(exc, "errno", None) in (
-            errno.ECONNRESET,
-            errno.EPIPE,
-        ):
-            return True
-        exc = exc.__cause__
-    return False
