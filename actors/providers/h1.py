@@ -65,7 +65,6 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed: BaseException | None = None  # why the connection ended, once it has
         self.idle_since = 0.0
-        self.used = False  # it has carried an exchange before this one
         self.busy = False  # an exchange is under way
         self.slot = False  # it holds one of the upstream's ``max_connections`` slots
         self._begin()
@@ -104,11 +103,9 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if exc is None and self.until_close and self.head.done() and not self.complete:
-            self.complete = True  # a body framed by the connection's end has ended
-            self.closed = httpx.RemoteProtocolError("the server closed the connection")
-            self._wake()
-        elif exc is None:
+        if exc is None:
+            if self.until_close and self.head.done():
+                self.complete = True  # a body framed by the connection's end has ended
             self._end(httpx.RemoteProtocolError("the server closed the connection"))
         else:
             error = httpx.ReadError(f"the connection broke ({exc})")
@@ -200,7 +197,6 @@ class _Connection(asyncio.Protocol):
             and self.transport is not None
             and not self.transport.is_closing()
             and self.keep_alive
-            and not self.until_close
         )
 
 
@@ -409,7 +405,6 @@ class H1Upstream:
         conn.busy = False
         idle = self._idle[conn.origin]
         if not self._closed and conn.reusable() and len(idle) < self._keep:
-            conn.used = True
             conn.idle_since = time.monotonic()
             idle.append(conn)
         else:
