@@ -39,7 +39,7 @@ from actors.errors import (
 )
 from actors.outcome import Outcome
 
-__all__ = ["APIError", "from_llm_error", "retry_after_header"]
+__all__ = ["APIError", "from_llm_error", "internal", "retry_after_header"]
 
 #: Seconds a 429 asks the client to wait when the runtime has no better figure.
 DEFAULT_RETRY_AFTER = 1.0
@@ -107,6 +107,11 @@ def _answer(exc: BaseException) -> APIError:
         return APIError(503, "unavailable", str(exc))
     if isinstance(exc, LLMError):
         return APIError(500, "internal", str(exc))
+    return internal(exc)
+
+
+def internal(exc: BaseException) -> APIError:
+    """The answer for a bug: its type only (its message may hold anything), and where to look."""
     return APIError(500, "internal", f"internal error: {type(exc).__name__}; see the daemon's log")
 
 

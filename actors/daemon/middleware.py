@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from actors import jsonio
 from actors.daemon import anthropic_api, openai_api
 from actors.daemon.auth import OPEN_PATHS
-from actors.daemon.errors import APIError
+from actors.daemon.errors import APIError, internal
 
 if TYPE_CHECKING:
     from actors.daemon.state import DaemonState
@@ -141,8 +141,7 @@ class Gateway:
             if send_with_id.status:  # the answer had begun: the server cuts the connection
                 raise
             _errors.error("request crashed", request_id=request_id, exc_info=exc)
-            error = APIError(500, "internal", f"internal error: {type(exc).__name__}; see the daemon's log")
-            await _answer(send_with_id, path, error, request_id, [])
+            await _answer(send_with_id, path, internal(exc), request_id, [])
         finally:
             state.in_flight -= 1
             send_with_id.log()  # if no answer ended: the line says what happened instead
