@@ -42,6 +42,11 @@ SHARD_CONNECTIONS = 4
 DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
 
 
+def _proxied() -> bool:
+    """Whether the environment names a proxy (``NO_PROXY`` alone names none)."""
+    return any(scheme != "no" for scheme in urllib.request.getproxies())
+
+
 @functools.lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle takes ~30 ms; without sharing, every new client (one per origin and
@@ -159,7 +164,7 @@ class HTTPClients:
         self._limits = limits or DEFAULT_LIMITS
         self._http2 = http2
         # h1 when it can (httptools installed, no HTTP/2, no proxy to go through), else aiohttp.
-        proxied = any(scheme != "no" for scheme in urllib.request.getproxies())
+        proxied = _proxied()
         self.async_backend = async_backend or (
             "h1" if H1 and not http2 and not proxied else "aiohttp" if AIOHTTP and not http2 else "httpx"
         )
@@ -192,8 +197,7 @@ class HTTPClients:
                     client = httpx.Client(mounts={"all://": transport}, **options)
                     # With a proxy from the environment the client routes each request (NO_PROXY
                     # alone mounts no proxy).
-                    proxied = any(scheme != "no" for scheme in urllib.request.getproxies())
-                    sender = self._sync[origin] = SyncSender(client, None if proxied else transport)
+                    sender = self._sync[origin] = SyncSender(client, None if _proxied() else transport)
         return sender
 
     def upstream(self, origin: str) -> Upstream:
