@@ -341,12 +341,10 @@ class SharedLeases:
         pace: PaceDecision | None = None,
         ttfb: float | None = None,
     ) -> None:
-        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens, pace, ttfb)
-        if held is None or held.split:
+        shared = self._give_back_local(lease, outcome, now, retry_after, reason, tokens, pace, ttfb)
+        if shared is None:
             return
-        if park is None and outcome is not Outcome.FATAL:
-            self._release_soon(held, tokens)
-            return
+        held, park = shared
         owner = held.owners[0]
         try:
             self.store.release(held.owners, held.id, tokens)
@@ -370,12 +368,10 @@ class SharedLeases:
         pace: PaceDecision | None = None,
         ttfb: float | None = None,
     ) -> None:
-        held, park = self._give_back_local(lease, outcome, now, retry_after, reason, tokens, pace, ttfb)
-        if held is None or held.split:
+        shared = self._give_back_local(lease, outcome, now, retry_after, reason, tokens, pace, ttfb)
+        if shared is None:
             return
-        if park is None and outcome is not Outcome.FATAL:
-            self._release_soon(held, tokens)
-            return
+        held, park = shared
         # Shielded: a cancelled caller must not leave its slot taken until the lease expires.
         task = asyncio.ensure_future(self._ashare(held, outcome, park, reason, tokens))
         try:
@@ -407,9 +403,10 @@ class SharedLeases:
         tokens: int,
         pace: PaceDecision | None = None,
         ttfb: float | None = None,
-    ) -> tuple[_Held | None, tuple[float, str] | None]:
-        """The local half of a give-back; returns what the store must hear, and the park to share
-        (a 429's, or one the provider's rate-limit headers asked for)."""
+    ) -> tuple[_Held, tuple[float, str] | None] | None:
+        """The local half of a give-back. Returns what the store must hear at once: the lease, and
+        the park to share (a 429's, or one the provider's rate-limit headers asked for); None when
+        nothing is to be shared now (an ordinary release goes with a later round trip)."""
         name = lease.member.name
         park = None
         parking = lease.member.gate.parking
@@ -434,6 +431,11 @@ class SharedLeases:
         if held is not None and held.probe:
             owner = held.owners[0]
             self._fact(lambda: self.store.end_probe(owner))
+        if held is None or held.split:
+            return None
+        if park is None and outcome is not Outcome.FATAL:
+            self._release_soon(held, tokens)
+            return None
         return held, park
 
     # -- an outage: each process its share ------------------------------------------------------
